@@ -1,0 +1,1 @@
+"""Private helpers shared by the AnnData-facing functions (validation, matrix access, logging)."""

@@ -1,0 +1,150 @@
+"""Resolve what an AnnData-facing function reads: the modality, the matrix, the gene names."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+_ENSEMBL = re.compile(r"^ENS[A-Z]*G\d{6,}(\.\d+)?$")
+
+
+def get_modality(data: Any, mod: str | None = None) -> AnnData:
+    """Return the AnnData to work on: ``data`` itself, or modality ``mod`` of a MuData."""
+    if type(data).__name__ == "MuData":
+        if mod is None:
+            if "rna" in data.mod:
+                mod = "rna"
+            else:
+                msg = f"Got a MuData; pass `mod=` naming the modality to use (one of {list(data.mod)})."
+                raise ValueError(msg)
+        if mod not in data.mod:
+            msg = f"Modality {mod!r} not found in the MuData; available: {list(data.mod)}."
+            raise KeyError(msg)
+        return data.mod[mod]
+    if mod is not None:
+        msg = "`mod` only applies to a MuData; got an AnnData."
+        raise ValueError(msg)
+    return data
+
+
+def get_matrix(adata: AnnData, *, layer: str | None = None, use_raw: bool | None = None):
+    """Return ``(X, var)`` for ``layer``, ``.raw`` or ``.X``, checking that the choice exists.
+
+    ``use_raw=None`` means: use ``.raw`` when it exists and no layer is given (scanpy's convention for
+    expression-reading tools).
+    """
+    if layer is not None and use_raw:
+        msg = "Pass either `layer` or `use_raw=True`, not both."
+        raise ValueError(msg)
+    if use_raw is None:
+        use_raw = layer is None and adata.raw is not None
+    if use_raw:
+        if adata.raw is None:
+            msg = "`use_raw=True` but `adata.raw` is None. Pass `use_raw=False` or a `layer`."
+            raise ValueError(msg)
+        return adata.raw.X, adata.raw.var
+    if layer is not None:
+        if layer not in adata.layers:
+            msg = f"Layer {layer!r} not found in `adata.layers` (available: {list(adata.layers)})."
+            raise KeyError(msg)
+        return adata.layers[layer], adata.var
+    return adata.X, adata.var
+
+
+def get_gene_names(var: pd.DataFrame, gene_symbols: str | None = None) -> np.ndarray:
+    """Gene names used in sentences: ``var_names`` or the ``gene_symbols`` column of ``var``.
+
+    Raises a clear error when the names look like Ensembl IDs and no symbol column was given, or when
+    the symbol column has missing values.
+    """
+    if gene_symbols is not None:
+        if gene_symbols not in var.columns:
+            msg = f"`gene_symbols={gene_symbols!r}` is not a column of `.var` (columns: {list(var.columns)})."
+            raise KeyError(msg)
+        names = var[gene_symbols]
+        if names.isna().any():
+            msg = (
+                f"Column `.var[{gene_symbols!r}]` has {int(names.isna().sum())} missing symbols; "
+                "fill them or subset those genes away first."
+            )
+            raise ValueError(msg)
+        names = names.astype(str).to_numpy()
+    else:
+        names = var.index.astype(str).to_numpy()
+        n_check = min(len(names), 200)
+        if n_check and np.mean([bool(_ENSEMBL.match(n)) for n in names[:n_check]]) > 0.5:
+            candidates = [c for c in var.columns if var[c].dtype == object or isinstance(var[c].dtype, pd.CategoricalDtype)]
+            msg = (
+                "`var_names` look like Ensembl gene IDs, but cell sentences need gene symbols. "
+                f"Pass `gene_symbols=` naming a `.var` column holding symbols (candidate columns: {candidates})."
+            )
+            raise ValueError(msg)
+    bad = [n for n in names[:1000] if not n or any(c.isspace() for c in n)]
+    if bad:
+        msg = f"Gene names must be non-empty and free of whitespace; found {bad[:5]!r}. Rename them first."
+        raise ValueError(msg)
+    return names
+
+
+def iter_row_chunks(X, chunk_size: int) -> Iterator[tuple[int, int, sparse.csr_matrix]]:
+    """Yield ``(start, stop, csr_chunk)`` over rows of a dense, sparse or backed matrix without densifying it."""
+    n = X.shape[0]
+    if sparse.issparse(X) and X.format == "csc":
+        X = X.tocsr()  # row slicing of CSC is O(nnz) per chunk; one conversion is cheaper than that
+    for start in range(0, n, chunk_size):
+        stop = min(start + chunk_size, n)
+        chunk = X[start:stop]
+        if not sparse.issparse(chunk):
+            chunk = sparse.csr_matrix(np.asarray(chunk))
+        elif chunk.format != "csr":
+            chunk = chunk.tocsr()
+        yield start, stop, chunk
+
+
+def check_values(data: np.ndarray, where: str) -> None:
+    """Raise when expression values contain NaN/inf or negatives."""
+    if data.size == 0:
+        return
+    if not np.all(np.isfinite(data)):
+        msg = f"{where} contains NaN or infinite values; cell sentences need finite, non-negative expression."
+        raise ValueError(msg)
+    if data.min() < 0:
+        msg = (
+            f"{where} contains negative values (is it scaled/centred?). Use counts or log-normalised "
+            "expression, e.g. `layer='counts'` or `use_raw=True`."
+        )
+        raise ValueError(msg)
+
+
+def uns_key(obsm_key: str) -> str:
+    """``'X_ember'`` → ``'ember'``: where an ``.obsm`` result keeps its parameters in ``.uns``."""
+    return obsm_key[2:] if obsm_key.startswith("X_") else obsm_key
+
+
+def check_obsm(adata: AnnData, key: str) -> np.ndarray:
+    """Return ``adata.obsm[key]`` as a float array, checking it exists and is finite."""
+    if key not in adata.obsm:
+        msg = f"`{key}` not found in `adata.obsm` (available: {list(adata.obsm)}). Compute it first, e.g. with `sl.tl.embed`."
+        raise KeyError(msg)
+    X = adata.obsm[key]
+    X = X.toarray() if sparse.issparse(X) else np.asarray(X)
+    if not np.all(np.isfinite(X)):
+        msg = f"`adata.obsm[{key!r}]` contains NaN or infinite values; recompute or drop those cells."
+        raise ValueError(msg)
+    return X.astype(np.float32, copy=False)
+
+
+def check_obs(adata: AnnData, key: str) -> pd.Series:
+    """Return ``adata.obs[key]``, raising a clear error when it is missing."""
+    if key not in adata.obs:
+        msg = f"`{key}` not found in `adata.obs` (available: {list(adata.obs.columns)})."
+        raise KeyError(msg)
+    return adata.obs[key]

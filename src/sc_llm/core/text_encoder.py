@@ -1,0 +1,176 @@
+"""A frozen Hugging Face text encoder that embeds cell sentences (tensor-only: no AnnData here)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .device import autocast, autocast_dtype, dtype_name, resolve_device
+from .gene_tokens import GeneTokenizer
+from .hf_loading import SentenceConfig, load_hf_encoder, read_sentence_config
+
+_FALLBACK_MAX_LENGTH = 512
+
+
+def pool(hidden, mask, mode: str):
+    """Pool token states ``(batch, seq, dim)`` with attention ``mask`` ``(batch, seq)`` into ``(batch, dim)``."""
+    import torch
+
+    m = mask.unsqueeze(-1).to(hidden.dtype)
+    if mode == "cls":
+        return hidden[:, 0]
+    if mode in ("mean", "mean_sqrt_len"):
+        summed = (hidden * m).sum(1)
+        counts = m.sum(1).clamp(min=1e-9)
+        return summed / (counts if mode == "mean" else counts.sqrt())
+    if mode == "max":
+        return hidden.masked_fill(m == 0, torch.finfo(hidden.dtype).min).max(1).values
+    if mode == "weightedmean":
+        w = torch.arange(1, hidden.shape[1] + 1, device=hidden.device, dtype=hidden.dtype)[None, :, None] * m
+        return (hidden * w).sum(1) / w.sum(1).clamp(min=1e-9)
+    if mode == "lasttoken":
+        last = mask.sum(1) - 1  # sequences are right-padded
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+    msg = f"Unknown pooling {mode!r}."
+    raise ValueError(msg)
+
+
+class TextEncoder:
+    """Frozen text encoder for cell sentences.
+
+    Parameters
+    ----------
+    model
+        Hugging Face hub id or local folder.
+    revision
+        Hub revision (branch, tag or commit).
+    device
+        ``None`` picks CUDA, then MPS, then CPU.
+    max_length
+        Tokens per sentence including special tokens. Default: the model's sentence-transformers
+        ``max_seq_length``, else its ``max_position_embeddings`` (capped at 512).
+    pooling, normalize
+        Override the model's own sentence-transformers settings.
+    dtype
+        Compute dtype; default fp32 on CPU/MPS and bf16 (fp16 without bf16 support) autocast on CUDA.
+    prefix
+        Text placed before the genes of every sentence.
+    trust_remote_code
+        Passed to transformers; only set it for models whose code you trust.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        revision: str | None = None,
+        device: Any = None,
+        max_length: int | None = None,
+        pooling: str | None = None,
+        normalize: bool | None = None,
+        dtype: Any = None,
+        prefix: str | None = None,
+        trust_remote_code: bool = False,
+    ):
+        import torch
+
+        self.model_id = str(model)
+        self.device = resolve_device(device)
+        self.compute_dtype = autocast_dtype(self.device, dtype)
+        self.tokenizer, self.model, self.commit = load_hf_encoder(
+            self.model_id, revision=revision, trust_remote_code=trust_remote_code
+        )
+        st = read_sentence_config(self.model_id, revision=revision)
+        self.sentence_config = SentenceConfig(
+            pooling=pooling or st.pooling,
+            normalize=st.normalize if normalize is None else normalize,
+            max_seq_length=st.max_seq_length,
+            source=st.source,
+        )
+        model_max = getattr(self.model.config, "max_position_embeddings", None) or _FALLBACK_MAX_LENGTH
+        if max_length is None:
+            max_length = st.max_seq_length or min(model_max, _FALLBACK_MAX_LENGTH)
+        if max_length > model_max:
+            msg = f"max_length={max_length} exceeds the model's {model_max} position embeddings."
+            raise ValueError(msg)
+        self.max_length = int(max_length)
+        self.genes = GeneTokenizer(self.tokenizer, self.max_length, prefix)
+        self.model.eval().requires_grad_(False).to(self.device)
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
+        self._torch = torch
+
+    @property
+    def dim(self) -> int:
+        """Embedding dimension."""
+        return int(self.model.config.hidden_size)
+
+    def params(self) -> dict[str, Any]:
+        """Settings worth recording next to the embeddings."""
+        return {
+            "model": self.model_id,
+            "revision": self.commit,
+            "pooling": self.sentence_config.pooling,
+            "normalize": self.sentence_config.normalize,
+            "pooling_source": self.sentence_config.source,
+            "max_length": self.max_length,
+            "dtype": dtype_name(self.compute_dtype),
+            "device": self.device.type,
+            "prefix": self.genes.prefix or None,
+            "tokenization": self.genes.mode,
+        }
+
+    def tokenize(self, sentences: Sequence[str]) -> tuple[list[list[int]], np.ndarray]:
+        """Token ids (special tokens included) and a truncation flag per sentence."""
+        ids, truncated = self.genes(sentences)
+        return ids, np.asarray(truncated, dtype=bool)
+
+    def batch(self, ids: Sequence[Sequence[int]]):
+        """Right-padded ``input_ids`` and ``attention_mask`` tensors on the encoder's device."""
+        torch = self._torch
+        width = max(len(x) for x in ids)
+        input_ids = torch.full((len(ids), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(ids), width), dtype=torch.long)
+        for i, x in enumerate(ids):
+            input_ids[i, : len(x)] = torch.as_tensor(x, dtype=torch.long)
+            mask[i, : len(x)] = 1
+        return input_ids.to(self.device, non_blocking=True), mask.to(self.device, non_blocking=True)
+
+    def forward_pooled(self, input_ids, attention_mask, inputs_embeds=None):
+        """Sentence vectors for one batch (differentiable; callers choose the grad mode)."""
+        kwargs = {"attention_mask": attention_mask}
+        if inputs_embeds is not None:
+            kwargs["inputs_embeds"] = inputs_embeds
+        else:
+            kwargs["input_ids"] = input_ids
+        with autocast(self.device, self.compute_dtype):
+            hidden = self.model(**kwargs).last_hidden_state
+        out = pool(hidden.float(), attention_mask, self.sentence_config.pooling)
+        if self.sentence_config.normalize:
+            out = self._torch.nn.functional.normalize(out, p=2, dim=1)
+        return out
+
+    def encode_ids(self, ids: Sequence[Sequence[int]], *, batch_size: int = 32, progress: bool = True) -> np.ndarray:
+        """Embed pre-tokenised sequences; batches are formed by length and the input order is restored."""
+        from tqdm.auto import tqdm
+
+        torch = self._torch
+        n = len(ids)
+        out = np.zeros((n, self.dim), dtype=np.float32)
+        order = np.argsort([-len(x) for x in ids], kind="stable")
+        with torch.inference_mode(), tqdm(total=n, disable=not progress, desc="embedding", unit="cell") as bar:
+            for start in range(0, n, batch_size):
+                idx = order[start : start + batch_size]
+                input_ids, mask = self.batch([ids[i] for i in idx])
+                out[idx] = self.forward_pooled(input_ids, mask).cpu().numpy()
+                bar.update(len(idx))
+        return out
+
+    def encode(
+        self, sentences: Sequence[str], *, batch_size: int = 32, progress: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Embed cell sentences: ``(embeddings, truncated)``."""
+        ids, truncated = self.tokenize(sentences)
+        return self.encode_ids(ids, batch_size=batch_size, progress=progress), truncated

@@ -1,0 +1,5 @@
+"""Evaluation metrics used by the papers, on plain arrays."""
+
+from ._classification import classification_scores, kmeans_ari
+
+__all__ = ["classification_scores", "kmeans_ari"]

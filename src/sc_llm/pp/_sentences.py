@@ -1,0 +1,121 @@
+"""``sl.pp.cell_sentences``: expression → gene names ranked by expression."""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from .._utils._anndata import check_values, get_gene_names, get_matrix, get_modality, iter_row_chunks
+from .._utils._logging import logg
+from ..core.ranking import join_sentences, rank_genes
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+_CHUNK = 16_384
+
+
+def cell_sentences(
+    adata: AnnData,
+    *,
+    layer: str | None = None,
+    use_raw: bool | None = None,
+    gene_symbols: str | None = None,
+    n_genes: int | None = None,
+    mod: str | None = None,
+    chunk_size: int = _CHUNK,
+    key_added: str = "cell_sentence",
+    copy: bool = False,
+) -> AnnData | None:
+    """Write each cell as a *cell sentence*: its expressed genes' names in descending order of expression.
+
+    This is the Cell2Sentence / GenePT-s representation: genes with zero expression are omitted, and the
+    rest are ordered from the most to the least expressed. Ties keep the gene order of ``.var``
+    (the gene listed first comes first), so the result is deterministic. Values are compared at float32
+    precision.
+
+    The matrix is processed in chunks of cells and never densified, so CSR, CSC, dense and
+    ``backed="r"`` AnnData objects all work.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix (cells × genes) of counts or log-normalised expression, or a MuData
+        (see ``mod``).
+    layer
+        Layer to read instead of ``.X``.
+    use_raw
+        Read ``adata.raw``. Defaults to ``True`` when ``.raw`` exists and no ``layer`` is given.
+    gene_symbols
+        Column of ``.var`` (or ``.raw.var``) holding gene symbols, to use instead of ``var_names``
+        (needed when ``var_names`` are Ensembl IDs).
+    n_genes
+        Keep only the top ``n_genes`` genes of each cell. All expressed genes when ``None``.
+    mod
+        Modality to use when ``adata`` is a MuData (default ``'rna'``); results go into that modality.
+    chunk_size
+        Number of cells ranked at a time; bounds the working memory.
+    key_added
+        Key under which the sentences and parameters are stored.
+    copy
+        Return a copy instead of writing to ``adata``.
+
+    Returns
+    -------
+    Returns ``None`` (or a copy if ``copy=True``) and sets:
+
+    ``adata.obs[key_added]`` : :class:`pandas.Series` of ``str``
+        Space-separated gene names, most expressed first; ``''`` for cells with no expressed gene.
+    ``adata.uns[key_added]['params']`` : :class:`dict`
+        ``layer``, ``use_raw``, ``gene_symbols``, ``n_genes``, ``tie_break``.
+
+    Examples
+    --------
+    >>> import sc_llm as sl
+    >>> adata = sl.datasets.pbmc68k_reduced()
+    >>> sl.pp.cell_sentences(adata, n_genes=100)
+    >>> adata.obs["cell_sentence"].iloc[0].split()[:3]  # doctest: +SKIP
+    ['MALAT1', 'TMSB4X', 'B2M']
+    """
+    if n_genes is not None and n_genes < 1:
+        msg = f"`n_genes` must be a positive integer or None, got {n_genes}."
+        raise ValueError(msg)
+    if chunk_size < 1:
+        msg = f"`chunk_size` must be positive, got {chunk_size}."
+        raise ValueError(msg)
+    adata = adata.copy() if copy else adata
+    target = get_modality(adata, mod)
+    X, var = get_matrix(target, layer=layer, use_raw=use_raw)
+    names = np.asarray(get_gene_names(var, gene_symbols), dtype=object)
+    source = "layers['" + layer + "']" if layer else ("raw.X" if X is getattr(target.raw, "X", None) else "X")
+
+    start_time = logg.info(f"computing cell sentences from adata.{source}")
+    sentences: list[str] = []
+    for _, _, chunk in iter_row_chunks(X, chunk_size):
+        check_values(chunk.data, f"adata.{source}")
+        indptr, genes = rank_genes(chunk, n_genes)
+        sentences.extend(join_sentences(indptr, genes, names))
+
+    n_empty = sum(1 for s in sentences if not s)
+    if n_empty:
+        warnings.warn(
+            f"{n_empty} cell(s) have no expressed gene and get an empty sentence; "
+            "consider filtering them with `sc.pp.filter_cells(adata, min_genes=1)`.",
+            UserWarning,
+            stacklevel=2,
+        )
+    target.obs[key_added] = pd.Series(sentences, index=target.obs_names, dtype=object)
+    target.uns[key_added] = {
+        "params": {
+            "layer": layer,
+            "use_raw": source == "raw.X",
+            "gene_symbols": gene_symbols,
+            "n_genes": n_genes,
+            "tie_break": "var_order",
+        }
+    }
+    logg.info("    finished", time=start_time, deep=f"added\n    '{key_added}', cell sentences (adata.obs)")
+    return adata if copy else None

@@ -1,0 +1,164 @@
+"""``sl.tl.embed``: cell embeddings from a frozen text encoder (or an expression foundation model)."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from .._utils._anndata import check_obs, get_modality, uns_key
+from .._utils._logging import logg
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+DEFAULT_TEXT_MODEL = "llmrails/ember-v1"
+_GENERIC_NAMES = {"model", "models", "snapshot", "snapshots", "checkpoint", "weights"}
+
+
+def default_key(model: str) -> str:
+    """``'llmrails/ember-v1'`` → ``'X_ember'``; a local ``…/all-MiniLM-L6-v2`` → ``'X_all-minilm-l6'``."""
+    p = Path(str(model).rstrip("/"))
+    name = p.name
+    while (name.lower() in _GENERIC_NAMES or re.fullmatch(r"[0-9a-f]{40}", name)) and p.parent != p:
+        p = p.parent
+        name = p.name
+    name = re.sub(r"[-_]v\d+(\.\d+)*$", "", name.lower())
+    return f"X_{name or 'text'}"
+
+
+def is_scgpt_checkpoint(model: Any) -> bool:
+    """A local folder in scGPT's layout (``args.json`` and ``vocab.json``)."""
+    p = Path(str(model)).expanduser()
+    return p.is_dir() and (p / "args.json").is_file() and (p / "vocab.json").is_file()
+
+
+def embed(
+    adata: AnnData,
+    *,
+    model: str = DEFAULT_TEXT_MODEL,
+    sentence_key: str = "cell_sentence",
+    key_added: str | None = None,
+    batch_size: int = 32,
+    max_length: int | None = None,
+    device: str | None = None,
+    encoder: Literal["auto", "text", "scgpt"] = "auto",
+    revision: str | None = None,
+    prefix: str | None = None,
+    dtype: str | None = None,
+    mod: str | None = None,
+    progress: bool = True,
+    trust_remote_code: bool = False,
+    copy: bool = False,
+    **encoder_kwargs: Any,
+) -> AnnData | None:
+    """Embed cells with a frozen encoder: a text encoder reading cell sentences, or scGPT reading expression.
+
+    With a text encoder (the default, Ember-V1 as in the paper), each cell sentence from
+    :func:`sc_llm.pp.cell_sentences` is tokenised only as far as the model's context reaches, encoded, and
+    pooled the way the model's own sentence-transformers configuration says (``modules.json``,
+    ``1_Pooling/config.json``); models without one get mean pooling over non-padding tokens.
+    Normalisation follows the same configuration.
+
+    Cells are batched by token length (order restored), run under :func:`torch.inference_mode` and, on CUDA,
+    bf16/fp16 autocast.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix, or a MuData (see ``mod``).
+    model
+        Hugging Face hub id or local folder. A local scGPT checkpoint folder (``args.json``, ``vocab.json``,
+        ``best_model.pt``) selects the scGPT encoder.
+    sentence_key
+        ``.obs`` column holding cell sentences (text encoders).
+    key_added
+        ``.obsm`` key for the embedding. Default: ``'X_'`` + the model's short name, e.g. ``'X_ember'``.
+        Parameters go to ``.uns`` under the same key without ``'X_'``.
+    batch_size
+        Cells per forward pass.
+    max_length
+        Tokens per cell including special tokens. Default: the model's sentence-transformers
+        ``max_seq_length``, else its position-embedding size capped at 512.
+    device
+        ``'cuda'``, ``'mps'``, ``'cpu'``; ``None`` picks the first available in that order.
+    encoder
+        ``'text'``, ``'scgpt'``, or ``'auto'`` to decide from ``model``.
+    revision
+        Hub revision (branch, tag or commit) of ``model``.
+    prefix
+        Text put before the genes of every sentence, e.g. ``"A cell with genes ranked by expression:"``.
+    dtype
+        Compute dtype (``'float32'``, ``'bfloat16'``, ``'float16'``); default fp32 on CPU, autocast on CUDA.
+    mod
+        Modality to use when ``adata`` is a MuData (default ``'rna'``).
+    progress
+        Show a progress bar.
+    trust_remote_code
+        Let transformers run code shipped with the model. Off unless you trust the model's author.
+    copy
+        Return a copy instead of writing to ``adata``.
+    **encoder_kwargs
+        Options of the scGPT encoder (see :func:`sc_llm.tl.embed` with a scGPT checkpoint).
+
+    Returns
+    -------
+    Returns ``None`` (or a copy if ``copy=True``) and sets:
+
+    ``adata.obsm[key_added]`` : :class:`numpy.ndarray` (``n_obs`` × dim, float32)
+        The cell embeddings.
+    ``adata.uns[key_added without 'X_']['params']`` : :class:`dict`
+        ``model``, ``revision`` (commit when known), ``pooling``, ``normalize``, ``max_length``, ``dtype``,
+        ``device``, ``prefix``, ``sentence_key``, ``n_truncated`` (cells whose sentence did not fit whole).
+    """
+    if encoder not in ("auto", "text", "scgpt"):
+        msg = f"`encoder` must be 'auto', 'text' or 'scgpt', got {encoder!r}."
+        raise ValueError(msg)
+    if batch_size < 1:
+        msg = f"`batch_size` must be positive, got {batch_size}."
+        raise ValueError(msg)
+    if encoder == "scgpt" or (encoder == "auto" and is_scgpt_checkpoint(model)):
+        from ._embed_scgpt import embed_scgpt
+
+        return embed_scgpt(
+            adata, model=model, key_added=key_added or "X_scgpt", batch_size=batch_size,
+            max_length=max_length, device=device, dtype=dtype, mod=mod, progress=progress, copy=copy,
+            **encoder_kwargs,
+        )  # fmt: skip
+    if encoder_kwargs:
+        msg = f"Unexpected arguments for a text encoder: {sorted(encoder_kwargs)}."
+        raise TypeError(msg)
+
+    target = get_modality(adata, mod)
+    sentences = check_obs(target, sentence_key) if sentence_key in target.obs else None
+    if sentences is None:
+        msg = f"No cell sentences in `adata.obs[{sentence_key!r}]`. Run `sl.pp.cell_sentences(adata)` first."
+        raise KeyError(msg)
+    sentences = sentences.fillna("").astype(str).tolist()
+    key_added = key_added or default_key(model)
+
+    from ..core.text_encoder import TextEncoder
+
+    start = logg.info(f"embedding {len(sentences)} cell sentences with {model!r}")
+    enc = TextEncoder(
+        model, revision=revision, device=device, max_length=max_length, dtype=dtype, prefix=prefix,
+        trust_remote_code=trust_remote_code,
+    )  # fmt: skip
+    logg.debug(f"    tokenization mode: {enc.genes.mode}, max_length={enc.max_length}, device={enc.device}")
+    X, truncated = enc.encode(sentences, batch_size=batch_size, progress=progress)
+    n_empty = sum(1 for s in sentences if not s)
+    if n_empty:
+        warnings.warn(f"{n_empty} cell(s) have an empty sentence; their embedding encodes no gene.", stacklevel=2)
+
+    adata = adata.copy() if copy else adata
+    target = get_modality(adata, mod)
+    target.obsm[key_added] = X
+    target.uns[uns_key(key_added)] = {
+        "params": {**enc.params(), "encoder": "text", "sentence_key": sentence_key, "n_truncated": int(truncated.sum())}
+    }
+    logg.info(
+        "    finished", time=start,
+        deep=f"added\n    '{key_added}', cell embeddings (adata.obsm)\n    '{uns_key(key_added)}', parameters (adata.uns)",
+    )  # fmt: skip
+    return adata if copy else None
