@@ -53,8 +53,8 @@ class GeneTokenizer:
             msg = f"max_length={max_length} leaves no room for tokens after the special tokens."
             raise ValueError(msg)
         self.prefix_ids: list[int] = self._encode(self.prefix) if self.prefix else []
-        self.mode: str | None = None  # 'word', 'space_word' or 'text', set by calibrate()
-        self._cache: dict[str, list[int]] = {}
+        self.mode: str | None = None  # set by calibrate()
+        self._cache: dict[tuple[str, bool], list[int]] = {}
 
     def _encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -63,25 +63,38 @@ class GeneTokenizer:
         body = " ".join(words)
         return f"{self.prefix} {body}" if self.prefix else body
 
-    def _word_ids(self, words: Sequence[str], mode: str) -> list[list[int]]:
-        items = list(words) if mode == "word" else [" " + w for w in words]
+    def _word_ids(self, words: Sequence[str], space: bool) -> list[list[int]]:
+        items = [" " + w for w in words] if space else list(words)
         return self.tokenizer(items, add_special_tokens=False)["input_ids"] if items else []
 
+    def _spaced(self, mode: str) -> tuple[bool, bool]:
+        """Whether the first word and the later words are tokenised with a leading space in ``mode``."""
+        later = mode != "word"
+        first = later if mode != "mixed" or self.prefix else False
+        return first, later
+
+    def _concat(self, words: Sequence[str], mode: str) -> list[int]:
+        first, later = self._spaced(mode)
+        ids = list(self.prefix_ids)
+        if words:
+            ids += self._word_ids(words[:1], first)[0]
+            ids += list(chain.from_iterable(self._word_ids(words[1:], later)))
+        return ids
+
     def calibrate(self, sentences: Sequence[str]) -> str:
-        """Choose how words are tokenised by checking concatenation against whole-text tokenisation."""
+        """Choose how words are tokenised by checking concatenation against whole-text tokenisation.
+
+        Modes: ``'word'`` (each word alone: WordPiece, SentencePiece), ``'space_word'`` (each word after a
+        space), ``'mixed'`` (byte-level BPE without a prefix space: the first word bare, later words after a
+        space), or ``'text'`` when none reproduces the tokenizer (the leading words are then tokenised as text).
+        """
         probes = [s.split(" ", _PROBE_WORDS)[:_PROBE_WORDS] for s in sentences[:_PROBE_CELLS] if s]
         self.mode = "text"
         if not probes:
-            self.mode = "space_word"
+            self.mode = "word"
             return self.mode
-        for mode in ("word", "space_word"):
-            ok = True
-            for words in probes:
-                joined = self.prefix_ids + list(chain.from_iterable(self._word_ids(words, mode)))
-                if joined != self._encode(self._text(words)):
-                    ok = False
-                    break
-            if ok:
+        for mode in ("word", "space_word", "mixed"):
+            if all(self._concat(words, mode) == self._encode(self._text(words)) for words in probes):
                 self.mode = mode
                 break
         return self.mode
@@ -100,14 +113,19 @@ class GeneTokenizer:
         leading = [self.leading_words(s) for s in sentences]
         if self.mode == "text":
             return self._by_text(leading)
-        new = {w for words, _ in leading for w in words if w not in self._cache}
-        if new:
-            new = sorted(new)
-            self._cache.update(zip(new, self._word_ids(new, self.mode), strict=True))
+        first, later = self._spaced(self.mode)
+        wanted = {(w, later) for words, _ in leading for w in words[1:]}
+        wanted |= {(words[0], first) for words, _ in leading if words}
+        for space in (False, True):
+            new = sorted(w for w, sp in wanted if sp == space and (w, sp) not in self._cache)
+            self._cache.update(zip(((w, space) for w in new), self._word_ids(new, space), strict=True))
         out, truncated = [], []
         cache = self._cache
         for words, more in leading:
-            ids = self.prefix_ids + list(chain.from_iterable(cache[w] for w in words))
+            ids = list(self.prefix_ids)
+            if words:
+                ids += cache[words[0], first]
+                ids += chain.from_iterable(cache[w, later] for w in words[1:])
             cut = len(ids) > self.budget
             out.append(self._head + ids[: self.budget] + self._tail)
             truncated.append(cut or more)

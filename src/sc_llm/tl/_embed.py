@@ -24,6 +24,7 @@ def default_key(model: str) -> str:
     while (name.lower() in _GENERIC_NAMES or re.fullmatch(r"[0-9a-f]{40}", name)) and p.parent != p:
         p = p.parent
         name = p.name
+    name = name.split("--")[-1]  # hub cache folders are named models--{owner}--{name}
     name = re.sub(r"[-_]v\d+(\.\d+)*$", "", name.lower())
     return f"X_{name or 'text'}"
 
