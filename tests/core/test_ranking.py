@@ -60,3 +60,24 @@ def test_lexsort_fallback_agrees_with_packed_sort():
 def test_join_sentences():
     names = np.array(["A", "B", "C"], dtype=object)
     assert join_sentences(np.array([0, 2, 2, 3]), np.array([2, 0, 1]), names) == ["C A", "", "B"]
+
+
+def test_sentences_across_blocks_with_unicode_names_and_negative_zero(monkeypatch):
+    import sc_llm.core.ranking as ranking
+
+    monkeypatch.setattr(ranking, "_BLOCK_NNZ", 64)  # force many sort blocks
+    monkeypatch.setattr(ranking, "_JOIN_BYTES", 256)  # and many string-building batches
+    rng = np.random.default_rng(4)
+    X = sparse.random(120, 25, density=0.4, format="csr", random_state=4, data_rvs=lambda n: rng.integers(1, 4, n))
+    X = X.astype(np.float32)
+    X.data[:5] = -0.0  # stored negative zeros are zeros
+    names = np.array([f"γ{i}-ä" if i % 3 else f"G{i}" for i in range(25)], dtype=object)
+    indptr, genes = rank_genes(X, 7)
+    got = ranking.join_sentences(indptr, genes, names, sep=" | ")
+    ref = [" | ".join(names[j] for j in row) for row in reference_ranking(X.toarray(), 7)]
+    assert got == ref
+
+
+def test_empty_matrix():
+    indptr, genes = rank_genes(sparse.csr_matrix((0, 5), dtype=np.float32))
+    assert indptr.tolist() == [0] and len(genes) == 0

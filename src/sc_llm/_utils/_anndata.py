@@ -95,12 +95,21 @@ def get_gene_names(var: pd.DataFrame, gene_symbols: str | None = None) -> np.nda
 
 
 def iter_row_chunks(X, chunk_size: int) -> Iterator[tuple[int, int, sparse.csr_matrix]]:
-    """Yield ``(start, stop, csr_chunk)`` over rows of a dense, sparse or backed matrix without densifying it."""
+    """Yield ``(start, stop, csr_chunk)`` over rows of a dense, sparse or backed matrix without densifying it.
+
+    Chunks of an in-memory CSR matrix are views of its arrays (no copy of the values).
+    """
     n = X.shape[0]
     if sparse.issparse(X) and X.format == "csc":
         X = X.tocsr()  # row slicing of CSC is O(nnz) per chunk; one conversion is cheaper than that
+    in_memory_csr = sparse.issparse(X) and X.format == "csr"
     for start in range(0, n, chunk_size):
         stop = min(start + chunk_size, n)
+        if in_memory_csr:
+            lo, hi = int(X.indptr[start]), int(X.indptr[stop])
+            parts = (X.data[lo:hi], X.indices[lo:hi], X.indptr[start : stop + 1] - lo)
+            yield start, stop, sparse.csr_matrix(parts, shape=(stop - start, X.shape[1]), copy=False)
+            continue
         chunk = X[start:stop]
         if not sparse.issparse(chunk):
             chunk = sparse.csr_matrix(np.asarray(chunk))

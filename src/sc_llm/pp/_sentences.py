@@ -10,7 +10,7 @@ import pandas as pd
 
 from .._utils._anndata import check_values, get_gene_names, get_matrix, get_modality, iter_row_chunks
 from .._utils._logging import logg
-from ..core.ranking import join_sentences, rank_genes
+from ..core.ranking import SentenceJoiner, rank_genes
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -94,10 +94,11 @@ def cell_sentences(
 
     start_time = logg.info(f"computing cell sentences from adata.{source}")
     sentences: list[str] = []
+    join = SentenceJoiner(names)
     for _, _, chunk in iter_row_chunks(X, chunk_size):
         check_values(chunk.data, f"adata.{source}")
         indptr, genes = rank_genes(chunk, n_genes)
-        sentences.extend(join_sentences(indptr, genes, names))
+        sentences.extend(join(indptr, genes))
 
     n_empty = sum(1 for s in sentences if not s)
     if n_empty:
@@ -119,3 +120,4 @@ def cell_sentences(
     }
     logg.info("    finished", time=start_time, deep=f"added\n    '{key_added}', cell sentences (adata.obs)")
     return adata if copy else None
+

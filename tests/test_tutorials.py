@@ -1,0 +1,65 @@
+"""The tutorials run top to bottom (offline, on a stratified subset of cells to stay fast)."""
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+TUTORIALS = Path(__file__).resolve().parents[1] / "tutorials"
+FIRST = TUTORIALS / "01_cell_sentences_and_annotation.ipynb"
+
+
+def _parameters_cell(nb):
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, "a tutorial needs exactly one cell tagged 'parameters'"
+    return cells[0]
+
+
+@pytest.mark.parametrize("path", sorted(TUTORIALS.glob("*.ipynb")), ids=lambda p: p.name)
+def test_tutorials_are_stored_without_outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code
+    assert all(not c.outputs and c.execution_count is None for c in code), f"clear the outputs of {path.name}"
+
+
+@pytest.mark.slow
+def test_tutorial_01_runs_top_to_bottom(tmp_path, monkeypatch):
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    nb = nbformat.read(FIRST, as_version=4)
+    params = _parameters_cell(nb)
+    params.source, n = re.subn(r"^n_cells = None\b", "n_cells = 200", params.source, flags=re.M)
+    assert n == 1, "the parameters cell should set `n_cells = None`"
+
+    # a last cell, added here only, checks the kernel's state: the UMAP exists and its figure was drawn
+    nb.cells.append(
+        nbformat.v4.new_code_cell(
+            "import matplotlib.pyplot as plt\n"
+            "assert adata.obsm['X_umap'].shape == (adata.n_obs, 2)\n"
+            "print('open figures:', len(plt.get_fignums()))"
+        )
+    )
+    NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(c.execution_count is not None for c in code)
+    assert not [o for c in code for o in c.outputs if o.output_type == "error"]
+    # with MPLBACKEND=Agg figures are not shown inline but stay open
+    check = "".join(o.get("text", "") for o in code[-1].outputs if o.output_type == "stream")
+    assert int(re.search(r"open figures: (\d+)", check).group(1)) >= 1
+    # the tutorial's own last cell prints the table: both methods, accuracy and macro-F1 in [0, 1], better than chance
+    text = "".join(o.get("text", "") for o in code[-2].outputs if o.output_type == "stream")
+    assert "held-out cells" in text
+    n_test = int(re.search(r"(\d+) held-out cells", text).group(1))
+    assert n_test == 40  # 20% of the 200-cell subset
+    for method in ("MiniLM 10-NN", "PCA 10-NN"):
+        line = next(ln for ln in text.splitlines() if ln.startswith(method))
+        accuracy, f1 = (float(v) for v in line[len(method) :].split())
+        assert 0.1 < accuracy <= 1.0, line  # 10 cell types: chance level of a uniform guess is 0.1
+        assert 0.0 < f1 <= 1.0, line
