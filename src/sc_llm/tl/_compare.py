@@ -1,0 +1,178 @@
+"""``sl.tl.compare_annotators``: the first paper's comparison table (fusion vs single-representation MLPs vs kNN)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .._utils._logging import logg
+from ..core.knn import cosine_knn, vote
+from ..metrics import classification_scores
+from ._scmpt_model import TRAIN_DEFAULTS, ScMPT, check_class_sizes, labelled, read_labels, read_reps
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+SCORES = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
+
+
+def summarize_comparison(
+    table: pd.DataFrame, scores: Sequence[str] = ("accuracy", "f1_macro"), digits: int = 3
+) -> pd.DataFrame:
+    """``'mean ± sd'`` strings of a :func:`compare_annotators` table, for printing (stored as ``'summary'``)."""
+    return pd.DataFrame(
+        {s: [f"{m:.{digits}f} ± {d:.{digits}f}" for m, d in zip(table[f"{s}_mean"], table[f"{s}_sd"], strict=True)]
+         for s in scores},
+        index=table.index,
+    )  # fmt: skip
+
+
+def compare_annotators(
+    adata: AnnData,
+    *,
+    label_key: str,
+    use_reps: Sequence[str] = ("X_scgpt", "X_ember"),
+    seeds: Sequence[int] = (0, 1, 2, 3, 4),
+    test_fraction: float = 0.2,
+    k: int = 10,
+    device: str | None = None,
+    progress: bool = True,
+    key_added: str = "scmpt_comparison",
+    copy: bool = False,
+    **train: Any,
+) -> AnnData | None:
+    """Compare scMPT fusion with each representation's MLP and kNN over repeated stratified splits.
+
+    For every seed the labelled cells are split (stratified) into training and test cells; on the same split
+    are trained and scored: the fusion of all ``use_reps`` (:class:`sc_llm.tl.ScMPT`), an MLP on each single
+    representation (the same network with one input, as the paper's baselines), and cosine ``k``-NN voting
+    on each representation (:func:`sc_llm.tl.knn_annotate`'s method) with the training cells as reference.
+    Test-set accuracy and macro precision/recall/F1 are summarised as mean ± sd over the seeds.
+
+    Parameters
+    ----------
+    adata
+        Cells with the representations in ``.obsm`` and labels in ``.obs[label_key]`` (NaN = ignored); or a
+        MuData with modality-qualified keys (``'rna:X_scgpt'``).
+    label_key
+        ``.obs`` column with the true labels.
+    use_reps
+        ``.obsm`` keys of the representations (≥ 1; with one, the fusion row is that representation's MLP).
+    seeds
+        One train/test split and training run per seed.
+    test_fraction
+        Fraction of every class held out for testing; every class needs ≥ 3 labelled cells.
+    k
+        Neighbours of the kNN baseline.
+    device
+        Torch device of the MLPs; ``None`` picks CUDA, then MPS, then CPU.
+    progress
+        Show a progress bar over runs.
+    key_added
+        ``.uns`` key of the results.
+    copy
+        Return a copy instead of writing to ``adata``.
+    **train
+        Training arguments of :meth:`sc_llm.tl.ScMPT.fit` (``hidden``, ``dropout``, ``validation_fraction``,
+        ``class_weight``, ``max_epochs``, ``patience``, ``batch_size``, ``lr``, ``weight_decay``), shared by
+        the fusion and the single-representation MLPs. ``seed`` comes from ``seeds``.
+
+    Returns
+    -------
+    Returns ``None`` (or a copy if ``copy=True``) and sets ``adata.uns[key_added]``, a :class:`dict` with:
+
+    ``'table'`` : :class:`pandas.DataFrame`
+        One row per method (``'scMPT (a + b)'``, ``'MLP (a)'``, ``'kNN (a)'`` …) with ``<score>_mean`` and
+        ``<score>_sd`` (sample sd over seeds) for accuracy, precision_macro, recall_macro, f1_macro, and
+        ``n_test``.
+    ``'summary'`` : :class:`pandas.DataFrame`
+        The same rows with ``'mean ± sd'`` strings of accuracy and macro-F1, for printing.
+    ``'per_seed'`` : :class:`pandas.DataFrame`
+        ``method``, ``seed`` and the four scores of every run.
+    ``'params'`` : :class:`dict`
+        ``label_key``, ``use_reps``, ``seeds``, ``test_fraction``, ``k`` and the training arguments.
+    """
+    from tqdm.auto import tqdm
+
+    from ..core.fusion_training import predict_proba, stratified_split
+    from ._scmpt import h5ad_safe
+
+    if "seed" in train:
+        msg = "Pass `seeds=[...]` rather than `seed`: every seed is one split and one training run."
+        raise TypeError(msg)
+    unknown = set(train) - set(TRAIN_DEFAULTS)
+    if unknown:
+        msg = f"Unexpected training arguments: {sorted(unknown)} (known: {sorted(set(TRAIN_DEFAULTS) - {'seed'})})."
+        raise TypeError(msg)
+    seeds = [int(s) for s in seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        msg = f"`seeds` must list at least one seed, without repeats; got {seeds}."
+        raise ValueError(msg)
+    if not 0.0 < test_fraction < 1.0:
+        msg = f"`test_fraction` must be in (0, 1), got {test_fraction}."
+        raise ValueError(msg)
+    if k < 1:
+        msg = f"`k` must be positive, got {k}."
+        raise ValueError(msg)
+    use_reps = [use_reps] if isinstance(use_reps, str) else list(use_reps)
+    reps = read_reps(adata, use_reps)
+    has, labels = labelled(read_labels(adata, label_key), f"obs[{label_key!r}]")
+    reps = [X[has] for X in reps]
+    check_class_sizes(labels, 3, "a stratified test split plus a validation split")
+    codes = np.asarray(labels.codes)
+
+    methods: list[tuple[str, list[int], str]] = [(f"scMPT ({' + '.join(use_reps)})", list(range(len(use_reps))), "mlp")]
+    if len(use_reps) > 1:
+        methods += [(f"MLP ({r})", [i], "mlp") for i, r in enumerate(use_reps)]
+    methods += [(f"kNN ({r})", [i], "knn") for i, r in enumerate(use_reps)]
+
+    start = logg.info(f"comparing {len(methods)} annotators on {use_reps} over {len(seeds)} seeds")
+    rows = []
+    bar = tqdm(total=len(seeds) * len(methods), desc="comparing", unit="run", disable=not progress)
+    for seed in seeds:
+        tr, te = stratified_split(codes, test_fraction, seed)
+        train_labels = pd.Categorical.from_codes(codes[tr], categories=labels.categories)
+        truth = np.asarray(labels)[te]
+        for name, which, kind in methods:
+            if kind == "mlp":
+                model = ScMPT.from_arrays(
+                    [reps[i][tr] for i in which], train_labels, use_reps=[use_reps[i] for i in which],
+                    label_key=label_key, device=device, progress=False, **{**train, "seed": seed},
+                )  # fmt: skip
+                pred = np.asarray(model.classes)[
+                    predict_proba(model.module, [reps[i][te] for i in which], device=device).argmax(1)
+                ]
+            else:
+                idx, sim = cosine_knn(reps[which[0]][tr], reps[which[0]][te], k)
+                top, _ = vote(codes[tr][idx], sim, len(labels.categories), top=1)
+                pred = np.asarray(labels.categories)[top[:, 0]]
+            scores = classification_scores(truth, pred)
+            rows.append({"method": name, "seed": seed, **{s: scores[s] for s in SCORES}, "n_test": scores["n"]})
+            bar.update()
+    bar.close()
+
+    per_seed = pd.DataFrame(rows)
+    grouped = per_seed.groupby("method", sort=False)
+    table = pd.DataFrame(index=pd.Index([m for m, _, _ in methods], name="method"))
+    for s in SCORES:
+        table[f"{s}_mean"] = grouped[s].mean()
+        table[f"{s}_sd"] = grouped[s].std(ddof=1).fillna(0.0) if len(seeds) > 1 else 0.0
+    table["n_test"] = grouped["n_test"].first().astype(np.int64)
+
+    adata = adata.copy() if copy else adata
+    adata.uns[key_added] = {
+        "table": table,
+        "summary": summarize_comparison(table),
+        "per_seed": per_seed,
+        "params": h5ad_safe({
+            "label_key": label_key, "use_reps": use_reps, "seeds": seeds, "test_fraction": test_fraction, "k": k,
+            **{key: v for key, v in {**TRAIN_DEFAULTS, **train}.items() if key != "seed"},
+        }),
+    }  # fmt: skip
+    logg.info(
+        "    finished", time=start, deep=f"added '{key_added}' (adata.uns)\n{adata.uns[key_added]['summary'].to_string()}"
+    )
+    return adata if copy else None
