@@ -121,3 +121,116 @@ def tiny_st_dir(tmp_path_factory, _pbmc) -> Path:
     words = list(_pbmc.raw.var_names) + [f"GENE{i}" for i in range(100)]
     st = {"pooling": "cls", "normalize": True, "max_seq_length": 32}
     return save_tiny_bert(tmp_path_factory.mktemp("tiny_st"), words, sentence_transformers=st)
+
+
+def save_tiny_scgpt(
+    folder: Path,
+    genes: list[str],
+    *,
+    flash: bool = True,
+    d_model: int = 32,
+    n_layers: int = 2,
+    n_heads: int = 4,
+    d_hid: int = 64,
+    input_emb_style: str = "continuous",
+    args_update: dict | None = None,
+    seed: int = 0,
+) -> Path:
+    """A random scGPT checkpoint in the official layout: ``args.json``, ``vocab.json``, ``best_model.pt``.
+
+    Keys follow scGPT's ``TransformerModel`` (a few decoder weights included, as in real checkpoints);
+    ``flash=True`` names attention weights ``self_attn.Wqkv.*`` (flash-attention training), else
+    ``self_attn.in_proj_*``. Genes get shuffled ids, special tokens come last, as in scGPT's vocabulary.
+    """
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    unique = sorted(set(genes))
+    tokens = [*np.array(unique)[rng.permutation(len(unique))], "<pad>", "<cls>", "<eoc>"]
+    vocab = {t: i for i, t in enumerate(tokens)}
+    args = {
+        "embsize": d_model, "nheads": n_heads, "d_hid": d_hid, "nlayers": n_layers, "n_layers_cls": 3,
+        "dropout": 0.2, "pad_token": "<pad>", "pad_value": -2, "mask_value": -1, "n_bins": 51,
+        "input_emb_style": input_emb_style, "max_seq_len": 1200, "fast_transformer": flash, "lr": 1e-4,
+        "MVC": True, "USE_CLS": False, "fp16": True,
+    }  # fmt: skip
+    if input_emb_style == "category":  # scGPT's recipe: bins 0..n_bins-1, then the pad and mask values
+        args |= {"pad_value": args["n_bins"], "mask_value": args["n_bins"] + 1}
+    args.update(args_update or {})
+    g = torch.Generator().manual_seed(seed)
+
+    def rand(*shape, scale=0.3, loc=0.0):
+        return loc + scale * torch.randn(*shape, generator=g)
+
+    d = d_model
+    state = {
+        "encoder.embedding.weight": rand(len(vocab), d, scale=1.0),
+        "encoder.enc_norm.weight": rand(d, scale=0.1, loc=1.0),
+        "encoder.enc_norm.bias": rand(d, scale=0.1),
+    }
+    if input_emb_style == "continuous":
+        state |= {
+            "value_encoder.linear1.weight": rand(d, 1), "value_encoder.linear1.bias": rand(d),
+            "value_encoder.linear2.weight": rand(d, d), "value_encoder.linear2.bias": rand(d),
+            "value_encoder.norm.weight": rand(d, scale=0.1, loc=1.0), "value_encoder.norm.bias": rand(d, scale=0.1),
+        }  # fmt: skip
+    elif input_emb_style == "category":
+        state |= {
+            "value_encoder.embedding.weight": rand(args["n_bins"] + 2, d, scale=1.0),
+            "value_encoder.enc_norm.weight": rand(d, scale=0.1, loc=1.0),
+            "value_encoder.enc_norm.bias": rand(d, scale=0.1),
+        }
+    qkv = "self_attn.Wqkv." if flash else "self_attn.in_proj_"
+    for i in range(n_layers):
+        p = f"transformer_encoder.layers.{i}."
+        state |= {
+            p + qkv + "weight": rand(3 * d, d), p + qkv + "bias": rand(3 * d, scale=0.1),
+            p + "self_attn.out_proj.weight": rand(d, d), p + "self_attn.out_proj.bias": rand(d, scale=0.1),
+            p + "linear1.weight": rand(d_hid, d), p + "linear1.bias": rand(d_hid, scale=0.1),
+            p + "linear2.weight": rand(d, d_hid), p + "linear2.bias": rand(d, scale=0.1),
+            p + "norm1.weight": rand(d, scale=0.1, loc=1.0), p + "norm1.bias": rand(d, scale=0.1),
+            p + "norm2.weight": rand(d, scale=0.1, loc=1.0), p + "norm2.bias": rand(d, scale=0.1),
+        }  # fmt: skip
+    state |= {
+        "decoder.fc.0.weight": rand(d, d), "decoder.fc.0.bias": rand(d),
+        "cls_decoder.out_layer.weight": rand(1, d), "mvc_decoder.gene2query.weight": rand(d, d),
+    }  # fmt: skip
+    (folder / "args.json").write_text(json.dumps(args, indent=2))
+    (folder / "vocab.json").write_text(json.dumps(vocab, indent=2))
+    torch.save(state, folder / "best_model.pt")
+    return folder
+
+
+@pytest.fixture(scope="session", params=["flash", "torch"])
+def tiny_scgpt_dir(request, tmp_path_factory, _pbmc) -> Path:
+    """Tiny random scGPT checkpoint (d_model 32, 2 layers) over pbmc68k's genes, in both attention key namings."""
+    folder = tmp_path_factory.mktemp(f"tiny_scgpt_{request.param}")
+    return save_tiny_scgpt(folder, list(_pbmc.raw.var_names), flash=request.param == "flash")
+
+
+@pytest.fixture
+def make_scgpt(tmp_path, _pbmc):
+    """Factory: ``make_scgpt(name, **kwargs)`` writes :func:`save_tiny_scgpt` (pbmc68k's genes) to ``tmp_path/name``."""
+
+    def make(name: str = "scgpt", genes: list[str] | None = None, **kwargs) -> Path:
+        return save_tiny_scgpt(tmp_path / name, genes or list(_pbmc.raw.var_names), **kwargs)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def scgpt_pkg():
+    """The real ``scgpt`` 0.2.4 package (installed with --no-deps), importable thanks to a torchtext stand-in."""
+    import importlib.util
+    import sys
+
+    path = Path(__file__).with_name("torchtext_vocab_stub.py")
+    spec = importlib.util.spec_from_file_location("torchtext_vocab_stub", path)
+    stub = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = stub
+    spec.loader.exec_module(stub)
+    stub.install()
+    import scgpt
+
+    return scgpt

@@ -101,7 +101,29 @@ def embed(
     copy
         Return a copy instead of writing to ``adata``.
     **encoder_kwargs
-        Options of the scGPT encoder (see :func:`sc_llm.tl.embed` with a scGPT checkpoint).
+        Options of the scGPT encoder (an error with a text encoder):
+
+        ``layer`` / ``use_raw``
+            Expression to read: a layer, ``.raw`` or ``.X``; by default ``.raw`` when present, else ``.X``.
+            Counts or log-normalised values (binning is per cell and rank-based, so either gives the same bins).
+        ``gene_symbols``
+            ``.var`` column of gene symbols to match to the vocabulary (default: ``var_names``).
+        ``n_bins``
+            Expression bins (default: ``n_bins`` of ``args.json``, else 51).
+        ``seed``
+            Seed (default 0) for scGPT's two random steps: values equal to several bin edges get a random
+            bin among them, and cells expressing more than ``max_length - 1`` matched genes keep a uniform
+            random subset of that many genes. Results are reproducible for a given seed and do not depend
+            on ``batch_size``.
+
+    With scGPT (``model`` a checkpoint folder with ``args.json``, ``vocab.json`` and ``best_model.pt``, or
+    ``encoder='scgpt'``), cells are embedded as scGPT's ``embed_data`` does, without the ``scgpt`` package:
+    genes are matched to the vocabulary by symbol, each cell's non-zero values are binned over its own
+    quantiles, ``<cls>`` is prepended, at most ``max_length`` tokens are used (default 1,200, ``<cls>``
+    included) and the ``<cls>`` output is L2-normalised. Vocabulary coverage is logged; no matching gene is
+    an error, fewer than half of the genes matching a warning. The matrix is read in CSR chunks (dense,
+    sparse or backed), never densified whole; ``key_added`` defaults to ``'X_scgpt'``; ``batch_size`` counts
+    cells; ``dtype`` applies to CUDA autocast only.
 
     Returns
     -------
@@ -112,6 +134,10 @@ def embed(
     ``adata.uns[key_added without 'X_']['params']`` : :class:`dict`
         ``model``, ``revision`` (commit when known), ``pooling``, ``normalize``, ``max_length``, ``dtype``,
         ``device``, ``prefix``, ``sentence_key``, ``n_truncated`` (cells whose sentence did not fit whole).
+        With scGPT instead: ``encoder='scgpt'``, ``model``, ``layer``, ``use_raw``, ``gene_symbols``,
+        ``max_length``, ``n_bins``, ``seed``, ``input_emb_style``, ``d_model``, ``dtype``, ``device``,
+        vocabulary coverage (``n_genes``, ``n_genes_matched``, ``gene_coverage``), ``n_subsampled`` (cells
+        with more than ``max_length - 1`` matched genes) and ``n_empty`` (cells with no matched gene).
     """
     if encoder not in ("auto", "text", "scgpt"):
         msg = f"`encoder` must be 'auto', 'text' or 'scgpt', got {encoder!r}."

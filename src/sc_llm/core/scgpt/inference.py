@@ -1,0 +1,96 @@
+"""Stream cells through a loaded :class:`~.model.ScGPTCellEncoder`: CSR chunks in, L2-normalised ``<cls>`` out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+
+from ..device import autocast
+from .preprocessing import iter_batches, tokenize_chunk
+
+
+@dataclass
+class EmbeddingStats:
+    """What happened to the cells on the way in."""
+
+    n_cells: int = 0
+    n_subsampled: int = 0  # cells with more than max_length - 1 matched genes
+    n_empty: int = 0  # cells without a matched, non-zero gene: embedded from <cls> alone
+    n_genes_total: int = 0  # matched non-zero genes over all cells, before subsampling
+
+
+def embed_cells(
+    model,
+    chunks: Iterable[tuple[int, int, sparse.csr_matrix]],
+    column_ids: np.ndarray,
+    n_cells: int,
+    *,
+    cls_id: int,
+    pad_id: int,
+    pad_value: float,
+    batch_size: int = 64,
+    max_length: int = 1200,
+    n_bins: int = 51,
+    seed: int = 0,
+    device=None,
+    dtype=None,
+    progress: bool = True,
+) -> tuple[np.ndarray, EmbeddingStats]:
+    """Embed cells given as row chunks of a CSR matrix.
+
+    Parameters
+    ----------
+    model
+        A loaded encoder (already on ``device``).
+    chunks
+        ``(start, stop, csr_block)`` over the rows, e.g. from ``iter_row_chunks(X, CHUNK_CELLS)``;
+        ``start`` seeds the random numbers of the block.
+    column_ids
+        Vocabulary id per column of the matrix, ``-1`` for genes to ignore.
+    n_cells
+        Total rows.
+    cls_id, pad_id, pad_value
+        Token ids of ``<cls>`` and padding; the value placed at ``<cls>`` and padding positions.
+    batch_size, max_length, n_bins, seed
+        Cells per forward pass; tokens per cell including ``<cls>``; bins; random seed.
+    device, dtype
+        Device of ``model``; autocast dtype (CUDA only, ``None`` for fp32).
+    progress
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    The ``(n_cells, d_model)`` float32 embeddings, each of unit L2 norm, and statistics.
+    """
+    import torch
+    import torch.nn.functional as F
+    from tqdm.auto import tqdm
+
+    out = np.empty((n_cells, model.d_model), dtype=np.float32)
+    stats = EmbeddingStats(n_cells=n_cells)
+    done = np.zeros(n_cells, dtype=bool)
+    with torch.inference_mode(), tqdm(total=n_cells, desc="scGPT cells", unit="cell", disable=not progress) as bar:
+        for start, _stop, chunk in chunks:
+            cells = tokenize_chunk(chunk, column_ids, np.random.default_rng([seed, start]))
+            lengths = cells.lengths
+            stats.n_empty += int((lengths == 0).sum())
+            stats.n_genes_total += int(lengths.sum())
+            batches = iter_batches(
+                cells, batch_size=batch_size, max_length=max_length, n_bins=n_bins, cls_id=cls_id, pad_id=pad_id,
+                pad_value=pad_value,
+            )  # fmt: skip
+            for rows, genes, values, padding, n_sub in batches:
+                with autocast(device, dtype):
+                    emb = model(genes.to(device), values.to(device), padding.to(device))
+                emb = F.normalize(emb.float(), dim=1)
+                out[start + rows] = emb.cpu().numpy()
+                done[start + rows] = True
+                stats.n_subsampled += n_sub
+                bar.update(len(rows))
+    if not done.all():
+        msg = f"Internal error: {int((~done).sum())} cells were not embedded; the row chunks did not cover the matrix."
+        raise RuntimeError(msg)
+    return out, stats
