@@ -64,7 +64,9 @@ def minilm_path() -> str:
     return str(get_model_path())
 
 
-def save_tiny_bert(folder: Path, words: list[str], *, hidden: int = 32, sentence_transformers: dict | None = None) -> Path:
+def save_tiny_bert(
+    folder: Path, words: list[str], *, hidden: int = 32, sentence_transformers: dict | None = None
+) -> Path:
     """A randomly initialised 2-layer BERT with a one-token-per-gene tokenizer, in Hugging Face's layout.
 
     ``sentence_transformers`` (e.g. ``{"pooling": "cls", "normalize": True, "max_seq_length": 64}``) also
@@ -95,14 +97,21 @@ def save_tiny_bert(folder: Path, words: list[str], *, hidden: int = 32, sentence
     BertModel(config).save_pretrained(folder)
     if sentence_transformers is not None:
         st = sentence_transformers
-        modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-                   {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]  # fmt: skip
+        modules = [
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        ]
         if st.get("normalize"):
-            modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
+            modules.append(
+                {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}
+            )
         (folder / "modules.json").write_text(json.dumps(modules))
         (folder / "1_Pooling").mkdir(exist_ok=True)
         pooling = st.get("pooling", "mean")
-        flags = {f"pooling_mode_{m}": m2 == pooling for m, m2 in [("cls_token", "cls"), ("mean_tokens", "mean"), ("max_tokens", "max")]}
+        flags = {
+            f"pooling_mode_{m}": m2 == pooling
+            for m, m2 in [("cls_token", "cls"), ("mean_tokens", "mean"), ("max_tokens", "max")]
+        }
         (folder / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": hidden, **flags}))
         (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": st.get("max_seq_length", 128)}))
     return folder

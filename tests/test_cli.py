@@ -26,10 +26,22 @@ def test_demo_with_a_tiny_local_model(tiny_bert_dir, tmp_path, capsys):
 def test_demo_entry_point_with_packaged_minilm(tmp_path):
     """`sc-llm demo` as a user runs it: offline, the real packaged MiniLM."""
     out = tmp_path / "demo"
-    cmd = [sys.executable, "-c", "import sys; from sc_llm.cli import main; sys.exit(main())", "demo", "--out", str(out), "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-c",
+        "import sys; from sc_llm.cli import main; sys.exit(main())",
+        "demo",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})
     assert res.returncode == 0, res.stderr[-2000:]
-    rows = {line.rsplit(maxsplit=2)[0].strip(): float(line.split()[-2]) for line in res.stdout.splitlines() if "10-NN" in line}
+    rows = {
+        line.rsplit(maxsplit=2)[0].strip(): float(line.split()[-2])
+        for line in res.stdout.splitlines()
+        if "10-NN" in line
+    }
     assert rows["text encoder 10-NN"] > 0.6 and rows["PCA 10-NN"] > 0.7  # accuracy on 140 held-out cells
     assert (out / "pbmc68k_annotated.h5ad").is_file()
 

@@ -15,7 +15,7 @@ HEAVY = ("torch", "transformers", "captum", "lime", "peft", "sentence_transforme
 
 
 def test_deferred_imports():
-    code = "import sys, sc_llm; print(' '.join(m for m in %r if m in sys.modules))" % (HEAVY,)
+    code = f"import sys, sc_llm; print(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
 
@@ -45,7 +45,9 @@ def test_signature_convention(name, func):
     doc = inspect.getdoc(func) or ""
     assert "Parameters\n----------" in doc and "Returns\n-------" in doc, f"{name}: numpydoc sections"
     section = doc.split("Parameters\n----------")[1].split("Returns\n-------")[0]
-    documented = {n.strip().lstrip("*") for line in re.findall(r"^(\*{0,2}\w[\w, *]*)$", section, re.M) for n in line.split(",")}
+    documented = {
+        n.strip().lstrip("*") for line in re.findall(r"^(\*{0,2}\w[\w, *]*)$", section, re.M) for n in line.split(",")
+    }
     missing = {p.name for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD} - documented
     assert not missing, f"{name}: parameters not documented: {missing}"
     if not name.startswith("sc_llm.pl."):

@@ -13,4 +13,4 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without installation
     __version__ = "0.0.0+unknown"
 
-__all__ = ["datasets", "metrics", "pl", "pp", "tl", "__version__"]
+__all__ = ["__version__", "datasets", "metrics", "pl", "pp", "tl"]

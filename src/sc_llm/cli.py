@@ -40,7 +40,7 @@ def run_demo(out: Path, *, model: str | None = None, seed: int = 0, k: int = 10,
     model = model or _packaged_minilm()
     adata = sl.datasets.pbmc68k_reduced()
     truth = adata.obs["bulk_labels"]
-    train, test = train_test_split(np.arange(adata.n_obs), test_size=0.2, stratify=truth, random_state=seed)
+    _, test = train_test_split(np.arange(adata.n_obs), test_size=0.2, stratify=truth, random_state=seed)
     split = np.array(["train"] * adata.n_obs, dtype=object)
     split[test] = "test"
     adata.obs["split"] = pd.Categorical(split, categories=["train", "test"])

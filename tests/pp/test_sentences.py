@@ -100,6 +100,7 @@ def test_backed_mode_in_chunks(small_adata, tmp_path):
 
 def test_mudata_modality(small_adata):
     import mudata
+
     mdata = mudata.MuData({"rna": small_adata})
     sl.pp.cell_sentences(mdata)
     assert mdata.mod["rna"].obs["cell_sentence"].tolist() == expected_sentences(small_adata)

@@ -53,7 +53,7 @@ def test_max_length_prefix_and_truncation_count(pbmc_small, tiny_bert_dir):
 
 def test_missing_sentences_error_leaves_adata_unchanged(pbmc, tiny_bert_dir):
     keys = set(pbmc.obsm)
-    with pytest.raises(KeyError, match="Run `sl.pp.cell_sentences"):
+    with pytest.raises(KeyError, match=r"Run `sl\.pp\.cell_sentences"):
         sl.tl.embed(pbmc, model=str(tiny_bert_dir))
     assert set(pbmc.obsm) == keys
 

@@ -81,7 +81,9 @@ def get_gene_names(var: pd.DataFrame, gene_symbols: str | None = None) -> np.nda
         names = var.index.astype(str).to_numpy()
         n_check = min(len(names), 200)
         if n_check and np.mean([bool(_ENSEMBL.match(n)) for n in names[:n_check]]) > 0.5:
-            candidates = [c for c in var.columns if var[c].dtype == object or isinstance(var[c].dtype, pd.CategoricalDtype)]
+            candidates = [
+                c for c in var.columns if var[c].dtype == object or isinstance(var[c].dtype, pd.CategoricalDtype)
+            ]
             msg = (
                 "`var_names` look like Ensembl gene IDs, but cell sentences need gene symbols. "
                 f"Pass `gene_symbols=` naming a `.var` column holding symbols (candidate columns: {candidates})."
@@ -141,7 +143,10 @@ def uns_key(obsm_key: str) -> str:
 def check_obsm(adata: AnnData, key: str) -> np.ndarray:
     """Return ``adata.obsm[key]`` as a float array, checking it exists and is finite."""
     if key not in adata.obsm:
-        msg = f"`{key}` not found in `adata.obsm` (available: {list(adata.obsm)}). Compute it first, e.g. with `sl.tl.embed`."
+        msg = (
+            f"`{key}` not found in `adata.obsm` (available: {list(adata.obsm)}). "
+            "Compute it first, e.g. with `sl.tl.embed`."
+        )
         raise KeyError(msg)
     X = adata.obsm[key]
     X = X.toarray() if sparse.issparse(X) else np.asarray(X)

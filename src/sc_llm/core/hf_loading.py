@@ -45,7 +45,7 @@ def is_local(model: str | os.PathLike) -> bool:
     if p.is_dir():
         return True
     s = str(model)
-    if s.startswith((".", "/", "~")) or s.count("/") > 1 or os.sep != "/" and os.sep in s:
+    if s.startswith((".", "/", "~")) or s.count("/") > 1 or (os.sep != "/" and os.sep in s):
         msg = f"Model folder {s!r} does not exist."
         raise FileNotFoundError(msg)
     return False
@@ -98,7 +98,7 @@ def read_sentence_config(model: str, *, revision: str | None = None) -> Sentence
 
 
 def load_hf_encoder(
-    model: str, *, revision: str | None = None, trust_remote_code: bool = False, torch_dtype: Any = None
+    model: str, *, revision: str | None = None, trust_remote_code: bool = False
 ) -> tuple[Any, Any, str | None]:
     """Load ``(tokenizer, model, commit)`` with transformers' Auto classes, with a clear offline error."""
     from transformers import AutoModel, AutoTokenizer
@@ -107,7 +107,7 @@ def load_hf_encoder(
     kwargs: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code}
     try:
         tokenizer = AutoTokenizer.from_pretrained(model, **kwargs)
-        net = AutoModel.from_pretrained(model, dtype=torch_dtype, **kwargs) if torch_dtype else AutoModel.from_pretrained(model, **kwargs)
+        net = AutoModel.from_pretrained(model, **kwargs)
     except OSError as e:
         if local:
             raise

@@ -120,4 +120,3 @@ def cell_sentences(
     }
     logg.info("    finished", time=start_time, deep=f"added\n    '{key_added}', cell sentences (adata.obs)")
     return adata if copy else None
-

@@ -173,6 +173,8 @@ def compare_annotators(
         }),
     }  # fmt: skip
     logg.info(
-        "    finished", time=start, deep=f"added '{key_added}' (adata.uns)\n{adata.uns[key_added]['summary'].to_string()}"
+        "    finished",
+        time=start,
+        deep=f"added '{key_added}' (adata.uns)\n{adata.uns[key_added]['summary'].to_string()}",
     )
     return adata if copy else None

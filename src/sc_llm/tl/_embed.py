@@ -182,10 +182,10 @@ def embed(
     target = get_modality(adata, mod)
     target.obsm[key_added] = X
     target.uns[uns_key(key_added)] = {
-        "params": {**enc.params(), "encoder": "text", "sentence_key": sentence_key, "n_truncated": int(truncated.sum())}
-    }
-    logg.info(
-        "    finished", time=start,
-        deep=f"added\n    '{key_added}', cell embeddings (adata.obsm)\n    '{uns_key(key_added)}', parameters (adata.uns)",
-    )  # fmt: skip
+        "params": {
+            **enc.params(), "encoder": "text", "sentence_key": sentence_key, "n_truncated": int(truncated.sum())
+        }
+    }  # fmt: skip
+    deep = f"added\n    '{key_added}', cell embeddings (adata.obsm)\n    '{uns_key(key_added)}', parameters (adata.uns)"
+    logg.info("    finished", time=start, deep=deep)
     return adata if copy else None

@@ -102,8 +102,8 @@ def knn_annotate(
         ref_X, ref_labels = ref_X[keep], labels[keep]
         if ref_X.shape[1] != query_X.shape[1]:
             msg = (
-                f"`obsm[{use_rep!r}]` has {query_X.shape[1]} dimensions in adata but {ref_X.shape[1]} in the reference; "
-                "embed both with the same model."
+                f"`obsm[{use_rep!r}]` has {query_X.shape[1]} dimensions in adata but {ref_X.shape[1]} in the "
+                "reference; embed both with the same model."
             )
             raise ValueError(msg)
     categories = ref_labels.categories
