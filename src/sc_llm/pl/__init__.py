@@ -1,3 +1,6 @@
 """Plotting."""
 
-__all__: list[str] = []
+from ._ablation import ablation_study
+from ._attributions import attributions
+
+__all__ = ["ablation_study", "attributions"]

@@ -1,0 +1,96 @@
+"""``sl.pl.ablation_study``: the ablation table of :func:`sc_llm.tl.ablation_study` as grouped bars."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ._attributions import finish_figure
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+METRIC_LABELS = {
+    "accuracy": "accuracy", "precision_macro": "macro precision", "recall_macro": "macro recall",
+    "f1_macro": "macro F1", "ari": "k-means ARI",
+}  # fmt: skip
+
+
+def ablation_study(
+    adata: AnnData,
+    *,
+    key: str = "ablation_study",
+    metrics: Sequence[str] = ("accuracy", "f1_macro", "ari"),
+    ablations: Sequence[str] | None = None,
+    ax: Axes | None = None,
+    show: bool | None = None,
+    save: bool | str | None = None,
+    return_fig: bool = False,
+) -> Figure | list[Axes] | None:
+    """Plot each ablation's scores as grouped horizontal bars, with the baseline's scores as dashed lines.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix with ``adata.uns[key]`` from :func:`sc_llm.tl.ablation_study`.
+    key
+        ``.uns`` key of the study.
+    metrics
+        Columns of the results to draw: ``'accuracy'``, ``'precision_macro'``, ``'recall_macro'``,
+        ``'f1_macro'``, ``'ari'``.
+    ablations
+        Ablations to show, top to bottom; default all, in the study's order.
+    ax
+        Axes to draw into.
+    show
+        Show the figure; default ``scanpy.settings.autoshow``.
+    save
+        ``True`` or a filename suffix to save to ``scanpy.settings.figdir`` (name ``'ablation_study'``).
+    return_fig
+        Return the :class:`~matplotlib.figure.Figure`.
+
+    Returns
+    -------
+    The figure if ``return_fig``; the list of axes if ``show=False``; otherwise ``None``.
+    """
+    import matplotlib.pyplot as plt
+
+    if key not in adata.uns or "results" not in adata.uns[key]:
+        msg = f"No ablation study in `adata.uns[{key!r}]`. Run `sl.tl.ablation_study(adata, ...)` first."
+        raise KeyError(msg)
+    res = adata.uns[key]["results"]
+    metrics = list(metrics)
+    bad = [m for m in metrics if m not in METRIC_LABELS or m not in res.columns]
+    if bad or not metrics:
+        msg = f"Unknown metrics {bad or metrics}; choose from {[m for m in METRIC_LABELS if m in res.columns]}."
+        raise ValueError(msg)
+    names = list(res.index) if ablations is None else list(ablations)
+    missing = [n for n in names if n not in res.index]
+    if missing or not names:
+        msg = f"Ablations {missing or names} not in the study (available: {list(res.index)})."
+        raise ValueError(msg)
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(names) * max(1, len(metrics) / 2) + 1.2))
+    else:
+        fig = ax.figure
+    y = np.arange(len(names))[::-1].astype(float)
+    height = 0.8 / len(metrics)
+    colors = plt.get_cmap("tab10").colors
+    for j, metric in enumerate(metrics):
+        offset = (len(metrics) - 1) / 2 * height - j * height
+        values = res.loc[names, metric].to_numpy(dtype=float)
+        ax.barh(y + offset, values, height=height, color=colors[j % 10], label=METRIC_LABELS[metric])
+        if "baseline" in res.index:
+            ax.axvline(float(res.loc["baseline", metric]), color=colors[j % 10], linestyle="--", linewidth=0.8)
+    ax.set_yticks(y, names)
+    ax.set_xlabel("score")
+    ax.axvline(0, color="black", linewidth=0.6)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.legend(loc="lower right", frameon=False, fontsize="small")
+    ax.set_title("Cell-sentence ablations", fontsize="medium")
+    return finish_figure(fig, [ax], "ablation_study", show=show, save=save, return_fig=return_fig)
