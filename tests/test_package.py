@@ -67,3 +67,14 @@ def test_ci_runs_the_readme_test_command():
 
 def test_version():
     assert isinstance(sl.__version__, str) and sl.__version__
+
+
+def test_api_page_lists_every_public_name():
+    api = (ROOT / "docs" / "api.md").read_text()
+    listed = set(re.findall(r"^\s+(\w+\.\w+)$", api, re.M))
+    public = {
+        f"{mod.__name__.split('.')[-1]}.{name}"
+        for mod in (sl.pp, sl.tl, sl.pl, sl.datasets, sl.metrics)
+        for name in mod.__all__
+    }
+    assert public == listed

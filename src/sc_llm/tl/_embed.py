@@ -65,6 +65,15 @@ def embed(
     Cells are batched by token length (order restored), run under :func:`torch.inference_mode` and, on CUDA,
     bf16/fp16 autocast.
 
+    With scGPT (``model`` a checkpoint folder with ``args.json``, ``vocab.json`` and ``best_model.pt``, or
+    ``encoder='scgpt'``), cells are embedded as scGPT's ``embed_data`` does, without the ``scgpt`` package:
+    genes are matched to the vocabulary by symbol, each cell's non-zero values are binned over its own
+    quantiles, ``<cls>`` is prepended, at most ``max_length`` tokens are used (default 1,200, ``<cls>``
+    included) and the ``<cls>`` output is L2-normalised. Vocabulary coverage is logged; no matching gene is
+    an error, fewer than half of the genes matching a warning. The matrix is read in CSR chunks (dense,
+    sparse or backed), never densified whole; ``key_added`` defaults to ``'X_scgpt'``; ``batch_size`` counts
+    cells; ``dtype`` applies to CUDA autocast only.
+
     Parameters
     ----------
     adata
@@ -102,28 +111,13 @@ def embed(
         Return a copy instead of writing to ``adata``.
     **encoder_kwargs
         Options of the scGPT encoder (an error with a text encoder):
-
-        ``layer`` / ``use_raw``
-            Expression to read: a layer, ``.raw`` or ``.X``; by default ``.raw`` when present, else ``.X``.
-            Counts or log-normalised values (binning is per cell and rank-based, so either gives the same bins).
-        ``gene_symbols``
-            ``.var`` column of gene symbols to match to the vocabulary (default: ``var_names``).
-        ``n_bins``
-            Expression bins (default: ``n_bins`` of ``args.json``, else 51).
-        ``seed``
-            Seed (default 0) for scGPT's two random steps: values equal to several bin edges get a random
-            bin among them, and cells expressing more than ``max_length - 1`` matched genes keep a uniform
-            random subset of that many genes. Results are reproducible for a given seed and do not depend
-            on ``batch_size``.
-
-    With scGPT (``model`` a checkpoint folder with ``args.json``, ``vocab.json`` and ``best_model.pt``, or
-    ``encoder='scgpt'``), cells are embedded as scGPT's ``embed_data`` does, without the ``scgpt`` package:
-    genes are matched to the vocabulary by symbol, each cell's non-zero values are binned over its own
-    quantiles, ``<cls>`` is prepended, at most ``max_length`` tokens are used (default 1,200, ``<cls>``
-    included) and the ``<cls>`` output is L2-normalised. Vocabulary coverage is logged; no matching gene is
-    an error, fewer than half of the genes matching a warning. The matrix is read in CSR chunks (dense,
-    sparse or backed), never densified whole; ``key_added`` defaults to ``'X_scgpt'``; ``batch_size`` counts
-    cells; ``dtype`` applies to CUDA autocast only.
+        ``layer`` / ``use_raw``, the expression to read (a layer, ``.raw`` or ``.X``; by default ``.raw`` when
+        present, else ``.X``; counts or log-normalised values give the same per-cell, rank-based bins);
+        ``gene_symbols``, a ``.var`` column of gene symbols to match to the vocabulary (default: ``var_names``);
+        ``n_bins``, expression bins (default: ``n_bins`` of ``args.json``, else 51);
+        ``seed`` (default 0), for scGPT's two random steps: values equal to several bin edges get a random bin
+        among them, and cells expressing more than ``max_length - 1`` matched genes keep a uniform random
+        subset of that many genes. Results are reproducible for a given seed and do not depend on ``batch_size``.
 
     Returns
     -------
