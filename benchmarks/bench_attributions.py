@@ -1,8 +1,10 @@
 """Gene attributions of a MiniLM + MLP classifier on pbmc68k_reduced: markers in the top genes, and run time.
 
 Trains ``sl.tl.ScMPT`` on the packaged all-MiniLM-L6-v2 embedding of the cell sentences (``bulk_labels``),
-then runs ``sl.tl.attributions`` with integrated gradients and with LIME for five cell types x 10 cells and
-checks:
+then runs ``sl.tl.attributions`` with integrated gradients and with LIME for five cell types x 10 cells (by
+default the 10 cells of each type the classifier predicts most confidently and correctly,
+``cell_selection='confident'``: class-level explanations of what the model learned; ``--cell-selection random``
+draws them at random instead, so misclassified cells add another class's attributions to the group) and checks:
 
 - for at least 4 of CD14+ Monocyte, CD19+ B, CD56+ NK, CD8+ Cytotoxic T and Dendritic, the top 10 genes of
   both methods hold at least one canonical marker present in the data;
@@ -11,7 +13,7 @@ checks:
 The reference speed of the machine is measured in the same run (plain MiniLM embedding, cells/s), because the
 CPU is shared. The 700-cell embedding is cached under ``--cache`` (shared with ``bench_ablations.py``)::
 
-    python benchmarks/bench_attributions.py --n-steps 16 --num-samples 200 --baseline unk
+    python benchmarks/bench_attributions.py --n-steps 16 --num-samples 200 --baseline unk --cell-selection confident
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ def main() -> int:
     parser.add_argument("--baseline", default="unk", help="integrated-gradients baseline token: pad, unk, mask, zero")
     parser.add_argument("--num-samples", type=int, default=200, help="LIME perturbed sentences per cell")
     parser.add_argument("--n-cells", type=int, default=10)
+    parser.add_argument("--cell-selection", default="confident", choices=("random", "confident"),
+                        help="cells explained per group: most confidently predicted, or random")  # fmt: skip
     parser.add_argument("--figure", default="/tmp/sc_llm_attributions.png")
     args = parser.parse_args()
 
@@ -84,7 +88,7 @@ def main() -> int:
     print(f"MLP on MiniLM: best validation accuracy {val[clf.history['best_epoch'] - 1]:.3f}")
 
     kwargs = {"model": clf, "groupby": "bulk_labels", "groups": list(CANONICAL), "n_cells": args.n_cells,
-              "top_n": 10, "markers": markers, "progress": True}  # fmt: skip
+              "top_n": 10, "markers": markers, "cell_selection": args.cell_selection, "progress": True}  # fmt: skip
     times = {}
     t = time.perf_counter()
     sl.tl.attributions(adata, method="integrated_gradients", n_steps=args.n_steps, baseline=args.baseline, **kwargs)
@@ -107,7 +111,7 @@ def main() -> int:
         print(res["marker_overlap"].to_string(index=False))
     ig = res["params"]["integrated_gradients"]
     print(f"\nIG: n_steps={args.n_steps}, baseline={args.baseline!r}, max |delta| / |f(x) - f(baseline)| = "
-          f"{ig['max_relative_delta']:.3g}; LIME: num_samples={args.num_samples}; "
+          f"{ig['max_relative_delta']:.3g}; LIME: num_samples={args.num_samples}; cells: {args.cell_selection}; "
           f"rebuilt-embedding relative error {ig['embedding_relative_error']:.2g}")  # fmt: skip
     n_cells = sum(len(v) for v in ig["cells"].values())
     print(f"time: IG {times['integrated_gradients']:.0f} s, LIME {times['lime']:.0f} s, total {total:.0f} s for "

@@ -82,6 +82,26 @@ def pick_cells(groups: pd.Series, names: Sequence[str], n_cells: int, seed: int)
     return out
 
 
+def pick_confident_cells(
+    groups: pd.Series, names: Sequence[str], n_cells: int, proba: np.ndarray, classes: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """Per group, the ``n_cells`` cells the model predicts as the group most confidently, sorted.
+
+    Cells are ranked first by whether the model's predicted class is the group, then by the group's
+    probability (ties by position), so misclassified cells are used only when too few are predicted right.
+    ``proba`` is ``(n_obs, n_classes)``; every group must be one of ``classes``.
+    """
+    values = groups.astype(str).to_numpy()
+    predicted = np.asarray(proba).argmax(1)
+    out = {}
+    for g in names:
+        c = list(classes).index(g)
+        rows = np.flatnonzero((values == g) & groups.notna().to_numpy())
+        order = np.lexsort((rows, -proba[rows, c], predicted[rows] != c))
+        out[g] = np.sort(rows[order[:n_cells]])
+    return out
+
+
 def top_table(
     totals: Mapping[str, Mapping[str, float]], markers: Mapping[str, set[str]], top_n: int, method: str
 ) -> pd.DataFrame:
@@ -119,6 +139,7 @@ def attributions(
     top_n: int = 10,
     markers: Mapping[str, Sequence[str]] | None = None,
     target: Literal["predicted", "group"] = "predicted",
+    cell_selection: Literal["random", "confident"] = "random",
     baseline: str = "unk",
     n_steps: int = 50,
     num_samples: int = 500,
@@ -144,8 +165,9 @@ def attributions(
     ``'lime'`` perturbs the sentence by dropping random genes and fits a local linear model with the genes as
     features (seeded). Only genes inside the encoder's context are scored: the others cannot change the output.
 
-    Per group of ``groupby``, up to ``n_cells`` cells (drawn with ``seed``; all when fewer) are explained, their
-    gene scores summed, and the ``top_n`` genes with positive total score kept, as in the first paper.
+    Per group of ``groupby``, up to ``n_cells`` cells (drawn with ``seed``, or the most confidently and correctly
+    predicted ones with ``cell_selection='confident'``; all when fewer) are explained, their gene scores summed,
+    and the ``top_n`` genes with positive total score kept, as in the first paper.
     Running the other method with the same ``key_added`` adds its rows beside the first.
 
     Parameters
@@ -177,6 +199,14 @@ def attributions(
     target
         Class explained: the model's ``'predicted'`` class of each cell, or the cell's ``'group'`` (the groups
         must then be classes of the model).
+    cell_selection
+        Which cells of a group are explained: ``'random'`` (drawn with ``seed``: what the model does on typical
+        cells of the group, including the ones it gets wrong, whose scores then explain another class with
+        ``target='predicted'``) or ``'confident'``: the ``n_cells`` cells the model assigns to the group with the
+        highest probability (predicted correctly first; probabilities from the stored embeddings), a common
+        choice for class-level explanations, which then describe what the model learned the group looks like
+        (on clear-cut cells, not on the group's borderline ones). ``'confident'`` needs the groups to be classes
+        of the model.
     baseline
         Integrated gradients: token replacing gene tokens at the baseline, ``'unk'`` (the unknown token: no
         gene, and the smallest convergence error in our tests), ``'pad'``, ``'mask'``, or ``'zero'`` for the
@@ -212,9 +242,9 @@ def attributions(
         ``method``, ``group``, ``n_cells`` explained, ``has_markers`` (the group is in ``markers``),
         ``n_markers`` among the top genes, ``markers`` (comma-separated).
     ``adata.uns[key_added]['params'][method]`` : :class:`dict`
-        ``groupby``, ``n_cells``, ``top_n``, ``target``, ``seed``, ``text_rep``, ``sentence_key``, the model's
-        ``classes`` and ``use_reps``, the encoder settings, ``baseline`` and ``n_steps`` (IG; with
-        ``max_relative_delta``, the largest ``|delta| / |f(x) - f(baseline)|`` of the cells) or
+        ``groupby``, ``n_cells``, ``top_n``, ``target``, ``cell_selection``, ``seed``, ``text_rep``,
+        ``sentence_key``, the model's ``classes`` and ``use_reps``, the encoder settings, ``baseline`` and
+        ``n_steps`` (IG; with ``max_relative_delta``, the largest ``|delta| / |f(x) - f(baseline)|`` of the cells) or
         ``num_samples`` and ``log_proba`` (LIME), and ``cells`` (``obs_names`` explained per group).
     """
     if method not in METHODS:
@@ -240,9 +270,17 @@ def attributions(
     if missing or not names:
         msg = f"Groups {missing or names} have no cell in `adata.obs[{groupby!r}]` (groups present: {present})."
         raise ValueError(msg)
-    if target == "group" and (bad := [g for g in names if g not in model.classes]):
-        msg = f"`target='group'` needs every group to be a model class; {bad} are not (classes: {model.classes})."
+    if cell_selection not in ("random", "confident"):
+        msg = f"`cell_selection` must be 'random' or 'confident', got {cell_selection!r}."
         raise ValueError(msg)
+    for option, needs in (("target", target == "group"), ("cell_selection", cell_selection == "confident")):
+        if needs and (bad := [g for g in names if g not in model.classes]):
+            value = "group" if option == "target" else "confident"
+            msg = (
+                f"`{option}={value!r}` needs every group to be a model class; {bad} are not (classes: "
+                f"{model.classes}). Use the default or `groupby=` the model's labels."
+            )
+            raise ValueError(msg)
     text_rep = text_rep_of(adata, model, text_rep)
     emb_params = adata.uns.get(uns_key(text_rep), {}).get("params", {})
     sentence_key = sentence_key or emb_params.get("sentence_key", "cell_sentence")
@@ -266,7 +304,11 @@ def attributions(
         raise ValueError(msg)
     clf = SentenceClassifier(enc, model.module, text_index)
     others = [k for k in model.use_reps if k != text_rep]
-    cells = pick_cells(labels, names, int(n_cells), seed)
+    if cell_selection == "confident":
+        proba = clf.proba_from_pooled(reps[text_rep], [reps[k] for k in others])
+        cells = pick_confident_cells(labels, names, int(n_cells), proba, model.classes)
+    else:
+        cells = pick_cells(labels, names, int(n_cells), seed)
     start = logg.info(f"attributing {sum(map(len, cells.values()))} cells in {len(names)} groups with {method}")
 
     from tqdm.auto import tqdm
@@ -315,7 +357,8 @@ def attributions(
     top = top_table(totals, marker_sets, int(top_n), method)
     overlap = overlap_table(top, cells, marker_sets, method)
     params = {
-        "groupby": groupby, "n_cells": int(n_cells), "top_n": int(top_n), "target": target, "seed": seed,
+        "groupby": groupby, "n_cells": int(n_cells), "top_n": int(top_n), "target": target,
+        "cell_selection": cell_selection, "seed": seed,
         "text_rep": text_rep, "sentence_key": sentence_key, "classes": list(model.classes),
         "use_reps": list(model.use_reps), "encoder": {k: v for k, v in enc.params().items() if v is not None},
         "cells": {g: adata.obs_names[r].tolist() for g, r in cells.items()}, "embedding_relative_error": mismatch,
@@ -335,4 +378,3 @@ def attributions(
     }
     logg.info("    finished", time=start, deep=f"added\n    '{key_added}', top genes per group (adata.uns)")
     return adata if copy else None
-
