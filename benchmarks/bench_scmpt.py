@@ -22,7 +22,6 @@ import scanpy as sc
 
 import sc_llm as sl
 
-DEFAULT_KANG = "/work/shared/data/kang2018_ifnb_pbmc.h5ad"
 DEFAULT_CACHE = "/tmp/sc_llm_bench_scmpt"
 TEXT, EXPR = "X_minilm", "X_pca"
 TOLERANCE = 0.01
@@ -92,7 +91,7 @@ def run(name: str, adata, label_key: str, seeds: list[int]) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kang", default=DEFAULT_KANG, help="Kang 2018 IFN-β PBMC h5ad file")
+    parser.add_argument("--kang", default=None, help="Kang 2018 h5ad (default: the copy shipped with sc_llm)")
     parser.add_argument("--seeds", type=int, default=5, help="number of seeds (splits and training runs)")
     parser.add_argument("--cache", nargs="?", const=DEFAULT_CACHE, default=None, help="cache MiniLM embeddings in DIR")
     args = parser.parse_args()
@@ -101,7 +100,7 @@ def main() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
 
     pbmc = prepare("pbmc68k_reduced", sc.datasets.pbmc68k_reduced(), "bulk_labels", cache)
-    kang = prepare("kang2018", sc.read_h5ad(args.kang), "cell_type", cache)
+    kang = prepare("kang2018", sl.datasets.kang2018(args.kang), "cell_type", cache)
     results = {"pbmc68k_reduced": run("pbmc68k_reduced", pbmc, "bulk_labels", seeds),
                "kang2018": run("kang2018", kang, "cell_type", seeds)}  # fmt: skip
     print("\n== training time (CPU)")

@@ -11,8 +11,6 @@ import pandas as pd
 import pytest
 from scipy import sparse
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
 
 def pytest_collection_modifyitems(config, items):
     import torch
@@ -39,11 +37,10 @@ def pbmc(_pbmc) -> ad.AnnData:
 
 @pytest.fixture(scope="session")
 def kang_path() -> Path:
-    """The Kang 2018 IFN-β PBMC file shipped beside the repository for tests and CI."""
-    path = SHARED_DATA / "kang2018_ifnb_pbmc.h5ad"
-    if not path.is_file():
-        pytest.fail(f"test data missing: {path} (the repository expects ../shared/data beside it)")
-    return path
+    """The Kang 2018 IFN-β PBMC file shipped inside the package (``sl.datasets.kang2018()`` reads it)."""
+    from sc_llm.datasets._datasets import KANG2018_FILE
+
+    return KANG2018_FILE
 
 
 @pytest.fixture
