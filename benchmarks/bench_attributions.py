@@ -59,8 +59,12 @@ def main() -> int:
     parser.add_argument("--baseline", default="unk", help="integrated-gradients baseline token: pad, unk, mask, zero")
     parser.add_argument("--num-samples", type=int, default=200, help="LIME perturbed sentences per cell")
     parser.add_argument("--n-cells", type=int, default=10)
-    parser.add_argument("--cell-selection", default="confident", choices=("random", "confident"),
-                        help="cells explained per group: most confidently predicted, or random")  # fmt: skip
+    parser.add_argument(
+        "--cell-selection",
+        default="confident",
+        choices=("random", "confident"),
+        help="cells explained per group: most confidently predicted, or random",
+    )
     parser.add_argument("--figure", default="/tmp/sc_llm_attributions.png")
     args = parser.parse_args()
 
@@ -87,8 +91,16 @@ def main() -> int:
     val = clf.history.get("val_accuracy") or [np.nan]
     print(f"MLP on MiniLM: best validation accuracy {val[clf.history['best_epoch'] - 1]:.3f}")
 
-    kwargs = {"model": clf, "groupby": "bulk_labels", "groups": list(CANONICAL), "n_cells": args.n_cells,
-              "top_n": 10, "markers": markers, "cell_selection": args.cell_selection, "progress": True}  # fmt: skip
+    kwargs = {
+        "model": clf,
+        "groupby": "bulk_labels",
+        "groups": list(CANONICAL),
+        "n_cells": args.n_cells,
+        "top_n": 10,
+        "markers": markers,
+        "cell_selection": args.cell_selection,
+        "progress": True,
+    }
     times = {}
     t = time.perf_counter()
     sl.tl.attributions(adata, method="integrated_gradients", n_steps=args.n_steps, baseline=args.baseline, **kwargs)
@@ -110,13 +122,17 @@ def main() -> int:
         print("\nmarker overlap:")
         print(res["marker_overlap"].to_string(index=False))
     ig = res["params"]["integrated_gradients"]
-    print(f"\nIG: n_steps={args.n_steps}, baseline={args.baseline!r}, max |delta| / |f(x) - f(baseline)| = "
-          f"{ig['max_relative_delta']:.3g}; LIME: num_samples={args.num_samples}; cells: {args.cell_selection}; "
-          f"rebuilt-embedding relative error {ig['embedding_relative_error']:.2g}")  # fmt: skip
+    print(
+        f"\nIG: n_steps={args.n_steps}, baseline={args.baseline!r}, max |delta| / |f(x) - f(baseline)| = "
+        f"{ig['max_relative_delta']:.3g}; LIME: num_samples={args.num_samples}; cells: {args.cell_selection}; "
+        f"rebuilt-embedding relative error {ig['embedding_relative_error']:.2g}"
+    )
     n_cells = sum(len(v) for v in ig["cells"].values())
-    print(f"time: IG {times['integrated_gradients']:.0f} s, LIME {times['lime']:.0f} s, total {total:.0f} s for "
-          f"{len(CANONICAL)} groups x {args.n_cells} cells ({n_cells} cells); "
-          f"= {total * ref_speed / 700:.1f} x the time to embed all 700 cells once at the reference speed")  # fmt: skip
+    print(
+        f"time: IG {times['integrated_gradients']:.0f} s, LIME {times['lime']:.0f} s, total {total:.0f} s for "
+        f"{len(CANONICAL)} groups x {args.n_cells} cells ({n_cells} cells); "
+        f"= {total * ref_speed / 700:.1f} x the time to embed all 700 cells once at the reference speed"
+    )
 
     fig = sl.pl.attributions(adata, return_fig=True, show=False)
     fig.savefig(args.figure, dpi=80)

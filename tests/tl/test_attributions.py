@@ -29,8 +29,9 @@ MARKERS = {"CD14+ Monocyte": ["LYZ", "S100A8", "S100A9", "FCN1"], "CD19+ B": ["M
 
 def test_integrated_gradients_table(adata, trained):
     model = trained[1]
-    sl.tl.attributions(adata, model=model, groupby="bulk_labels", n_cells=3, top_n=5, markers=MARKERS, n_steps=16,
-                       progress=False)  # fmt: skip
+    sl.tl.attributions(
+        adata, model=model, groupby="bulk_labels", n_cells=3, top_n=5, markers=MARKERS, n_steps=16, progress=False
+    )
     res = adata.uns["attributions"]
     top = res["top_genes"]
     assert list(top.columns) == ["method", "group", "gene", "score", "rank", "is_marker"]
@@ -91,16 +92,26 @@ def test_target_group_and_validation_leaves_adata_unchanged(adata, trained):
     with pytest.raises(TypeError, match="ScMPT"):
         sl.tl.attributions(adata, model=42, groupby="bulk_labels")
     assert "attributions" not in adata.uns
-    out = sl.tl.attributions(adata, model=model, groupby="bulk_labels", target="group", n_cells=2, n_steps=8,
-                             progress=False, copy=True, key_added="attr")  # fmt: skip
+    out = sl.tl.attributions(
+        adata,
+        model=model,
+        groupby="bulk_labels",
+        target="group",
+        n_cells=2,
+        n_steps=8,
+        progress=False,
+        copy=True,
+        key_added="attr",
+    )
     assert "attr" not in adata.uns and out.uns["attr"]["params"]["integrated_gradients"]["target"] == "group"
 
 
 def test_mismatched_sentences_warn(adata, trained):
     adata.obs["cell_sentence"] = [" ".join(s.split()[::-1]) for s in adata.obs["cell_sentence"]]
     with pytest.warns(UserWarning, match="rebuilt text embedding differs"):
-        sl.tl.attributions(adata, model=trained[1], groupby="bulk_labels", groups=["CD56+ NK"], n_cells=1, n_steps=4,
-                           progress=False)  # fmt: skip
+        sl.tl.attributions(
+            adata, model=trained[1], groupby="bulk_labels", groups=["CD56+ NK"], n_cells=1, n_steps=4, progress=False
+        )
     assert np.isfinite(adata.uns["attributions"]["top_genes"]["score"]).all()
 
 
@@ -118,8 +129,16 @@ def test_pick_confident_cells_ranks_correct_predictions_first():
 
 def test_cell_selection_confident(adata, trained):
     model = trained[1]
-    sl.tl.attributions(adata, model=model, groupby="bulk_labels", groups=["CD19+ B", "CD56+ NK"], n_cells=3,
-                       n_steps=4, cell_selection="confident", progress=False)  # fmt: skip
+    sl.tl.attributions(
+        adata,
+        model=model,
+        groupby="bulk_labels",
+        groups=["CD19+ B", "CD56+ NK"],
+        n_cells=3,
+        n_steps=4,
+        cell_selection="confident",
+        progress=False,
+    )
     params = adata.uns["attributions"]["params"]["integrated_gradients"]
     assert params["cell_selection"] == "confident"
     proba = model.predict_proba(adata)
@@ -132,8 +151,18 @@ def test_cell_selection_confident(adata, trained):
         assert len(correct) >= 3  # the tiny model separates these groups well enough for the check to mean something
         assert set(params["cells"][group]) == set(adata.obs_names[ranked[:3]])
     # deterministic: no seed involved
-    again = sl.tl.attributions(adata, model=model, groupby="bulk_labels", groups=["CD19+ B", "CD56+ NK"], n_cells=3,
-                               n_steps=4, cell_selection="confident", seed=5, progress=False, copy=True)  # fmt: skip
+    again = sl.tl.attributions(
+        adata,
+        model=model,
+        groupby="bulk_labels",
+        groups=["CD19+ B", "CD56+ NK"],
+        n_cells=3,
+        n_steps=4,
+        cell_selection="confident",
+        seed=5,
+        progress=False,
+        copy=True,
+    )
     assert again.uns["attributions"]["params"]["integrated_gradients"]["cells"] == params["cells"]
 
 

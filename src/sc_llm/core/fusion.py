@@ -83,8 +83,14 @@ class FusionClassifier(nn.Module):
 
     def config(self) -> dict[str, Any]:
         """Return the constructor arguments, JSON-serialisable."""
-        return {"in_dims": self.in_dims, "n_classes": self.n_classes, "hidden": self.hidden, "dropout": self.dropout,
-                "scaling": self.scaling, "input_dropout": self.input_dropout}  # fmt: skip
+        return {
+            "in_dims": self.in_dims,
+            "n_classes": self.n_classes,
+            "hidden": self.hidden,
+            "dropout": self.dropout,
+            "scaling": self.scaling,
+            "input_dropout": self.input_dropout,
+        }
 
     @torch.no_grad()
     def set_input_scaling(self, reps: Sequence[np.ndarray | torch.Tensor]) -> None:

@@ -177,9 +177,11 @@ def train_classifier(
     module.eval()
     n_epochs = len(history["train_loss"])
     history.update(
-        best_epoch=(best_epoch if has_val else n_epochs - 1) + 1, n_epochs=n_epochs,
-        stopped_early=bool(has_val and n_epochs < max_epochs), device=str(device),
-    )  # fmt: skip
+        best_epoch=(best_epoch if has_val else n_epochs - 1) + 1,
+        n_epochs=n_epochs,
+        stopped_early=bool(has_val and n_epochs < max_epochs),
+        device=str(device),
+    )
     return history
 
 
@@ -245,8 +247,10 @@ def choose_branch_weights(
     device = resolve_device(device)
     y = torch.as_tensor(np.asarray(val_codes), dtype=torch.long)
     with torch.inference_mode(), _cpu_threads(device):
-        logits = [b.to(device).eval()(torch.as_tensor(np.asarray(X, dtype=np.float32)).to(device)).cpu()
-                  for b, X in zip(branches, val_reps, strict=True)]  # fmt: skip
+        logits = [
+            b.to(device).eval()(torch.as_tensor(np.asarray(X, dtype=np.float32)).to(device)).cpu()
+            for b, X in zip(branches, val_reps, strict=True)
+        ]
         best, best_loss = None, math.inf
         for combo in itertools.product(grid, repeat=len(branches)):
             if max(combo) != 1.0:  # relative weights: the most trusted branch keeps its own logits
@@ -296,14 +300,22 @@ def train_fusion(
         branches = []
         for i, X in enumerate(reps):
             branch = build([X.shape[1]])
-            train_classifier(branch, [X], codes, val_reps=[val_reps[i]] if has_val else None,
-                             val_codes=val_codes if has_val else None, seed=seed, **fit)  # fmt: skip
+            train_classifier(
+                branch,
+                [X],
+                codes,
+                val_reps=[val_reps[i]] if has_val else None,
+                val_codes=val_codes if has_val else None,
+                seed=seed,
+                **fit,
+            )
             branches.append(branch)
         if has_val:
             weights = choose_branch_weights(branches, val_reps, val_codes, device=fit.get("device"))
         init_from_branches(module, branches, weights)
-    history = train_classifier(module, reps, codes, val_reps=val_reps, val_codes=val_codes, seed=seed,
-                               keep_initial=pretrain, **fit)  # fmt: skip
+    history = train_classifier(
+        module, reps, codes, val_reps=val_reps, val_codes=val_codes, seed=seed, keep_initial=pretrain, **fit
+    )
     if pretrain:
         history["branch_weights"] = [1.0] * len(reps) if weights is None else weights
     return module, history

@@ -15,9 +15,12 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 METRIC_LABELS = {
-    "accuracy": "accuracy", "precision_macro": "macro precision", "recall_macro": "macro recall",
-    "f1_macro": "macro F1", "ari": "k-means ARI",
-}  # fmt: skip
+    "accuracy": "accuracy",
+    "precision_macro": "macro precision",
+    "recall_macro": "macro recall",
+    "f1_macro": "macro F1",
+    "ari": "k-means ARI",
+}
 
 
 def ablation_study(

@@ -18,8 +18,9 @@ OTHER_COLOR = "#95a5a6"
 METHOD_LABELS = {"integrated_gradients": "Integrated gradients", "lime": "LIME"}
 
 
-def finish_figure(fig: Figure, axes: list[Axes], name: str, *, show: bool | None, save: bool | str | None,
-                  return_fig: bool) -> Figure | list[Axes] | None:  # fmt: skip
+def finish_figure(
+    fig: Figure, axes: list[Axes], name: str, *, show: bool | None, save: bool | str | None, return_fig: bool
+) -> Figure | list[Axes] | None:
     """Save and show a figure the scanpy way; return the figure, the axes (``show=False``) or ``None``.
 
     ``save=True`` writes ``sc.settings.figdir / f"{name}.{file_format_figs}"``; a string is appended to
@@ -157,8 +158,9 @@ def attributions(
             _panel(axes[i * len(methods) + j], sub, top_n, title)
     if table["is_marker"].any():
         handles = [Patch(color=MARKER_COLOR, label="marker gene"), Patch(color=OTHER_COLOR, label="other gene")]
-        fig.legend(handles=handles, loc="upper center", ncol=2, frameon=False, fontsize="small",
-                   bbox_to_anchor=(0.5, 1.0))  # fmt: skip
+        fig.legend(
+            handles=handles, loc="upper center", ncol=2, frameon=False, fontsize="small", bbox_to_anchor=(0.5, 1.0)
+        )
     if ax is None:
         fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight()))
     return finish_figure(fig, axes, "attributions", show=show, save=save, return_fig=return_fig)

@@ -17,9 +17,14 @@ if TYPE_CHECKING:
     from ..core.text_encoder import TextEncoder
 
 AblationMode = Literal[
-    "hash", "random_hash", "shuffle_all", "shuffle_in_context", "shuffle_top_in_context",
-    "hash_shuffle_in_context", "shorten",
-]  # fmt: skip
+    "hash",
+    "random_hash",
+    "shuffle_all",
+    "shuffle_in_context",
+    "shuffle_top_in_context",
+    "hash_shuffle_in_context",
+    "shorten",
+]
 _FRACTION_MODES = ("shuffle_top_in_context", "shorten")
 
 

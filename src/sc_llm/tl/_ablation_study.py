@@ -232,8 +232,13 @@ def ablation_study(
             ablated = words
         else:
             rng = np.random.default_rng(seed)  # as `sl.pp.ablate_sentences(seed=seed)`
-            ablated, _ = ablate(words, mode, rng=rng, genes=enc.genes if mode in NEEDS_TOKENIZER else None,
-                                fraction=spec.get("fraction", 0.1))  # fmt: skip
+            ablated, _ = ablate(
+                words,
+                mode,
+                rng=rng,
+                genes=enc.genes if mode in NEEDS_TOKENIZER else None,
+                fraction=spec.get("fraction", 0.1),
+            )
         sentences = [" ".join(w) for w in ablated]
         logg.info(f"    {name}: embedding")
         X = cached_encode(enc, sentences, cache, batch_size, progress)
@@ -241,22 +246,33 @@ def ablation_study(
         codes, _ = vote(ref_codes[idx], sim, len(categories), 1)
         scores = classification_scores(truth[test], categories[codes[:, 0]])
         ari = kmeans_ari(X[labelled], truth[labelled], seed=seed)
-        rows.append({
-            "ablation": name, "mode": mode or ("column" if "sentence_key" in spec else "none"),
-            "fraction": spec.get("fraction", np.nan), **{m: scores[m] for m in METRICS[:4]}, "ari": ari,
-            "mean_in_context": float(n_in_context(enc.genes, ablated).mean()) if ablated else 0.0,
-        })  # fmt: skip
+        rows.append(
+            {
+                "ablation": name,
+                "mode": mode or ("column" if "sentence_key" in spec else "none"),
+                "fraction": spec.get("fraction", np.nan),
+                **{m: scores[m] for m in METRICS[:4]},
+                "ari": ari,
+                "mean_in_context": float(n_in_context(enc.genes, ablated).mean()) if ablated else 0.0,
+            }
+        )
     results = pd.DataFrame(rows).set_index("ablation")
 
     adata = adata.copy() if copy else adata
     adata.uns[key_added] = {
         "results": results,
         "params": {
-            "label_key": label_key, "sentence_key": sentence_key, "k": k, "test_size": test_size,
-            "split_key": split_key, "seed": seed, "n_reference": len(ref), "n_test": len(test),
+            "label_key": label_key,
+            "sentence_key": sentence_key,
+            "k": k,
+            "test_size": test_size,
+            "split_key": split_key,
+            "seed": seed,
+            "n_reference": len(ref),
+            "n_test": len(test),
             "ablations": {n: {kk: v for kk, v in s.items() if v is not None} for n, s in specs.items()},
             "encoder": {kk: v for kk, v in enc.params().items() if v is not None},
         },
-    }  # fmt: skip
+    }
     logg.info("    finished", time=start, deep=f"added\n    '{key_added}', ablation results (adata.uns)")
     return adata if copy else None

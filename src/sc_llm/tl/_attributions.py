@@ -253,8 +253,13 @@ def attributions(
     if target not in ("predicted", "group"):
         msg = f"`target` must be 'predicted' or 'group', got {target!r}."
         raise ValueError(msg)
-    for name, value in (("n_cells", n_cells), ("top_n", top_n), ("n_steps", n_steps), ("num_samples", num_samples),
-                        ("batch_size", batch_size)):  # fmt: skip
+    for name, value in (
+        ("n_cells", n_cells),
+        ("top_n", top_n),
+        ("n_steps", n_steps),
+        ("num_samples", num_samples),
+        ("batch_size", batch_size),
+    ):
         if int(value) < 1:
             msg = f"`{name}` must be a positive integer, got {value}."
             raise ValueError(msg)
@@ -330,18 +335,31 @@ def attributions(
             sums = totals.setdefault(group, {})
             if method == "integrated_gradients":
                 scores, delta, gap = integrated_gradients(
-                    clf, sents, tgt.tolist(), fixed_reps=fixed, baseline=baseline, n_steps=n_steps,
+                    clf,
+                    sents,
+                    tgt.tolist(),
+                    fixed_reps=fixed,
+                    baseline=baseline,
+                    n_steps=n_steps,
                     internal_batch_size=batch_size,
-                )  # fmt: skip
+                )
                 rel_delta.extend((np.abs(delta) / np.maximum(np.abs(gap), 1e-12)).tolist())
                 bar.update(len(rows))
             else:
                 scores = []
                 for i, words in enumerate(in_context):
-                    scores.append(lime_gene_scores(
-                        clf, words, int(tgt[i]), fixed_rep=[x[i] for x in fixed], num_samples=num_samples,
-                        seed=seed + i, batch_size=batch_size, log_proba=log_proba,
-                    ))  # fmt: skip
+                    scores.append(
+                        lime_gene_scores(
+                            clf,
+                            words,
+                            int(tgt[i]),
+                            fixed_rep=[x[i] for x in fixed],
+                            num_samples=num_samples,
+                            seed=seed + i,
+                            batch_size=batch_size,
+                            log_proba=log_proba,
+                        )
+                    )
                     bar.update(1)
             for words, sc in zip(in_context, scores, strict=True):
                 for w, s in zip(words, sc, strict=True):
@@ -357,12 +375,20 @@ def attributions(
     top = top_table(totals, marker_sets, int(top_n), method)
     overlap = overlap_table(top, cells, marker_sets, method)
     params = {
-        "groupby": groupby, "n_cells": int(n_cells), "top_n": int(top_n), "target": target,
-        "cell_selection": cell_selection, "seed": seed,
-        "text_rep": text_rep, "sentence_key": sentence_key, "classes": list(model.classes),
-        "use_reps": list(model.use_reps), "encoder": {k: v for k, v in enc.params().items() if v is not None},
-        "cells": {g: adata.obs_names[r].tolist() for g, r in cells.items()}, "embedding_relative_error": mismatch,
-    }  # fmt: skip
+        "groupby": groupby,
+        "n_cells": int(n_cells),
+        "top_n": int(top_n),
+        "target": target,
+        "cell_selection": cell_selection,
+        "seed": seed,
+        "text_rep": text_rep,
+        "sentence_key": sentence_key,
+        "classes": list(model.classes),
+        "use_reps": list(model.use_reps),
+        "encoder": {k: v for k, v in enc.params().items() if v is not None},
+        "cells": {g: adata.obs_names[r].tolist() for g, r in cells.items()},
+        "embedding_relative_error": mismatch,
+    }
     if method == "integrated_gradients":
         params.update(baseline=baseline, n_steps=int(n_steps), max_relative_delta=float(max(rel_delta, default=0.0)))
     else:

@@ -24,10 +24,12 @@ def summarize_comparison(
 ) -> pd.DataFrame:
     """``'mean ± sd'`` strings of a :func:`compare_annotators` table, for printing (stored as ``'summary'``)."""
     return pd.DataFrame(
-        {s: [f"{m:.{digits}f} ± {d:.{digits}f}" for m, d in zip(table[f"{s}_mean"], table[f"{s}_sd"], strict=True)]
-         for s in scores},
+        {
+            s: [f"{m:.{digits}f} ± {d:.{digits}f}" for m, d in zip(table[f"{s}_mean"], table[f"{s}_sd"], strict=True)]
+            for s in scores
+        },
         index=table.index,
-    )  # fmt: skip
+    )
 
 
 def compare_annotators(
@@ -139,9 +141,14 @@ def compare_annotators(
         for name, which, kind in methods:
             if kind == "mlp":
                 model = ScMPT.from_arrays(
-                    [reps[i][tr] for i in which], train_labels, use_reps=[use_reps[i] for i in which],
-                    label_key=label_key, device=device, progress=False, **{**train, "seed": seed},
-                )  # fmt: skip
+                    [reps[i][tr] for i in which],
+                    train_labels,
+                    use_reps=[use_reps[i] for i in which],
+                    label_key=label_key,
+                    device=device,
+                    progress=False,
+                    **{**train, "seed": seed},
+                )
                 pred = np.asarray(model.classes)[
                     predict_proba(model.module, [reps[i][te] for i in which], device=device).argmax(1)
                 ]
@@ -167,11 +174,17 @@ def compare_annotators(
         "table": table,
         "summary": summarize_comparison(table),
         "per_seed": per_seed,
-        "params": h5ad_safe({
-            "label_key": label_key, "use_reps": use_reps, "seeds": seeds, "test_fraction": test_fraction, "k": k,
-            **{key: v for key, v in {**TRAIN_DEFAULTS, **train}.items() if key != "seed"},
-        }),
-    }  # fmt: skip
+        "params": h5ad_safe(
+            {
+                "label_key": label_key,
+                "use_reps": use_reps,
+                "seeds": seeds,
+                "test_fraction": test_fraction,
+                "k": k,
+                **{key: v for key, v in {**TRAIN_DEFAULTS, **train}.items() if key != "seed"},
+            }
+        ),
+    }
     logg.info(
         "    finished",
         time=start,

@@ -143,10 +143,18 @@ def embed(
         from ._embed_scgpt import embed_scgpt
 
         return embed_scgpt(
-            adata, model=model, key_added=key_added or "X_scgpt", batch_size=batch_size,
-            max_length=max_length, device=device, dtype=dtype, mod=mod, progress=progress, copy=copy,
+            adata,
+            model=model,
+            key_added=key_added or "X_scgpt",
+            batch_size=batch_size,
+            max_length=max_length,
+            device=device,
+            dtype=dtype,
+            mod=mod,
+            progress=progress,
+            copy=copy,
             **encoder_kwargs,
-        )  # fmt: skip
+        )
     if encoder_kwargs:
         msg = f"Unexpected arguments for a text encoder: {sorted(encoder_kwargs)}."
         raise TypeError(msg)
@@ -163,9 +171,14 @@ def embed(
 
     start = logg.info(f"embedding {len(sentences)} cell sentences with {model!r}")
     enc = TextEncoder(
-        model, revision=revision, device=device, max_length=max_length, dtype=dtype, prefix=prefix,
+        model,
+        revision=revision,
+        device=device,
+        max_length=max_length,
+        dtype=dtype,
+        prefix=prefix,
         trust_remote_code=trust_remote_code,
-    )  # fmt: skip
+    )
     logg.debug(f"    tokenization mode: {enc.genes.mode}, max_length={enc.max_length}, device={enc.device}")
     X, truncated = enc.encode(sentences, batch_size=batch_size, progress=progress)
     n_empty = sum(1 for s in sentences if not s)
@@ -176,10 +189,8 @@ def embed(
     target = get_modality(adata, mod)
     target.obsm[key_added] = X
     target.uns[uns_key(key_added)] = {
-        "params": {
-            **enc.params(), "encoder": "text", "sentence_key": sentence_key, "n_truncated": int(truncated.sum())
-        }
-    }  # fmt: skip
+        "params": {**enc.params(), "encoder": "text", "sentence_key": sentence_key, "n_truncated": int(truncated.sum())}
+    }
     deep = f"added\n    '{key_added}', cell embeddings (adata.obsm)\n    '{uns_key(key_added)}', parameters (adata.uns)"
     logg.info("    finished", time=start, deep=deep)
     return adata if copy else None

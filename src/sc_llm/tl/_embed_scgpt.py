@@ -114,11 +114,21 @@ def embed_scgpt(
     if config.not_applied:
         logg.info(f"    args.json sets {list(config.not_applied)}; as in scGPT's embed_data, not applied to embeddings")
     emb, stats = embed_cells(
-        encoder, iter_row_chunks(X, CHUNK_CELLS), column_ids, target.n_obs,
-        cls_id=vocab["<cls>"], pad_id=vocab[config.pad_token], pad_value=config.pad_value,
-        batch_size=batch_size, max_length=max_length, n_bins=n_bins, seed=seed, device=dev, dtype=compute_dtype,
+        encoder,
+        iter_row_chunks(X, CHUNK_CELLS),
+        column_ids,
+        target.n_obs,
+        cls_id=vocab["<cls>"],
+        pad_id=vocab[config.pad_token],
+        pad_value=config.pad_value,
+        batch_size=batch_size,
+        max_length=max_length,
+        n_bins=n_bins,
+        seed=seed,
+        device=dev,
+        dtype=compute_dtype,
         progress=progress,
-    )  # fmt: skip
+    )
     if stats.n_empty:
         warnings.warn(
             f"{stats.n_empty} cell(s) express no gene of the scGPT vocabulary; their embedding is the <cls> "

@@ -112,9 +112,11 @@ def knn_annotate(
     start = logg.info(f"annotating {target.n_obs} cells by {k}-NN on {use_rep!r} from {len(ref_codes)} reference cells")
     codes = np.full((target.n_obs, TOP), -1, dtype=np.int64)
     scores = np.zeros((target.n_obs, TOP), dtype=np.float32)
-    groups = [(np.arange(target.n_obs), False)] if reference is not None else [
-        (np.flatnonzero(~is_ref), False), (np.flatnonzero(is_ref), True)
-    ]  # fmt: skip
+    groups = (
+        [(np.arange(target.n_obs), False)]
+        if reference is not None
+        else [(np.flatnonzero(~is_ref), False), (np.flatnonzero(is_ref), True)]
+    )
     for rows, loo in groups:
         if len(rows) == 0:
             continue
@@ -131,10 +133,14 @@ def knn_annotate(
 
     uns = {
         "params": {
-            "use_rep": use_rep, "label_key": label_key, "k": k, "method": method,
-            "reference": "adata" if reference is None else "external", "n_reference": len(ref_codes),
+            "use_rep": use_rep,
+            "label_key": label_key,
+            "k": k,
+            "method": method,
+            "reference": "adata" if reference is None else "external",
+            "n_reference": len(ref_codes),
         }
-    }  # fmt: skip
+    }
     if label_key in target.obs:
         truth = target.obs[label_key]
         has = truth.notna().to_numpy()
@@ -148,7 +154,8 @@ def knn_annotate(
     target.obsm[f"{key_added}_top3"] = top
     target.uns[key_added] = uns
     logg.info(
-        "    finished", time=start,
+        "    finished",
+        time=start,
         deep=f"added\n    '{key_added}', '{key_added}_confidence' (adata.obs)\n    '{key_added}_top3' (adata.obsm)",
-    )  # fmt: skip
+    )
     return adata if copy else None

@@ -154,26 +154,39 @@ def scmpt_annotate(
         raise FileExistsError(msg)
 
     train = {
-        "hidden": hidden, "dropout": dropout, "pretrain": pretrain, "validation_fraction": validation_fraction,
+        "hidden": hidden,
+        "dropout": dropout,
+        "pretrain": pretrain,
+        "validation_fraction": validation_fraction,
         "class_weight": class_weight,
-        "max_epochs": max_epochs, "patience": patience, "batch_size": batch_size, "lr": lr,
-        "weight_decay": weight_decay, "seed": seed,
-    }  # fmt: skip
+        "max_epochs": max_epochs,
+        "patience": patience,
+        "batch_size": batch_size,
+        "lr": lr,
+        "weight_decay": weight_decay,
+        "seed": seed,
+    }
     start = logg.info(f"annotating {adata.n_obs} cells with scMPT on {use_reps}")
-    model = ScMPT.from_arrays(train_reps, train_labels, use_reps=use_reps, label_key=label_key, device=device,
-                              progress=progress, **train)  # fmt: skip
+    model = ScMPT.from_arrays(
+        train_reps, train_labels, use_reps=use_reps, label_key=label_key, device=device, progress=progress, **train
+    )
     proba = model.predict_proba(adata, device=device)
     codes = proba.argmax(1)
     predicted = pd.Categorical.from_codes(codes, categories=model.classes)
 
     uns: dict[str, Any] = {
         "classes": list(model.classes),
-        "params": h5ad_safe({
-            "use_reps": use_reps, "rep_dims": model.rep_dims, "label_key": label_key,
-            "reference": "adata" if reference is None else "external", **model.params,
-        }),
+        "params": h5ad_safe(
+            {
+                "use_reps": use_reps,
+                "rep_dims": model.rep_dims,
+                "label_key": label_key,
+                "reference": "adata" if reference is None else "external",
+                **model.params,
+            }
+        ),
         "history": summarize_history(model.history),
-    }  # fmt: skip
+    }
     rows, on = np.array([], dtype=np.int64), ""
     if reference is not None and has_labels(adata, label_key):
         truth = read_labels(adata, label_key)
@@ -194,10 +207,11 @@ def scmpt_annotate(
     adata.obsm[f"{key_added}_proba"] = proba
     adata.uns[key_added] = uns
     logg.info(
-        "    finished", time=start,
+        "    finished",
+        time=start,
         deep=(
             f"added\n    '{key_added}', '{key_added}_confidence' (adata.obs)\n    '{key_added}_proba' (adata.obsm)\n"
             f"    '{key_added}' (adata.uns)" + (f"\n    model saved to {save_model}" if save_model is not None else "")
         ),
-    )  # fmt: skip
+    )
     return adata if copy else None

@@ -20,10 +20,20 @@ FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.pt"
 TRAIN_DEFAULTS: dict[str, Any] = {
-    "hidden": 128, "dropout": 0.3, "scaling": "representation", "input_dropout": 0.0, "pretrain": True,
-    "validation_fraction": 0.1, "class_weight": None, "max_epochs": 200, "patience": 15, "batch_size": 64,
-    "lr": 1e-3, "weight_decay": 1e-2, "seed": 0,
-}  # fmt: skip
+    "hidden": 128,
+    "dropout": 0.3,
+    "scaling": "representation",
+    "input_dropout": 0.0,
+    "pretrain": True,
+    "validation_fraction": 0.1,
+    "class_weight": None,
+    "max_epochs": 200,
+    "patience": 15,
+    "batch_size": 64,
+    "lr": 1e-3,
+    "weight_decay": 1e-2,
+    "seed": 0,
+}
 
 
 def is_mudata(data: Any) -> bool:
@@ -158,8 +168,16 @@ class ScMPT:
         Training history: per-epoch losses, ``best_epoch``, ``n_epochs``, ``stopped_early``.
     """
 
-    def __init__(self, module, *, classes: Sequence[str], use_reps: Sequence[str], label_key: str,
-                 params: dict[str, Any] | None = None, history: dict[str, Any] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        module,
+        *,
+        classes: Sequence[str],
+        use_reps: Sequence[str],
+        label_key: str,
+        params: dict[str, Any] | None = None,
+        history: dict[str, Any] | None = None,
+    ):
         self.module = module
         self.classes = [str(c) for c in classes]
         self.use_reps = list(use_reps)
@@ -176,8 +194,17 @@ class ScMPT:
         return f"ScMPT({len(self.classes)} classes of {self.label_key!r} from {reps})"
 
     @classmethod
-    def from_arrays(cls, reps: Sequence[np.ndarray], labels: pd.Categorical, *, use_reps: Sequence[str],
-                    label_key: str, device: Any = None, progress: bool = True, **train: Any) -> ScMPT:  # fmt: skip
+    def from_arrays(
+        cls,
+        reps: Sequence[np.ndarray],
+        labels: pd.Categorical,
+        *,
+        use_reps: Sequence[str],
+        label_key: str,
+        device: Any = None,
+        progress: bool = True,
+        **train: Any,
+    ) -> ScMPT:
         """Train on arrays: ``reps`` (one ``(n, dim)`` array per key of ``use_reps``) and ``labels``.
 
         Classes are the categories present in ``labels``; ``**train`` as in :meth:`fit`.
@@ -211,11 +238,18 @@ class ScMPT:
         arch = {k: p[k] for k in ("hidden", "dropout", "scaling", "input_dropout")}
         fit = {k: p[k] for k in ("max_epochs", "patience", "batch_size", "lr", "weight_decay", "seed")}
         module, history = train_fusion(
-            [X[tr] for X in reps], codes[tr], len(labels.categories),
+            [X[tr] for X in reps],
+            codes[tr],
+            len(labels.categories),
             val_reps=[X[va] for X in reps] if len(va) else None,
-            val_codes=codes[va] if len(va) else None, pretrain=p["pretrain"], class_weights=weights, architecture=arch,
-            device=device, progress=progress, **fit,
-        )  # fmt: skip
+            val_codes=codes[va] if len(va) else None,
+            pretrain=p["pretrain"],
+            class_weights=weights,
+            architecture=arch,
+            device=device,
+            progress=progress,
+            **fit,
+        )
         logg.info(f"    finished after {history['n_epochs']} epochs (best: {history['best_epoch']})", time=start)
         class_weight = (
             p["class_weight"]
@@ -239,8 +273,16 @@ class ScMPT:
         )
 
     @classmethod
-    def fit(cls, adata: Any, *, label_key: str, use_reps: Sequence[str] = ("X_scgpt", "X_ember"), device: Any = None,
-            progress: bool = True, **train: Any) -> ScMPT:  # fmt: skip
+    def fit(
+        cls,
+        adata: Any,
+        *,
+        label_key: str,
+        use_reps: Sequence[str] = ("X_scgpt", "X_ember"),
+        device: Any = None,
+        progress: bool = True,
+        **train: Any,
+    ) -> ScMPT:
         """Train on the labelled cells of ``adata`` (an AnnData, or a MuData with modality-qualified keys).
 
         Parameters
@@ -270,8 +312,15 @@ class ScMPT:
         use_reps = [use_reps] if isinstance(use_reps, str) else list(use_reps)
         reps = read_reps(adata, use_reps)
         has, labels = labelled(read_labels(adata, label_key), f"obs[{label_key!r}]")
-        return cls.from_arrays([X[has] for X in reps], labels, use_reps=use_reps, label_key=label_key,
-                               device=device, progress=progress, **train)  # fmt: skip
+        return cls.from_arrays(
+            [X[has] for X in reps],
+            labels,
+            use_reps=use_reps,
+            label_key=label_key,
+            device=device,
+            progress=progress,
+            **train,
+        )
 
     def _checked_reps(self, adata: Any) -> list[np.ndarray]:
         reps = read_reps(adata, self.use_reps)
@@ -306,10 +355,16 @@ class ScMPT:
             raise FileExistsError(msg)
         folder.mkdir(parents=True, exist_ok=True)
         config = {
-            "format": "sc_llm.ScMPT", "format_version": FORMAT_VERSION, "classes": self.classes,
-            "use_reps": self.use_reps, "rep_dims": self.rep_dims, "label_key": self.label_key,
-            "module": self.module.config(), "params": self.params, "history": summarize_history(self.history),
-        }  # fmt: skip
+            "format": "sc_llm.ScMPT",
+            "format_version": FORMAT_VERSION,
+            "classes": self.classes,
+            "use_reps": self.use_reps,
+            "rep_dims": self.rep_dims,
+            "label_key": self.label_key,
+            "module": self.module.config(),
+            "params": self.params,
+            "history": summarize_history(self.history),
+        }
         (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2))
         state = {k: v.detach().cpu() for k, v in self.module.state_dict().items()}
         torch.save(state, folder / WEIGHTS_FILE)
@@ -334,8 +389,14 @@ class ScMPT:
         module = FusionClassifier(**config["module"])
         module.load_state_dict(torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True))
         module.to(resolve_device(device)).eval()
-        return cls(module, classes=config["classes"], use_reps=config["use_reps"], label_key=config["label_key"],
-                   params=config.get("params"), history=config.get("history"))  # fmt: skip
+        return cls(
+            module,
+            classes=config["classes"],
+            use_reps=config["use_reps"],
+            label_key=config["label_key"],
+            params=config.get("params"),
+            history=config.get("history"),
+        )
 
 
 def _class_weights(spec: Any, labels: pd.Categorical) -> np.ndarray | None:

@@ -192,11 +192,15 @@ def load_encoder(folder: str | Path, config: ScGPTConfig, vocab: dict[str, int])
     category = state.get("value_encoder.embedding.weight")
     with torch.device("meta"):
         model = ScGPTCellEncoder(
-            emb.shape[0], config.d_model, config.n_heads, config.d_hid, config.n_layers,
+            emb.shape[0],
+            config.d_model,
+            config.n_heads,
+            config.d_hid,
+            config.n_layers,
             input_emb_style=config.input_emb_style,
             n_value_bins=category.shape[0] if category is not None else config.n_bins + 2,
             norm_scheme=config.norm_scheme,
-        )  # fmt: skip
+        )
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     if missing:

@@ -79,9 +79,14 @@ def embed_cells(
             stats.n_empty += int((lengths == 0).sum())
             stats.n_genes_total += int(lengths.sum())
             batches = iter_batches(
-                cells, batch_size=batch_size, max_length=max_length, n_bins=n_bins, cls_id=cls_id, pad_id=pad_id,
+                cells,
+                batch_size=batch_size,
+                max_length=max_length,
+                n_bins=n_bins,
+                cls_id=cls_id,
+                pad_id=pad_id,
                 pad_value=pad_value,
-            )  # fmt: skip
+            )
             for rows, genes, values, padding, n_sub in batches:
                 with autocast(device, dtype):
                     emb = model(genes.to(device), values.to(device), padding.to(device))
