@@ -10,7 +10,7 @@ import pandas as pd
 
 from .._utils._anndata import check_values, get_gene_names, get_matrix, get_modality, iter_row_chunks
 from .._utils._logging import logg
-from ..core.ranking import SentenceJoiner, rank_genes
+from ..core.sentences.ranking import SentenceJoiner, rank_genes
 
 if TYPE_CHECKING:
     from anndata import AnnData
