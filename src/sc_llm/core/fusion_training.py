@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .fusion import FusionClassifier
+from .fusion_defaults import TRAIN_DEFAULTS
 
 
 def stratified_split(codes: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -92,13 +93,13 @@ def train_classifier(
     val_reps: Sequence[np.ndarray] | None = None,
     val_codes: np.ndarray | None = None,
     class_weights: np.ndarray | None = None,
-    max_epochs: int = 200,
-    patience: int = 15,
-    batch_size: int = 64,
-    lr: float = 1e-3,
-    weight_decay: float = 1e-2,
+    max_epochs: int = TRAIN_DEFAULTS["max_epochs"],
+    patience: int = TRAIN_DEFAULTS["patience"],
+    batch_size: int = TRAIN_DEFAULTS["batch_size"],
+    lr: float = TRAIN_DEFAULTS["lr"],
+    weight_decay: float = TRAIN_DEFAULTS["weight_decay"],
     device: Any = None,
-    seed: int = 0,
+    seed: int = TRAIN_DEFAULTS["seed"],
     progress: bool = False,
     keep_initial: bool = False,
 ) -> dict[str, Any]:
@@ -270,7 +271,7 @@ def train_fusion(
     val_codes: np.ndarray | None = None,
     pretrain: bool = True,
     architecture: dict[str, Any] | None = None,
-    seed: int = 0,
+    seed: int = TRAIN_DEFAULTS["seed"],
     **fit: Any,
 ) -> tuple[FusionClassifier, dict[str, Any]]:
     """Build and train a :class:`FusionClassifier` on ``reps``: scMPT's training recipe.

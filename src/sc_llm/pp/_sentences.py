@@ -88,9 +88,8 @@ def cell_sentences(
         raise ValueError(msg)
     adata = adata.copy() if copy else adata
     target = get_modality(adata, mod)
-    X, var = get_matrix(target, layer=layer, use_raw=use_raw)
+    X, var, source = get_matrix(target, layer=layer, use_raw=use_raw)
     names = np.asarray(get_gene_names(var, gene_symbols), dtype=object)
-    source = "layers['" + layer + "']" if layer else ("raw.X" if X is getattr(target.raw, "X", None) else "X")
 
     start_time = logg.info(f"computing cell sentences from adata.{source}")
     sentences: list[str] = []

@@ -67,8 +67,8 @@ def embed_scgpt(
 
     # --- validate: data, checkpoint files and options, gene matching (before loading any weights)
     target = get_modality(adata, mod)
-    X, var = get_matrix(target, layer=layer, use_raw=use_raw)
-    used_raw = (layer is None and target.raw is not None) if use_raw is None else bool(use_raw)
+    X, var, source = get_matrix(target, layer=layer, use_raw=use_raw)
+    used_raw = source == "raw.X"
     names = get_gene_names(var, gene_symbols)
     folder = check_folder(model)
     config = read_config(folder)
