@@ -19,6 +19,8 @@ CPU is shared. The 700-cell embedding is cached under ``--cache`` (shared with `
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import time
 from pathlib import Path
 
@@ -42,14 +44,17 @@ CANONICAL = {
 
 
 def embed_cached(adata, model: str, cache: Path) -> None:
-    """``sl.tl.embed`` with the embedding cached on disk (same key as ``sl.tl.ablation_study``'s cache)."""
-    from sc_llm.core.text_encoder import TextEncoder
-    from sc_llm.tl._ablation_study import cached_encode
-
-    enc = TextEncoder(model, device="cpu")
-    sentences = adata.obs["cell_sentence"].tolist()
-    adata.obsm["X_minilm"] = cached_encode(enc, sentences, cache, 32, True)
-    adata.uns["minilm"] = {"params": {**enc.params(), "encoder": "text", "sentence_key": "cell_sentence"}}
+    """``sl.tl.embed`` into ``obsm['X_minilm']``, kept in ``cache`` (keyed by model and sentences) for reruns."""
+    digest = hashlib.sha256("\n".join([model, *adata.obs["cell_sentence"]]).encode()).hexdigest()[:24]
+    path = cache / f"attributions_minilm_{digest}.npz"
+    if path.is_file():
+        saved = np.load(path)
+        adata.obsm["X_minilm"] = saved["X"]
+        adata.uns["minilm"] = {"params": json.loads(str(saved["params"]))}
+        return
+    sl.tl.embed(adata, model=model, key_added="X_minilm", device="cpu")
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez(path, X=adata.obsm["X_minilm"], params=json.dumps(adata.uns["minilm"]["params"]))
 
 
 def main() -> int:
@@ -76,12 +81,10 @@ def main() -> int:
     embed_cached(adata, model_path, Path(args.cache))
     genes = set(adata.raw.var_names)
     markers = {g: [m for m in ms if m in genes] for g, ms in CANONICAL.items()}
-    print("canonical markers present in the data:", {g: ms for g, ms in markers.items()})
+    print("canonical markers present in the data:", markers)
 
     # the machine's speed now: plain MiniLM embedding of 64 full-length cell sentences
-    from sc_llm.core.text_encoder import TextEncoder
-
-    enc = TextEncoder(model_path, device="cpu")
+    enc = sl.tl.TextEncoder(model_path, device="cpu")
     t = time.perf_counter()
     enc.encode(adata.obs["cell_sentence"].tolist()[:64], progress=False)
     ref_speed = 64 / (time.perf_counter() - t)
@@ -92,7 +95,7 @@ def main() -> int:
     print(f"MLP on MiniLM: best validation accuracy {val[clf.history['best_epoch'] - 1]:.3f}")
 
     kwargs = {
-        "model": clf,
+        "classifier": clf,
         "groupby": "bulk_labels",
         "groups": list(CANONICAL),
         "n_cells": args.n_cells,

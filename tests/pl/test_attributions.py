@@ -19,7 +19,7 @@ def attributed(_pbmc, tiny_bert_dir):
     sl.pp.cell_sentences(adata)
     sl.tl.embed(adata, model=str(tiny_bert_dir), key_added="X_tiny", max_length=24, progress=False)
     model = sl.tl.ScMPT.fit(adata, label_key="bulk_labels", use_reps=["X_tiny"], max_epochs=3, progress=False)
-    kwargs = {"model": model, "groupby": "bulk_labels", "n_cells": 2, "top_n": 6, "progress": False}
+    kwargs = {"classifier": model, "groupby": "bulk_labels", "n_cells": 2, "top_n": 6, "progress": False}
     sl.tl.attributions(adata, method="integrated_gradients", n_steps=8, markers=MARKERS, **kwargs)
     sl.tl.attributions(adata, method="lime", num_samples=40, markers=MARKERS, **kwargs)
     return adata

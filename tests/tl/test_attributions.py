@@ -30,7 +30,7 @@ MARKERS = {"CD14+ Monocyte": ["LYZ", "S100A8", "S100A9", "FCN1"], "CD19+ B": ["M
 def test_integrated_gradients_table(adata, trained):
     model = trained[1]
     sl.tl.attributions(
-        adata, model=model, groupby="bulk_labels", n_cells=3, top_n=5, markers=MARKERS, n_steps=16, progress=False
+        adata, classifier=model, groupby="bulk_labels", n_cells=3, top_n=5, markers=MARKERS, n_steps=16, progress=False
     )
     res = adata.uns["attributions"]
     top = res["top_genes"]
@@ -59,7 +59,7 @@ def test_integrated_gradients_table(adata, trained):
 
 def test_lime_added_beside_ig_and_reproducible(adata, trained, tmp_path):
     folder = trained[1].save(tmp_path / "model")
-    kwargs = {"model": folder, "groupby": "bulk_labels", "groups": ["CD19+ B"], "n_cells": 2, "progress": False}
+    kwargs = {"classifier": folder, "groupby": "bulk_labels", "groups": ["CD19+ B"], "n_cells": 2, "progress": False}
     sl.tl.attributions(adata, method="integrated_gradients", n_steps=8, **kwargs)
     sl.tl.attributions(adata, method="lime", num_samples=60, seed=3, **kwargs)
     first = adata.uns["attributions"]["top_genes"]
@@ -82,19 +82,19 @@ def test_lime_added_beside_ig_and_reproducible(adata, trained, tmp_path):
 def test_target_group_and_validation_leaves_adata_unchanged(adata, trained):
     model = trained[1]
     with pytest.raises(ValueError, match="method"):
-        sl.tl.attributions(adata, model=model, groupby="bulk_labels", method="shap")
+        sl.tl.attributions(adata, classifier=model, groupby="bulk_labels", method="shap")
     with pytest.raises(ValueError, match="no cell"):
-        sl.tl.attributions(adata, model=model, groupby="bulk_labels", groups=["Dendritic"])
+        sl.tl.attributions(adata, classifier=model, groupby="bulk_labels", groups=["Dendritic"])
     with pytest.raises(KeyError, match="nope"):
-        sl.tl.attributions(adata, model=model, groupby="nope")
+        sl.tl.attributions(adata, classifier=model, groupby="nope")
     with pytest.raises(ValueError, match="text_rep"):
-        sl.tl.attributions(adata, model=model, groupby="bulk_labels", text_rep="X_umap")
+        sl.tl.attributions(adata, classifier=model, groupby="bulk_labels", text_rep="X_umap")
     with pytest.raises(TypeError, match="ScMPT"):
-        sl.tl.attributions(adata, model=42, groupby="bulk_labels")
+        sl.tl.attributions(adata, classifier=42, groupby="bulk_labels")
     assert "attributions" not in adata.uns
     out = sl.tl.attributions(
         adata,
-        model=model,
+        classifier=model,
         groupby="bulk_labels",
         target="group",
         n_cells=2,
@@ -110,13 +110,19 @@ def test_mismatched_sentences_warn(adata, trained):
     adata.obs["cell_sentence"] = [" ".join(s.split()[::-1]) for s in adata.obs["cell_sentence"]]
     with pytest.warns(UserWarning, match="rebuilt text embedding differs"):
         sl.tl.attributions(
-            adata, model=trained[1], groupby="bulk_labels", groups=["CD56+ NK"], n_cells=1, n_steps=4, progress=False
+            adata,
+            classifier=trained[1],
+            groupby="bulk_labels",
+            groups=["CD56+ NK"],
+            n_cells=1,
+            n_steps=4,
+            progress=False,
         )
     assert np.isfinite(adata.uns["attributions"]["top_genes"]["score"]).all()
 
 
 def test_pick_confident_cells_ranks_correct_predictions_first():
-    from sc_llm.tl._attributions import pick_confident_cells
+    from sc_llm.core.attribution_groups import pick_confident_cells
 
     groups = pd.Series(pd.Categorical(["a", "a", "a", "a", "b", "b", None]))
     proba = np.array([[0.6, 0.4], [0.9, 0.1], [0.3, 0.7], [0.45, 0.55], [0.2, 0.8], [0.7, 0.3], [1.0, 0.0]])
@@ -131,7 +137,7 @@ def test_cell_selection_confident(adata, trained):
     model = trained[1]
     sl.tl.attributions(
         adata,
-        model=model,
+        classifier=model,
         groupby="bulk_labels",
         groups=["CD19+ B", "CD56+ NK"],
         n_cells=3,
@@ -153,7 +159,7 @@ def test_cell_selection_confident(adata, trained):
     # deterministic: no seed involved
     again = sl.tl.attributions(
         adata,
-        model=model,
+        classifier=model,
         groupby="bulk_labels",
         groups=["CD19+ B", "CD56+ NK"],
         n_cells=3,
@@ -169,8 +175,8 @@ def test_cell_selection_confident(adata, trained):
 def test_cell_selection_validation_leaves_adata_unchanged(adata, trained):
     model = trained[1]
     with pytest.raises(ValueError, match="cell_selection"):
-        sl.tl.attributions(adata, model=model, groupby="bulk_labels", cell_selection="best")
+        sl.tl.attributions(adata, classifier=model, groupby="bulk_labels", cell_selection="best")
     adata.obs["cluster"] = pd.Categorical(np.where(np.arange(adata.n_obs) % 2 == 0, "c0", "c1"))
-    with pytest.raises(ValueError, match=r"cell_selection='confident'.*model class"):
-        sl.tl.attributions(adata, model=model, groupby="cluster", cell_selection="confident")
+    with pytest.raises(ValueError, match=r"cell_selection='confident'.*classifier class"):
+        sl.tl.attributions(adata, classifier=model, groupby="cluster", cell_selection="confident")
     assert "attributions" not in adata.uns

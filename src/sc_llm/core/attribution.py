@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .ablation import gene_token_spans
+from .gene_tokens import gene_token_spans
 from .text_encoder import TextEncoder
 
 BASELINES = ("pad", "zero", "mask", "unk")

@@ -85,6 +85,22 @@ def _evaluate(module, reps, codes, loss_fn, device, batch_size) -> tuple[float, 
     return total / len(codes), correct / len(codes)
 
 
+def _train_epoch(module, X_train, y_train, order, optimizer, loss_fn, device, batch_size: int) -> float:
+    """One pass over the training cells in ``order``; the summed (not averaged) training loss."""
+    module.train()
+    total = 0.0
+    for s in range(0, len(order), batch_size):
+        idx = order[s : s + batch_size]
+        xb = [X[idx].to(device, non_blocking=True) for X in X_train]
+        yb = y_train[idx].to(device, non_blocking=True)
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(module(*xb), yb)
+        loss.backward()
+        optimizer.step()
+        total += float(loss.detach()) * len(idx)
+    return total
+
+
 def train_classifier(
     module: FusionClassifier,
     reps: Sequence[np.ndarray],
@@ -146,18 +162,8 @@ def train_classifier(
         torch.manual_seed(seed)  # dropout masks; forked, so the caller's RNG is unchanged
         bar = tqdm(range(max_epochs), desc="training", unit="epoch", disable=not progress, leave=False)
         for epoch in bar:
-            module.train()
             order = torch.randperm(n, generator=generator)
-            total = 0.0
-            for s in range(0, n, batch_size):
-                idx = order[s : s + batch_size]
-                xb = [X[idx].to(device, non_blocking=True) for X in X_train]
-                yb = y_train[idx].to(device, non_blocking=True)
-                optimizer.zero_grad(set_to_none=True)
-                loss = loss_fn(module(*xb), yb)
-                loss.backward()
-                optimizer.step()
-                total += float(loss.detach()) * len(idx)
+            total = _train_epoch(module, X_train, y_train, order, optimizer, loss_fn, device, batch_size)
             history["train_loss"].append(total / n)
             if not has_val:
                 continue
