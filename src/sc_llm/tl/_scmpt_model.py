@@ -182,7 +182,7 @@ class ScMPT:
             (``'representation'``: centre features, one scale per representation; or ``'feature'``),
             ``input_dropout`` (0), ``pretrain`` (True: train each representation's MLP first, start the fusion
             from their validation-weighted logit sum, then fine-tune; see
-            :func:`sc_llm.core.fusion_training.train_fusion`), ``validation_fraction``
+            ``sc_llm.core.fusion_training.train_fusion``), ``validation_fraction``
             (0.1; stratified, used for early stopping; 0 trains ``max_epochs`` epochs without one),
             ``class_weight`` (``None``, ``'balanced'`` or a ``{label: weight}`` dict), ``max_epochs`` (200),
             ``patience`` (15), ``batch_size`` (64), ``lr`` (1e-3), ``weight_decay`` (1e-2), ``seed`` (0).

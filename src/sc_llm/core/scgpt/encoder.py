@@ -61,7 +61,7 @@ class ScGPTEncoder:
 
     @property
     def module(self):
-        """The :class:`~.model.ScGPTCellEncoder` on :attr:`device` (loaded on first access)."""
+        """The network (``sc_llm.core.scgpt.model.ScGPTCellEncoder``), loaded on first access."""
         if self._module is None:
             self._module = load_encoder(self.folder, self.config, self.vocab).to(self.device)
         return self._module
@@ -104,7 +104,7 @@ class ScGPTEncoder:
     ) -> tuple[np.ndarray, EmbeddingStats]:
         """L2-normalised ``<cls>`` embeddings ``(n_cells, d_model)`` of cells given as CSR row chunks.
 
-        See :func:`~.inference.embed_cells`; ``n_bins`` defaults to the checkpoint's.
+        See ``sc_llm.core.scgpt.inference.embed_cells``; ``n_bins`` defaults to the checkpoint's.
         """
         n_bins = self.config.n_bins if n_bins is None else n_bins
         module = self.module
