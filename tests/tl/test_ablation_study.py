@@ -111,3 +111,18 @@ def test_bad_ablations_raise_before_writing(adata, tiny_bert_dir):
     with pytest.raises(ValueError, match="single cell"):
         sl.tl.ablation_study(adata[:150], model=str(tiny_bert_dir), label_key="bulk_labels")
     assert "ablation_study" not in adata.uns
+
+
+@pytest.mark.filterwarnings("ignore:Number of distinct clusters:sklearn.exceptions.ConvergenceWarning")
+def test_mod_reads_and_writes_one_modality(adata, tiny_bert_dir):
+    mudata = pytest.importorskip("mudata", reason="mudata is a test dependency")
+    mdata = mudata.MuData({"rna": adata.copy()})
+    kwargs = {"model": str(tiny_bert_dir), "label_key": "bulk_labels", "ablations": ["baseline", "hash"]}
+    sl.tl.ablation_study(mdata, mod="rna", max_length=32, progress=False, **kwargs)
+    sl.tl.ablation_study(adata, max_length=32, progress=False, **kwargs)
+    assert "ablation_study" not in mdata.uns
+    pd.testing.assert_frame_equal(
+        mdata.mod["rna"].uns["ablation_study"]["results"], adata.uns["ablation_study"]["results"]
+    )
+    fig = sl.pl.ablation_study(mdata, mod="rna", return_fig=True, show=False)
+    assert fig is not None

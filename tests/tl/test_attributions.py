@@ -180,3 +180,18 @@ def test_cell_selection_validation_leaves_adata_unchanged(adata, trained):
     with pytest.raises(ValueError, match=r"cell_selection='confident'.*classifier class"):
         sl.tl.attributions(adata, classifier=model, groupby="cluster", cell_selection="confident")
     assert "attributions" not in adata.uns
+
+
+def test_mod_reads_and_writes_one_modality(adata, trained):
+    mudata = pytest.importorskip("mudata", reason="mudata is a test dependency")
+    kwargs = {"classifier": trained[1], "groupby": "bulk_labels", "groups": ["CD19+ B"], "n_cells": 2}
+    kwargs.update(n_steps=4, progress=False)
+    mdata = mudata.MuData({"rna": adata.copy()})
+    sl.tl.attributions(mdata, mod="rna", **kwargs)
+    sl.tl.attributions(adata, **kwargs)
+    assert "attributions" not in mdata.uns
+    pd.testing.assert_frame_equal(
+        mdata.mod["rna"].uns["attributions"]["top_genes"], adata.uns["attributions"]["top_genes"]
+    )
+    fig = sl.pl.attributions(mdata, mod="rna", return_fig=True, show=False)
+    assert len(fig.axes) == 1

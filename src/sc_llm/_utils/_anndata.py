@@ -187,5 +187,11 @@ def h5ad_params(params: Mapping[str, Any]) -> dict[str, Any]:
 def read_params(uns: Mapping[str, Any], key: str) -> dict[str, Any]:
     """``uns[key]['params']`` with ``'none'`` read back as ``None`` (``{}`` when absent); see :func:`h5ad_params`."""
     params = uns.get(key, {})
-    params = params.get("params", {}) if isinstance(params, Mapping) else {}
-    return {k: None if isinstance(v, str) and v == "none" else v for k, v in params.items()}
+    return _none_back(params.get("params", {}) if isinstance(params, Mapping) else {})
+
+
+def _none_back(params: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        k: _none_back(v) if isinstance(v, Mapping) else None if isinstance(v, str) and v == "none" else v
+        for k, v in params.items()
+    }
