@@ -63,9 +63,7 @@ def median_bandwidth(X: np.ndarray, Y: np.ndarray) -> float:
     return float(np.median(d)) if d.size else 1.0
 
 
-def mmd2(
-    X: np.ndarray, Y: np.ndarray, *, scales: Sequence[float] = (0.5, 1.0, 2.0), unbiased: bool = True
-) -> float:
+def mmd2(X: np.ndarray, Y: np.ndarray, *, scales: Sequence[float] = (0.5, 1.0, 2.0), unbiased: bool = True) -> float:
     r"""Squared maximum mean discrepancy with a sum of RBF kernels (Gretton et al. 2012).
 
     .. math::

@@ -61,7 +61,7 @@ def predict_pca_shift(
     n_comps: int = 50,
     seed: int = 0,
 ) -> np.ndarray:
-    """scGen's latent arithmetic with PCA as the encoder and decoder.
+    """ScGen's latent arithmetic with PCA as the encoder and decoder.
 
     A PCA is fitted on the training cells (control and perturbed); the shift of :func:`mean_shift_vector`
     is taken between their PCA coordinates, added to the query cells' coordinates, and mapped back to genes

@@ -94,7 +94,7 @@ def _means(*datas: Any, layer: str | None, genes: Sequence | None) -> list[np.nd
 
 
 def r2_mean(pred: Any, real: Any, *, layer: str | None = None, genes: Sequence | None = None) -> float:
-    """scGen's R²: squared Pearson r between the per-gene means of predicted and real cells.
+    """ScGen's R²: squared Pearson r between the per-gene means of predicted and real cells.
 
     ``genes`` restricts it (names for AnnData inputs, column indices for arrays), e.g. to the DEGs of
     :func:`de_genes`. See :func:`sc_llm.core.distances.r2_means` (Lotfollahi et al., Nat. Methods 2019).

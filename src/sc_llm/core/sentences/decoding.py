@@ -229,7 +229,9 @@ class SentenceDecoder:
         if any(k not in d for k in need):
             msg = f"A {kind!r} decoder needs {need}; the stored decoder lacks them."
             raise ValueError(msg)
-        arrays = {k: np.asarray(d[k], dtype=np.float64) for k in ("iso_x", "iso_y", "gene_intercept", "gene_slope") if k in d}
+        arrays = {
+            k: np.asarray(d[k], dtype=np.float64) for k in ("iso_x", "iso_y", "gene_intercept", "gene_slope") if k in d
+        }
         return cls(
             kind=kind, genes=np.asarray(d["genes"], dtype=object), intercept=float(d["intercept"]),
             slope=float(d["slope"]), max_rank=int(d.get("max_rank", 1000)),
