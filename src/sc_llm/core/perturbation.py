@@ -1,4 +1,4 @@
-"""Perturbation baselines as array arithmetic: control, mean shift, and the shift in a PCA space (scGen without its VAE).
+"""Perturbation baselines as array arithmetic: control, mean shift, the shift in a PCA space (scGen minus its VAE).
 
 Inputs are dense cells × genes float arrays of (log-normalised) expression; group labels are per-cell
 strings (cell types) or ``None``. Outputs are dense arrays of predicted cells, one per query cell, clipped

@@ -152,7 +152,10 @@ def de_genes(real: Any, control: Any, *, n_de: int = 100, layer: str | None = No
 
 
 def energy_distance(x: Any, y: Any, *, use_rep: str | None = None, layer: str | None = None) -> float:
-    """Energy distance between two sets of cells (Székely & Rizzo 2013); see :func:`sc_llm.core.distances.energy_distance`."""
+    """Energy distance between two sets of cells (Székely & Rizzo 2013).
+
+    See :func:`sc_llm.core.distances.energy_distance`.
+    """
     return D.energy_distance(_matrix(x, use_rep=use_rep, layer=layer), _matrix(y, use_rep=use_rep, layer=layer))
 
 

@@ -80,7 +80,8 @@ def perturbation_scores(
     P, R, C = (_matrix(d, layer=layer, what=w) for d, w in ((pred, "predicted cells"), (real, "real cells"),
                                                             (control, "control cells")))  # fmt: skip
     if not P.shape[1] == R.shape[1] == C.shape[1]:
-        msg = f"Predicted, real and control cells have different numbers of genes: {P.shape[1]}, {R.shape[1]}, {C.shape[1]}."
+        shapes = f"{P.shape[1]}, {R.shape[1]}, {C.shape[1]}"
+        msg = f"Predicted, real and control cells have different numbers of genes: {shapes}."
         raise ValueError(msg)
     if len(P) < 2:
         msg = f"Need at least 2 predicted cells to compare distributions; got {len(P)}."
@@ -103,8 +104,10 @@ def score_arrays(
     P: np.ndarray, R: np.ndarray, C: np.ndarray, de: np.ndarray, Ps: np.ndarray, Rs: np.ndarray, *,
     space: str, wasserstein_method: str = "auto", seed: int = 0,
 ) -> dict[str, Any]:  # fmt: skip
-    """:func:`perturbation_scores` on resolved arrays: expression ``P, R, C``, DEG indices, and the predicted
-    and real cells ``Ps, Rs`` in the space of the distances (named ``space``).
+    """:func:`perturbation_scores` on resolved arrays.
+
+    ``P, R, C``: expression of predicted, real and control cells; ``de``: DEG column indices; ``Ps, Rs``: the
+    predicted and real cells in the space of the distances (named ``space``).
     """
     mp, mr, mc = P.mean(0), R.mean(0), C.mean(0)
     out: dict[str, Any] = {

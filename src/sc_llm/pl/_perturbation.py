@@ -52,7 +52,8 @@ def _real_cells(adata, *, condition_key, control, perturbation, cell_type_key, c
         in_type = (adata.obs[cell_type_key].astype(str) == str(cell_type)).to_numpy()
         is_ctrl, is_pert = is_ctrl & in_type, is_pert & in_type
     if is_ctrl.sum() < MIN_DE_CELLS or is_pert.sum() < MIN_DE_CELLS:
-        msg = f"Too few cells for DEGs: {int(is_pert.sum())} perturbed and {int(is_ctrl.sum())} control (need ≥ {MIN_DE_CELLS})."
+        counts = f"{int(is_pert.sum())} perturbed and {int(is_ctrl.sum())} control"
+        msg = f"Too few cells for DEGs: {counts} (need ≥ {MIN_DE_CELLS} of each)."
         raise ValueError(msg)
     return is_ctrl, is_pert
 

@@ -257,7 +257,10 @@ def build_task(
     truth_X = truth_types = truth_names = None
     if m.needs_truth:
         if query_types is None or types is None:
-            msg = f"`method={method!r}` compares with the real perturbed cells of the query's cell types: pass `cell_type_key=`."
+            msg = (
+                f"`method={method!r}` compares with the real perturbed cells of the query's cell types: "
+                "pass `cell_type_key=` (present in `adata` and in `query`)."
+            )
             raise ValueError(msg)
         t_rows = np.flatnonzero(is_pert & np.isin(types, np.unique(query_types)))
         if len(t_rows) == 0:
