@@ -84,7 +84,7 @@ def fit_sentence_decoder(
     gene_symbols: str | None = None,
     kind: str = "global",
     max_rank: int = 1000,
-    shrinkage: float = 20.0,
+    shrinkage: float = 1.0,
     test_size: float = 0.2,
     seed: int = 0,
     key_added: str = "sentence_decoder",

@@ -96,7 +96,7 @@ def run_method(
         else:
             train_sentences = task.sentences("train")
             task.decoder = fit_decoder_arrays(
-                task.train_X, task.var_names, train_sentences, kind=decoder_kind, max_rank=1000, shrinkage=20.0,
+                task.train_X, task.var_names, train_sentences, kind=decoder_kind, max_rank=1000, shrinkage=1.0,
                 test_size=0.2, seed=task.seed, where="the training cells",
             )  # fmt: skip
     result = method.predict(task)

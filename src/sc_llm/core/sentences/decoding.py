@@ -112,7 +112,7 @@ class SentenceDecoder:
     iso_y: np.ndarray | None = None
     gene_intercept: np.ndarray | None = None
     gene_slope: np.ndarray | None = None
-    shrinkage: float = 20.0
+    shrinkage: float = 1.0
     metrics: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -125,7 +125,7 @@ class SentenceDecoder:
         *,
         kind: str = "global",
         max_rank: int = 1000,
-        shrinkage: float = 20.0,
+        shrinkage: float = 1.0,
     ) -> SentenceDecoder:
         """Fit on observed ``(rank, gene index, expression)`` triples; only ranks ``≤ max_rank`` are used."""
         from sklearn.isotonic import IsotonicRegression
@@ -149,16 +149,20 @@ class SentenceDecoder:
             dec.iso_x, dec.iso_y = np.asarray(iso.X_thresholds_), np.asarray(iso.y_thresholds_)
         elif kind == "per_gene":
             n_genes = len(dec.genes)
+            x0 = float(x.mean())
+            xc = x - x0  # centred, so the level and the slope are shrunk separately (both well determined)
             n = np.bincount(g, minlength=n_genes).astype(np.float64)
-            sx, sy = np.bincount(g, x, n_genes), np.bincount(g, y, n_genes)
-            sxx, sxy = np.bincount(g, x * x, n_genes), np.bincount(g, x * y, n_genes)
-            # ridge towards (a, b): minimise Σ(y - α - βx)² + λ((α - a)² + (β - b)²), a 2 × 2 system per gene
+            sx, sy = np.bincount(g, xc, n_genes), np.bincount(g, y, n_genes)
+            sxx, sxy = np.bincount(g, xc * xc, n_genes), np.bincount(g, xc * y, n_genes)
+            # ridge towards the global line: minimise Σ(y - α - β xc)² + λ((α - a0)² + (β - b)²) per gene
             lam = max(shrinkage, 1e-8)
+            a0 = a + b * x0
             m11, m12, m22 = n + lam, sx, sxx + lam
-            r1, r2 = sy + lam * a, sxy + lam * b
+            r1, r2 = sy + lam * a0, sxy + lam * b
             det = m11 * m22 - m12 * m12
-            dec.gene_intercept = (m22 * r1 - m12 * r2) / det
+            level = (m22 * r1 - m12 * r2) / det
             dec.gene_slope = (m11 * r2 - m12 * r1) / det
+            dec.gene_intercept = level - dec.gene_slope * x0
         return dec
 
     def predict(self, ranks: np.ndarray, genes: np.ndarray | None = None) -> np.ndarray:
@@ -235,7 +239,7 @@ class SentenceDecoder:
         return cls(
             kind=kind, genes=np.asarray(d["genes"], dtype=object), intercept=float(d["intercept"]),
             slope=float(d["slope"]), max_rank=int(d.get("max_rank", 1000)),
-            shrinkage=float(d.get("shrinkage", 20.0)), metrics=dict(d.get("metrics", {})), **arrays,
+            shrinkage=float(d.get("shrinkage", 1.0)), metrics=dict(d.get("metrics", {})), **arrays,
         )  # fmt: skip
 
 
@@ -261,7 +265,7 @@ def fit_heldout(
     test_size: float,
     seed: int,
     max_rank: int = 1000,
-    shrinkage: float = 20.0,
+    shrinkage: float = 1.0,
 ) -> tuple[SentenceDecoder, np.ndarray]:
     """Fit on a seeded share of the cells and score on the rest.
 
