@@ -131,7 +131,7 @@ def fit_sentence_decoder(
     Returns ``None`` (or a copy if ``copy=True``) and sets ``adata.uns[key_added]``, a dict of arrays and
     numbers (``.h5ad``-safe; :meth:`sc_llm.core.sentences.decoding.SentenceDecoder.from_dict` restores it):
 
-    ``'kind'``, ``'genes'``, ``'intercept'``, ``'slope'``, ``'max_rank'``, ``'shrinkage'``
+    ``'kind'``, ``'genes'``, ``'intercept'``, ``'slope'``, ``'max_rank'``, ``'shrinkage'``, ``'floor'``
         The fit (plus ``'iso_x'``, ``'iso_y'`` or ``'gene_intercept'``, ``'gene_slope'`` for those kinds).
     ``'metrics'`` : dict
         ``'r2_heldout'`` (R² over the expressed genes of held-out cells at ranks ≤ ``max_rank``, C2S's

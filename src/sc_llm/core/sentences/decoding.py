@@ -9,7 +9,8 @@ fit (``kind='global'``) and two that do better where the data allow:
 - ``'per_gene'``: one line per gene, shrunk towards the global line by ``shrinkage`` pseudo-observations
   (ridge towards the global coefficients), so rare genes fall back to the global fit.
 
-Genes absent from a sentence decode to 0; predictions are clipped at 0. Everything is arrays, and a fitted
+Genes absent from a sentence decode to 0; a gene in the sentence decodes to at least ``floor`` (the smallest
+positive value seen when fitting), so decoding keeps exactly the genes the sentence names. Everything is arrays, and a fitted
 decoder round-trips through :meth:`SentenceDecoder.to_dict` / :meth:`SentenceDecoder.from_dict` (arrays,
 strings and numbers only: storable in ``.uns``, in ``.h5ad`` files and next to a saved model).
 """
@@ -113,6 +114,7 @@ class SentenceDecoder:
     gene_intercept: np.ndarray | None = None
     gene_slope: np.ndarray | None = None
     shrinkage: float = 1.0
+    floor: float = 0.0
     metrics: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -143,7 +145,9 @@ class SentenceDecoder:
             msg = "Need expressed genes at two or more distinct ranks to fit a decoder; give it more cells."
             raise ValueError(msg)
         a, b = _line(x, y)
-        dec = cls(kind, np.asarray(vocabulary, dtype=object), a, b, int(max_rank), shrinkage=float(shrinkage))
+        positive = y[y > 0]
+        dec = cls(kind, np.asarray(vocabulary, dtype=object), a, b, int(max_rank), shrinkage=float(shrinkage),
+                  floor=float(positive.min()) if positive.size else 0.0)  # fmt: skip
         if kind == "isotonic":
             iso = IsotonicRegression(increasing=False, out_of_bounds="clip").fit(x, y)
             dec.iso_x, dec.iso_y = np.asarray(iso.X_thresholds_), np.asarray(iso.y_thresholds_)
@@ -178,7 +182,7 @@ class SentenceDecoder:
             out = self.gene_intercept[genes] + self.gene_slope[genes] * x
         else:
             out = self.intercept + self.slope * x
-        return np.maximum(out, 0.0)
+        return np.maximum(out, self.floor)
 
     def decode(self, sentences: Sequence[str], var_names: Sequence[str] | None = None) -> tuple[Any, ParsedSentences]:
         """Decode ``sentences`` into a cells × ``var_names`` CSR matrix (default :attr:`genes`) and the parse.
@@ -195,7 +199,7 @@ class SentenceDecoder:
             values = np.where(
                 to_fit >= 0,
                 self.predict(parsed.ranks, np.maximum(to_fit, 0)),
-                np.maximum(self.intercept + self.slope * np.log10(parsed.ranks), 0.0),
+                np.maximum(self.intercept + self.slope * np.log10(parsed.ranks), self.floor),
             )
         else:
             values = self.predict(parsed.ranks)
@@ -209,7 +213,7 @@ class SentenceDecoder:
         """Arrays, strings and numbers only (``.uns`` and ``.h5ad`` safe); :meth:`from_dict` restores it."""
         out: dict[str, Any] = {
             "kind": self.kind, "genes": np.asarray(self.genes, dtype=str), "intercept": self.intercept,
-            "slope": self.slope, "max_rank": self.max_rank, "shrinkage": self.shrinkage,
+            "slope": self.slope, "max_rank": self.max_rank, "shrinkage": self.shrinkage, "floor": self.floor,
             "metrics": dict(self.metrics),
         }  # fmt: skip
         for name in ("iso_x", "iso_y", "gene_intercept", "gene_slope"):
@@ -239,7 +243,7 @@ class SentenceDecoder:
         return cls(
             kind=kind, genes=np.asarray(d["genes"], dtype=object), intercept=float(d["intercept"]),
             slope=float(d["slope"]), max_rank=int(d.get("max_rank", 1000)),
-            shrinkage=float(d.get("shrinkage", 1.0)), metrics=dict(d.get("metrics", {})), **arrays,
+            shrinkage=float(d.get("shrinkage", 1.0)), floor=float(d.get("floor", 0.0)), metrics=dict(d.get("metrics", {})), **arrays,
         )  # fmt: skip
 
 
@@ -283,7 +287,7 @@ def fit_heldout(
         parsed.ranks[tr], parsed.genes[tr], values[tr], vocabulary, kind=kind, max_rank=max_rank, shrinkage=shrinkage
     )
     pred = dec.predict(parsed.ranks[te], parsed.genes[te])
-    line = np.maximum(dec.intercept + dec.slope * np.log10(parsed.ranks[te]), 0.0)
+    line = np.maximum(dec.intercept + dec.slope * np.log10(parsed.ranks[te]), dec.floor)
     dec.metrics = {
         "r2_heldout": r2_score(values[te], pred),
         "r2_heldout_global": r2_score(values[te], line),
