@@ -10,9 +10,10 @@ fit (``kind='global'``) and two that do better where the data allow:
   (ridge towards the global coefficients), so rare genes fall back to the global fit.
 
 Genes absent from a sentence decode to 0; a gene in the sentence decodes to at least ``floor`` (the smallest
-positive value seen when fitting), so decoding keeps exactly the genes the sentence names. Everything is arrays, and a fitted
-decoder round-trips through :meth:`SentenceDecoder.to_dict` / :meth:`SentenceDecoder.from_dict` (arrays,
-strings and numbers only: storable in ``.uns``, in ``.h5ad`` files and next to a saved model).
+positive value seen when fitting), so decoding keeps exactly the genes the sentence names. Everything is
+arrays, and a fitted decoder round-trips through :meth:`SentenceDecoder.to_dict` /
+:meth:`SentenceDecoder.from_dict` (arrays, strings and numbers only: storable in ``.uns``, in ``.h5ad`` files
+and next to a saved model).
 """
 
 from __future__ import annotations
@@ -243,7 +244,8 @@ class SentenceDecoder:
         return cls(
             kind=kind, genes=np.asarray(d["genes"], dtype=object), intercept=float(d["intercept"]),
             slope=float(d["slope"]), max_rank=int(d.get("max_rank", 1000)),
-            shrinkage=float(d.get("shrinkage", 1.0)), floor=float(d.get("floor", 0.0)), metrics=dict(d.get("metrics", {})), **arrays,
+            shrinkage=float(d.get("shrinkage", 1.0)), floor=float(d.get("floor", 0.0)),
+            metrics=dict(d.get("metrics", {})), **arrays,
         )  # fmt: skip
 
 
