@@ -35,6 +35,8 @@ def public_functions():
                 yield f"{mod.__name__}.{name}", obj
 
 
+# Functions that build and return a NEW AnnData (predicted or decoded cells) instead of writing into `adata`:
+# they take no `copy`/`key_added`, but still take `adata` first and have numpydoc sections.
 @pytest.mark.parametrize(("name", "func"), list(public_functions()), ids=lambda x: x if isinstance(x, str) else "")
 def test_signature_convention(name, func):
     params = list(inspect.signature(func).parameters.values())
