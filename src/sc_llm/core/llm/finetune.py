@@ -276,7 +276,7 @@ class _Run:
         from tqdm.auto import tqdm
 
         c = self.config
-        if state.step == 0 and state.resumed_from is None:
+        if state.step == 0 and state.resumed_from is None and self.val_ex:  # the untrained baseline
             self.evaluate(state, epoch=0.0)
         bar = tqdm(total=self.total_steps, initial=state.step, desc="fine-tuning", unit="step", disable=not c.progress)
         start = time.perf_counter() - state.seconds
