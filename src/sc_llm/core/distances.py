@@ -39,7 +39,9 @@ def _check_pair(X: np.ndarray, Y: np.ndarray, min_cells: int = 1) -> tuple[np.nd
 def energy_distance(X: np.ndarray, Y: np.ndarray) -> float:
     r"""Energy distance between the samples ``X`` and ``Y`` (Székely & Rizzo).
 
-    .. math:: E(X, Y) = 2\,\overline{\lVert x - y\rVert} - \overline{\lVert x - x'\rVert} - \overline{\lVert y - y'\rVert}
+    .. math::
+        E(X, Y) = 2\,\overline{\lVert x - y\rVert} - \overline{\lVert x - x'\rVert}
+        - \overline{\lVert y - y'\rVert}
 
     with Euclidean norms and averages over all pairs (V-statistics, so :math:`E(X, X) = 0`). It is the square
     of :func:`scipy.stats.energy_distance` in one dimension, non-negative and symmetric.
@@ -63,9 +65,7 @@ def median_bandwidth(X: np.ndarray, Y: np.ndarray) -> float:
     return float(np.median(d)) if d.size else 1.0
 
 
-def mmd2(
-    X: np.ndarray, Y: np.ndarray, *, scales: Sequence[float] = (0.5, 1.0, 2.0), unbiased: bool = True
-) -> float:
+def mmd2(X: np.ndarray, Y: np.ndarray, *, scales: Sequence[float] = (0.5, 1.0, 2.0), unbiased: bool = True) -> float:
     r"""Squared maximum mean discrepancy with a sum of RBF kernels (Gretton et al. 2012).
 
     .. math::
@@ -146,7 +146,9 @@ def wasserstein(
 def frechet_from_moments(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray) -> float:
     r"""Fréchet distance between the Gaussians :math:`N(\mu_1, \Sigma_1)` and :math:`N(\mu_2, \Sigma_2)`.
 
-    .. math:: d^2 = \lVert\mu_1 - \mu_2\rVert^2 + \operatorname{tr}\big(\Sigma_1 + \Sigma_2 - 2(\Sigma_1\Sigma_2)^{1/2}\big)
+    .. math::
+        d^2 = \lVert\mu_1 - \mu_2\rVert^2
+        + \operatorname{tr}\big(\Sigma_1 + \Sigma_2 - 2(\Sigma_1\Sigma_2)^{1/2}\big)
 
     (the squared 2-Wasserstein distance between the Gaussians; the quantity FID reports).
     Reference: Dowson, D. C. & Landau, B. V. J. Multivar. Anal. 12, 450–455 (1982).
@@ -200,7 +202,11 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def pearson_delta(pred_mean: np.ndarray, real_mean: np.ndarray, control_mean: np.ndarray) -> float:
-    r"""Pearson r of mean deltas: :math:`\operatorname{corr}(\bar x^{\text{pred}} - \bar x^{\text{ctrl}}, \bar x^{\text{real}} - \bar x^{\text{ctrl}})`.
+    r"""Pearson r of mean deltas: predicted − control vs real − control, per gene.
+
+    .. math::
+        r = \operatorname{corr}(\bar x^{\text{pred}} - \bar x^{\text{ctrl}},
+        \bar x^{\text{real}} - \bar x^{\text{ctrl}})
 
     The convention of GEARS (Roohani et al., Nat. Biotechnol. 2024) and scGPT (Cui et al., Nat. Methods 2024)
     for perturbation prediction: it ignores the part of expression shared with control, so predicting the

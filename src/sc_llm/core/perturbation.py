@@ -1,4 +1,4 @@
-"""Perturbation baselines as array arithmetic: control, mean shift, and the shift in a PCA space (scGen without its VAE).
+"""Perturbation baselines as array arithmetic: control, mean shift, the shift in a PCA space (scGen minus its VAE).
 
 Inputs are dense cells × genes float arrays of (log-normalised) expression; group labels are per-cell
 strings (cell types) or ``None``. Outputs are dense arrays of predicted cells, one per query cell, clipped
@@ -61,7 +61,7 @@ def predict_pca_shift(
     n_comps: int = 50,
     seed: int = 0,
 ) -> np.ndarray:
-    """scGen's latent arithmetic with PCA as the encoder and decoder.
+    """ScGen's latent arithmetic with PCA as the encoder and decoder.
 
     A PCA is fitted on the training cells (control and perturbed); the shift of :func:`mean_shift_vector`
     is taken between their PCA coordinates, added to the query cells' coordinates, and mapped back to genes

@@ -94,7 +94,7 @@ def _means(*datas: Any, layer: str | None, genes: Sequence | None) -> list[np.nd
 
 
 def r2_mean(pred: Any, real: Any, *, layer: str | None = None, genes: Sequence | None = None) -> float:
-    """scGen's R²: squared Pearson r between the per-gene means of predicted and real cells.
+    """ScGen's R²: squared Pearson r between the per-gene means of predicted and real cells.
 
     ``genes`` restricts it (names for AnnData inputs, column indices for arrays), e.g. to the DEGs of
     :func:`de_genes`. See :func:`sc_llm.core.distances.r2_means` (Lotfollahi et al., Nat. Methods 2019).
@@ -152,7 +152,10 @@ def de_genes(real: Any, control: Any, *, n_de: int = 100, layer: str | None = No
 
 
 def energy_distance(x: Any, y: Any, *, use_rep: str | None = None, layer: str | None = None) -> float:
-    """Energy distance between two sets of cells (Székely & Rizzo 2013); see :func:`sc_llm.core.distances.energy_distance`."""
+    """Energy distance between two sets of cells (Székely & Rizzo 2013).
+
+    See :func:`sc_llm.core.distances.energy_distance`.
+    """
     return D.energy_distance(_matrix(x, use_rep=use_rep, layer=layer), _matrix(y, use_rep=use_rep, layer=layer))
 
 

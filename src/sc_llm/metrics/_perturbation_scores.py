@@ -80,7 +80,8 @@ def perturbation_scores(
     P, R, C = (_matrix(d, layer=layer, what=w) for d, w in ((pred, "predicted cells"), (real, "real cells"),
                                                             (control, "control cells")))  # fmt: skip
     if not P.shape[1] == R.shape[1] == C.shape[1]:
-        msg = f"Predicted, real and control cells have different numbers of genes: {P.shape[1]}, {R.shape[1]}, {C.shape[1]}."
+        shapes = f"{P.shape[1]}, {R.shape[1]}, {C.shape[1]}"
+        msg = f"Predicted, real and control cells have different numbers of genes: {shapes}."
         raise ValueError(msg)
     if len(P) < 2:
         msg = f"Need at least 2 predicted cells to compare distributions; got {len(P)}."
@@ -95,6 +96,19 @@ def perturbation_scores(
         de = D.top_de_genes(R, C, n_de)
     else:
         de = _gene_index(de_genes, names, P.shape[1])
+    Ps, Rs, space = _space(pred, real, P, R, C, use_rep=use_rep, n_comps=n_comps, seed=seed)
+    return score_arrays(P, R, C, de, Ps, Rs, space=space, wasserstein_method=wasserstein_method, seed=seed)
+
+
+def score_arrays(
+    P: np.ndarray, R: np.ndarray, C: np.ndarray, de: np.ndarray, Ps: np.ndarray, Rs: np.ndarray, *,
+    space: str, wasserstein_method: str = "auto", seed: int = 0,
+) -> dict[str, Any]:  # fmt: skip
+    """:func:`perturbation_scores` on resolved arrays.
+
+    ``P, R, C``: expression of predicted, real and control cells; ``de``: DEG column indices; ``Ps, Rs``: the
+    predicted and real cells in the space of the distances (named ``space``).
+    """
     mp, mr, mc = P.mean(0), R.mean(0), C.mean(0)
     out: dict[str, Any] = {
         "r2_mean_all": D.r2_means(mp, mr),
@@ -103,7 +117,6 @@ def perturbation_scores(
         "pearson_delta_de": D.pearson_delta(mp[de], mr[de], mc[de]),
         "kendall_tau_de": D.kendall_tau(mp[de] - mc[de], mr[de] - mc[de]),
     }
-    Ps, Rs, space = _space(pred, real, P, R, C, use_rep=use_rep, n_comps=n_comps, seed=seed)
     w, used = D.wasserstein(Ps, Rs, method=wasserstein_method, seed=seed)
     out |= {
         "energy_distance": D.energy_distance(Ps, Rs),
@@ -117,15 +130,20 @@ def perturbation_scores(
     return out
 
 
+def pca_space(R: np.ndarray, C: np.ndarray, n_comps: int, seed: int):
+    """A PCA fitted on the real perturbed and control cells (the reference space of the distances) and its name."""
+    from sklearn.decomposition import PCA
+
+    ref = np.vstack([R, C])
+    k = int(min(n_comps, ref.shape[0] - 1, ref.shape[1]))
+    return PCA(n_components=k, svd_solver="randomized", random_state=seed).fit(ref), f"pca{k}"
+
+
 def _space(pred, real, P, R, C, *, use_rep, n_comps, seed) -> tuple[np.ndarray, np.ndarray, str]:
     """The cells in which distances are measured: an embedding, principal components, or the genes."""
     if use_rep is not None:
         return _matrix(pred, use_rep=use_rep, what="predicted cells"), _matrix(real, use_rep=use_rep), use_rep
     if n_comps is None:
         return P, R, "genes"
-    from sklearn.decomposition import PCA
-
-    ref = np.vstack([R, C])
-    k = int(min(n_comps, ref.shape[0] - 1, ref.shape[1]))
-    pca = PCA(n_components=k, svd_solver="randomized", random_state=seed).fit(ref)
-    return pca.transform(P), pca.transform(R), f"pca{k}"
+    pca, space = pca_space(R, C, n_comps, seed)
+    return pca.transform(P), pca.transform(R), space

@@ -162,7 +162,7 @@ class SentenceDecoder:
         return dec
 
     def predict(self, ranks: np.ndarray, genes: np.ndarray | None = None) -> np.ndarray:
-        """Expression at 1-based ``ranks`` (of genes ``genes``, indices into :attr:`genes`; needed for ``'per_gene'``)."""
+        """Expression at 1-based ``ranks`` of ``genes`` (indices into :attr:`genes`; needed for ``'per_gene'``)."""
         x = np.log10(np.maximum(np.asarray(ranks, dtype=np.float64), 1.0))
         if self.kind == "isotonic":
             out = np.interp(x, self.iso_x, self.iso_y)
@@ -229,7 +229,9 @@ class SentenceDecoder:
         if any(k not in d for k in need):
             msg = f"A {kind!r} decoder needs {need}; the stored decoder lacks them."
             raise ValueError(msg)
-        arrays = {k: np.asarray(d[k], dtype=np.float64) for k in ("iso_x", "iso_y", "gene_intercept", "gene_slope") if k in d}
+        arrays = {
+            k: np.asarray(d[k], dtype=np.float64) for k in ("iso_x", "iso_y", "gene_intercept", "gene_slope") if k in d
+        }
         return cls(
             kind=kind, genes=np.asarray(d["genes"], dtype=object), intercept=float(d["intercept"]),
             slope=float(d["slope"]), max_rank=int(d.get("max_rank", 1000)),
@@ -242,7 +244,7 @@ def split_cells(n_cells: int, test_size: float, seed: int) -> tuple[np.ndarray, 
     if not 0.0 < test_size < 1.0:
         msg = f"`test_size` must be in (0, 1), got {test_size}."
         raise ValueError(msg)
-    n_test = int(round(n_cells * test_size))
+    n_test = round(n_cells * test_size)
     if n_cells < 2 or not 0 < n_test < n_cells:
         msg = f"Cannot hold out {test_size:.0%} of {n_cells} cell(s); give more cells or another `test_size`."
         raise ValueError(msg)
