@@ -113,3 +113,37 @@ def load_checkpoint(folder: Path) -> tuple[dict[str, Any], dict[str, Any] | None
     best = load_file(folder / "best.safetensors") if (folder / "best.safetensors").is_file() else None
     state = torch.load(folder / "trainer_state.pt", map_location="cpu", weights_only=True)
     return trainable, best, state
+
+
+def save_trained(model, folder: str | os.PathLike) -> Path:
+    """Save a fine-tuned model atomically into ``folder`` (replacing it), as safetensors.
+
+    A peft model writes its adapter (``adapter_config.json``, ``adapter_model.safetensors``); a fully
+    fine-tuned model writes everything (``save_pretrained``).
+    """
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        old = None
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}-old-{os.getpid()}")
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def load_adapter(base_model, folder: str | os.PathLike, *, is_trainable: bool = False):
+    """Attach the LoRA adapter saved by :func:`save_trained` in ``folder`` to ``base_model`` (safetensors only)."""
+    from peft import PeftModel
+
+    if not (Path(folder) / "adapter_model.safetensors").is_file():
+        msg = f"{str(folder)!r} holds no adapter_model.safetensors; save the adapter with save_trained first."
+        raise FileNotFoundError(msg)
+    return PeftModel.from_pretrained(base_model, str(folder), is_trainable=is_trainable)

@@ -19,7 +19,7 @@ import numpy as np
 
 from .checkpointing import latest_checkpoint, load_checkpoint, load_trainable_state, save_checkpoint, trainable_state
 from .finetune_config import FinetuneConfig
-from .lm_loss import answer_loss_sum, evaluate_loss
+from .lm_loss import accumulate_gradients, evaluate_loss
 from .training_data import Example, as_examples, collate, plan_batches
 
 
@@ -114,8 +114,9 @@ def finetune_causal_lm(
         state = run.restore()
         run.train(state, callback)
     run.finish(state)
+    best_val = None if state.best_step is None else state.best_loss
     history = {
-        **state.history, "best_step": state.best_step, "best_val_loss": None if state.best_step is None else state.best_loss,
+        **state.history, "best_step": state.best_step, "best_val_loss": best_val,
         "n_steps": state.step, "stopped_early": run.stopped_early, "resumed_from_step": state.resumed_from,
         "train_tokens": state.tokens, "train_seconds": state.seconds, "device": str(device),
         "dtype": dtype_name(amp_dtype), "config": config.to_dict(),
@@ -134,11 +135,12 @@ def _prepare_model(model, config: FinetuneConfig, device, amp_dtype):
             msg = "LoRA fine-tuning needs peft: pip install 'sc-llm[llm]'."
             raise ImportError(msg) from err
         if not isinstance(model, PeftModel):
+            tokens = list(config.trainable_token_indices) if config.trainable_token_indices else None
             lora = LoraConfig(
                 task_type="CAUSAL_LM", r=config.lora_r, lora_alpha=config.lora_alpha,
                 lora_dropout=config.lora_dropout, target_modules=_as_target(config.lora_target_modules),
                 modules_to_save=list(config.modules_to_save) if config.modules_to_save else None,
-                trainable_token_indices=list(config.trainable_token_indices) if config.trainable_token_indices else None,
+                trainable_token_indices=tokens,
             )  # fmt: skip
             model = get_peft_model(model, lora)
         else:
@@ -274,7 +276,7 @@ class _Run:
         from tqdm.auto import tqdm
 
         c = self.config
-        if state.step == 0 and state.resumed_from is None:
+        if state.step == 0 and state.resumed_from is None and self.val_ex:  # the untrained baseline
             self.evaluate(state, epoch=0.0)
         bar = tqdm(total=self.total_steps, initial=state.step, desc="fine-tuning", unit="step", disable=not c.progress)
         start = time.perf_counter() - state.seconds
@@ -306,18 +308,11 @@ class _Run:
         """One optimizer step over ``group``'s micro-batches; the loss is averaged over all its answer tokens."""
         import torch
 
-        from ..device import autocast
-
         self.model.train()
         batches = [collate([self.train_ex[i] for i in idx], **self.collate) for idx in group]
-        n_tokens = sum(int((b["labels"] != -100).sum()) for b in batches)
-        total = 0.0
-        for batch in batches:
-            batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-            with autocast(self.device, self.amp_dtype):
-                loss_sum = answer_loss_sum(self.model, batch)
-            self.scaler.scale(loss_sum / n_tokens).backward()
-            total += float(loss_sum.detach())
+        loss = accumulate_gradients(
+            self.model, batches, device=self.device, amp_dtype=self.amp_dtype, scaler=self.scaler
+        )
         if self.config.max_grad_norm is not None:
             self.scaler.unscale_(self.optimizer)
             params = [p for p in self.model.parameters() if p.requires_grad]
@@ -326,10 +321,11 @@ class _Run:
         self.scaler.update()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
+        n_tokens = sum(int((b["labels"] != -100).sum()) for b in batches)
         state.tokens += sum(int(b["attention_mask"].sum()) for b in batches)
-        state.loss_sum += total
+        state.loss_sum += loss * n_tokens
         state.loss_tokens += n_tokens
-        return total / n_tokens
+        return loss
 
     def evaluate(self, state: _State, *, epoch: float) -> bool:
         """Record train/validation loss; keep the best weights; ``True`` when patience has run out."""

@@ -43,7 +43,7 @@ class FinetuneConfig:
         (and at most ``batch_size`` examples).
     eval_every
         Evaluate the validation loss every this many optimizer steps (``None``: at the end of every epoch);
-        also before training and after the last step.
+        also before training (with validation data) and after the last step.
     patience, min_delta
         Stop after ``patience`` evaluations without the validation loss falling by more than ``min_delta``
         (``None``: never stop early). The weights with the best validation loss are restored at the end.

@@ -37,6 +37,27 @@ def answer_loss_sum(model, batch: dict[str, Any]):
     return F.cross_entropy(logits[:, :-1][scored].float(), targets[scored], reduction="sum")
 
 
+def accumulate_gradients(model, batches: Sequence[dict[str, Any]], *, device, amp_dtype=None, scaler=None) -> float:
+    """Back-propagate the mean answer-token loss of ``batches`` taken together; return that mean.
+
+    Each micro-batch's summed loss is divided by the answer-token count of all of them, so the gradients
+    equal those of one batch holding every example (gradient accumulation = a larger batch). ``scaler``: a
+    ``torch.amp.GradScaler`` for fp16.
+    """
+    from ..device import autocast
+
+    n_tokens = sum(int((b["labels"] != IGNORE_INDEX).sum()) for b in batches)
+    total = 0.0
+    for batch in batches:
+        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        with autocast(device, amp_dtype):
+            loss_sum = answer_loss_sum(model, batch)
+        loss = loss_sum / n_tokens
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+        total += float(loss_sum.detach())
+    return total / n_tokens
+
+
 def evaluate_loss(
     model,
     examples: Sequence[Example],
