@@ -34,7 +34,8 @@ class FinetuneResult:
     history
         JSON-ready dict: ``step``, ``epoch``, ``train_loss``, ``val_loss``, ``lr`` (one entry per evaluation;
         ``val_loss`` is ``None`` without validation data), ``best_step``, ``best_val_loss``, ``n_steps``,
-        ``stopped_early``, ``resumed_from_step``, ``train_tokens``, ``train_seconds``, ``device``, ``dtype``,
+        ``stopped_early``, ``resumed_from_step``, ``train_tokens`` (non-padding tokens), ``train_seconds``, ``step_seconds`` (per
+        optimizer step), ``device``, ``dtype``,
         ``config``.
     """
 
@@ -57,6 +58,7 @@ class _State:
     loss_sum: float = 0.0  # training loss accumulated since the last evaluation, and its token count
     loss_tokens: int = 0
     seconds: float = 0.0
+    step_seconds: list = field(default_factory=list)  # wall time of every optimizer step
     stopped_early: bool = False  # a resumed run that had stopped early stays stopped
     resumed_from: int | None = None
 
@@ -119,7 +121,7 @@ def finetune_causal_lm(
     history = {
         **state.history, "best_step": state.best_step, "best_val_loss": best_val,
         "n_steps": state.step, "stopped_early": state.stopped_early, "resumed_from_step": state.resumed_from,
-        "train_tokens": state.tokens, "train_seconds": state.seconds, "device": str(device),
+        "train_tokens": state.tokens, "train_seconds": state.seconds, "step_seconds": state.step_seconds, "device": str(device),
         "dtype": dtype_name(amp_dtype), "config": config.to_dict(),
     }  # fmt: skip
     return FinetuneResult(model=model, history=history)
@@ -282,8 +284,10 @@ class _Run:
         start = time.perf_counter() - state.seconds
         schedule = [] if state.stopped_early else self._schedule(state.step)
         for step, epoch, last_of_epoch, group in schedule:
+            tick = time.perf_counter()
             loss = self.optimizer_step(group, state)
             state.step = step
+            state.step_seconds.append(time.perf_counter() - tick)
             state.seconds = time.perf_counter() - start
             lr = self.scheduler.get_last_lr()[0]
             bar.update(1)
