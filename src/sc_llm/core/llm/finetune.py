@@ -34,9 +34,8 @@ class FinetuneResult:
     history
         JSON-ready dict: ``step``, ``epoch``, ``train_loss``, ``val_loss``, ``lr`` (one entry per evaluation;
         ``val_loss`` is ``None`` without validation data), ``best_step``, ``best_val_loss``, ``n_steps``,
-        ``stopped_early``, ``resumed_from_step``, ``train_tokens`` (non-padding tokens), ``train_seconds``, ``step_seconds`` (per
-        optimizer step), ``device``, ``dtype``,
-        ``config``.
+        ``stopped_early``, ``resumed_from_step``, ``train_tokens`` (non-padding tokens), ``train_seconds``,
+        ``step_seconds`` (per optimizer step), ``device``, ``dtype``, ``config``.
     """
 
     model: Any
@@ -121,8 +120,8 @@ def finetune_causal_lm(
     history = {
         **state.history, "best_step": state.best_step, "best_val_loss": best_val,
         "n_steps": state.step, "stopped_early": state.stopped_early, "resumed_from_step": state.resumed_from,
-        "train_tokens": state.tokens, "train_seconds": state.seconds, "step_seconds": state.step_seconds, "device": str(device),
-        "dtype": dtype_name(amp_dtype), "config": config.to_dict(),
+        "train_tokens": state.tokens, "train_seconds": state.seconds, "step_seconds": state.step_seconds,
+        "device": str(device), "dtype": dtype_name(amp_dtype), "config": config.to_dict(),
     }  # fmt: skip
     return FinetuneResult(model=model, history=history)
 
