@@ -27,6 +27,11 @@ def test_no_torchtext_or_flash_attn_anywhere():
         assert not re.search(r"^\s*(import|from)\s+(torchtext|flash_attn)\b", text, re.M), path
 
 
+# Functions that take no input AnnData and return a NEW one (like sc.datasets): one positional parameter (the
+# model), no `copy` and no `mod`; they still take keyword-only options and have numpydoc sections.
+GENERATORS = {"sc_llm.tl.generate_cells"}
+
+
 def public_functions():
     for mod in (sl.pp, sl.tl, sl.pl):
         for name in mod.__all__:
@@ -35,15 +40,16 @@ def public_functions():
                 yield f"{mod.__name__}.{name}", obj
 
 
-# Functions that build and return a NEW AnnData (predicted or decoded cells) instead of writing into `adata`:
-# they take no `copy`/`key_added`, but still take `adata` first and have numpydoc sections.
 @pytest.mark.parametrize(("name", "func"), list(public_functions()), ids=lambda x: x if isinstance(x, str) else "")
 def test_signature_convention(name, func):
     params = list(inspect.signature(func).parameters.values())
-    assert params[0].name == "adata", f"{name}: first parameter must be `adata`"
-    positional = [p.name for p in params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
-    assert positional in (["adata"], ["adata", "reference"]), f"{name}: only adata (and reference) positional"
     names = {p.name for p in params}
+    positional = [p.name for p in params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+    if name in GENERATORS:
+        assert len(positional) == 1, f"{name}: one positional parameter (the model), the rest keyword-only"
+    else:
+        assert params[0].name == "adata", f"{name}: first parameter must be `adata`"
+        assert positional in (["adata"], ["adata", "reference"]), f"{name}: only adata (and reference) positional"
     assert "inplace" not in names, f"{name}: use copy=, not inplace="
     doc = inspect.getdoc(func) or ""
     assert "Parameters\n----------" in doc and "Returns\n-------" in doc, f"{name}: numpydoc sections"
@@ -53,10 +59,12 @@ def test_signature_convention(name, func):
     }
     missing = {p.name for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD} - documented
     assert not missing, f"{name}: parameters not documented: {missing}"
+    if name in GENERATORS:
+        assert "copy" not in names and "mod" not in names, f"{name}: builds cells from a model, no copy/mod"
+        return
     assert "mod" in names, f"{name}: MuData is handled by `mod=` on every public function"
-    returns_new = inspect.signature(func).return_annotation in ("AnnData", "MuData")
-    if returns_new:
-        # a function returning a NEW AnnData (e.g. generated cells) writes nothing into `adata`
+    if inspect.signature(func).return_annotation in ("AnnData", "MuData"):
+        # a function returning a NEW AnnData (predicted or decoded cells) writes nothing into `adata`
         assert "copy" not in names and "key_added" not in names, f"{name}: returns a new AnnData, no copy/key_added"
     elif not name.startswith("sc_llm.pl."):
         assert "copy" in names and "key_added" in names, f"{name}: writes results, so takes key_added and copy"

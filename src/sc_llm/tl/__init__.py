@@ -1,18 +1,21 @@
-"""Tools: embeddings, annotation, fusion classifiers, attributions, perturbation prediction."""
+"""Tools: embeddings, annotation, fusion classifiers, attributions, perturbation prediction, cell language models."""
 
 from ..core.text_encoder import TextEncoder
 from ._ablation_study import ablation_study
 from ._attributions import attributions
+from ._cell_lm import CellLM
 from ._compare import compare_annotators
 from ._compare_perturbation import compare_perturbation
 from ._decode import decode_sentences, fit_sentence_decoder
 from ._embed import embed
+from ._generate_cells import generate_cells
 from ._knn import knn_annotate
 from ._perturb import perturb
 from ._scmpt import scmpt_annotate
 from ._scmpt_model import ScMPT
 
 __all__ = [
+    "CellLM",
     "ScMPT",
     "TextEncoder",
     "ablation_study",
@@ -22,6 +25,7 @@ __all__ = [
     "decode_sentences",
     "embed",
     "fit_sentence_decoder",
+    "generate_cells",
     "knn_annotate",
     "perturb",
     "scmpt_annotate",
