@@ -122,8 +122,9 @@ def wasserstein(
     -------
     ``(distance, method used)`` with the method ``'exact'`` or ``'sliced'``.
     """
-    import ot
+    from .._utils._deps import import_optional
 
+    ot = import_optional("ot", "perturb", package="POT")
     X, Y = _check_pair(X, Y)
     if p < 1:
         msg = f"`p` must be ≥ 1, got {p}."
