@@ -26,8 +26,16 @@ import sc_llm as sl
 
 KW = {"condition_key": "condition", "control": "control", "perturbation": "stimulated", "cell_type_key": "cell_type"}
 METHODS = ("control", "mean_shift", "pca_shift", "sentence_oracle")
-SHOW = ("r2_mean_all", "r2_mean_de", "pearson_delta_de", "kendall_tau_de", "energy_distance", "mmd2", "wasserstein",
-        "frechet")  # fmt: skip
+SHOW = (
+    "r2_mean_all",
+    "r2_mean_de",
+    "pearson_delta_de",
+    "kendall_tau_de",
+    "energy_distance",
+    "mmd2",
+    "wasserstein",
+    "frechet",
+)
 
 
 def decoders(adata: ad.AnnData) -> pd.DataFrame:
@@ -37,9 +45,13 @@ def decoders(adata: ad.AnnData) -> pd.DataFrame:
         tic = time.perf_counter()
         sl.tl.fit_sentence_decoder(adata, kind=kind, key_added=f"decoder_{kind}")
         m = adata.uns[f"decoder_{kind}"]["metrics"]
-        rows[kind] = {"r2_heldout (expressed genes, C2S)": m["r2_heldout"],
-                      "r2_heldout_all_genes": m["r2_heldout_all_genes"], "n_fit": m["n_cells_fit"],
-                      "n_heldout": m["n_cells_heldout"], "seconds": time.perf_counter() - tic}  # fmt: skip
+        rows[kind] = {
+            "r2_heldout (expressed genes, C2S)": m["r2_heldout"],
+            "r2_heldout_all_genes": m["r2_heldout_all_genes"],
+            "n_fit": m["n_cells_fit"],
+            "n_heldout": m["n_cells_heldout"],
+            "seconds": time.perf_counter() - tic,
+        }
     return pd.DataFrame(rows).T
 
 
@@ -48,8 +60,18 @@ def scgen_scores(adata: ad.AnnData, python: str, held_out: list[str], max_epochs
         data = Path(tmp) / "kang.h5ad"
         adata.write_h5ad(data)
         peer = Path(__file__).with_name("scgen_peer.py")
-        cmd = [python, str(peer), "--data", str(data), "--out", tmp, "--max-epochs", str(max_epochs), "--cell-types",
-               *held_out]  # fmt: skip
+        cmd = [
+            python,
+            str(peer),
+            "--data",
+            str(data),
+            "--out",
+            tmp,
+            "--max-epochs",
+            str(max_epochs),
+            "--cell-types",
+            *held_out,
+        ]
         subprocess.run(cmd, check=True)
         rows = []
         for t in held_out:
@@ -98,8 +120,10 @@ def main() -> None:
         per = pd.concat([per, scgen_scores(adata, args.scgen_python, held_out, args.scgen_epochs, args.n_de)])
         scgen_s = time.perf_counter() - tic
 
-    print(f"\n== leave-one-cell-type-out, {len(held_out)} held-out cell types, top {args.n_de} DEGs; distances in "
-          f"{res['params']['space']} (W2 {per['wasserstein_method'].iloc[0]}) ==")  # fmt: skip
+    print(
+        f"\n== leave-one-cell-type-out, {len(held_out)} held-out cell types, top {args.n_de} DEGs; distances in "
+        f"{res['params']['space']} (W2 {per['wasserstein_method'].iloc[0]}) =="
+    )
     print(summary(per).to_string())
     r2 = per.pivot(index="held_out", columns="method", values="r2_mean_de")[list(dict.fromkeys(per["method"]))]
     print("\n== R² of DEG means per held-out cell type ==")
@@ -111,8 +135,10 @@ def main() -> None:
     print(f"sc_llm table (4 methods x {len(held_out)} cell types, with scoring): {ours_s:.1f} s")
     print("per method, predictions only (s): " + ", ".join(f"{m} {v:.1f}" for m, v in secs.items()))
     if scgen_s is not None:
-        print(f"scGen ({args.scgen_epochs} max epochs, CPU), train+predict {len(held_out)} folds: {scgen_s:.1f} s; "
-              f"ratio scGen/pca_shift predictions {secs['scGen'] / secs['pca_shift']:.1f}x")  # fmt: skip
+        print(
+            f"scGen ({args.scgen_epochs} max epochs, CPU), train+predict {len(held_out)} folds: {scgen_s:.1f} s; "
+            f"ratio scGen/pca_shift predictions {secs['scGen'] / secs['pca_shift']:.1f}x"
+        )
     sys.stdout.flush()
 
 

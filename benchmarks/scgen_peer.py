@@ -43,8 +43,13 @@ def main() -> None:
         train = adata[~hide.to_numpy()].copy()
         Scgen.setup_anndata(train, batch_key="condition", labels_key="cell_type")
         model = Scgen(train)
-        model.train(max_epochs=args.max_epochs, batch_size=32, early_stopping=True, early_stopping_patience=25,
-                    accelerator="cpu")  # fmt: skip
+        model.train(
+            max_epochs=args.max_epochs,
+            batch_size=32,
+            early_stopping=True,
+            early_stopping_patience=25,
+            accelerator="cpu",
+        )
         pred, _ = model.predict(ctrl_key="control", stim_key="stimulated", celltype_to_predict=cell_type)
         pred.obs["method"] = "scGen"
         pred.uns["seconds"] = time.perf_counter() - tic

@@ -147,8 +147,15 @@ class SentenceDecoder:
             raise ValueError(msg)
         a, b = _line(x, y)
         positive = y[y > 0]
-        dec = cls(kind, np.asarray(vocabulary, dtype=object), a, b, int(max_rank), shrinkage=float(shrinkage),
-                  floor=float(positive.min()) if positive.size else 0.0)  # fmt: skip
+        dec = cls(
+            kind,
+            np.asarray(vocabulary, dtype=object),
+            a,
+            b,
+            int(max_rank),
+            shrinkage=float(shrinkage),
+            floor=float(positive.min()) if positive.size else 0.0,
+        )
         if kind == "isotonic":
             iso = IsotonicRegression(increasing=False, out_of_bounds="clip").fit(x, y)
             dec.iso_x, dec.iso_y = np.asarray(iso.X_thresholds_), np.asarray(iso.y_thresholds_)
@@ -213,10 +220,15 @@ class SentenceDecoder:
     def to_dict(self) -> dict[str, Any]:
         """Arrays, strings and numbers only (``.uns`` and ``.h5ad`` safe); :meth:`from_dict` restores it."""
         out: dict[str, Any] = {
-            "kind": self.kind, "genes": np.asarray(self.genes, dtype=str), "intercept": self.intercept,
-            "slope": self.slope, "max_rank": self.max_rank, "shrinkage": self.shrinkage, "floor": self.floor,
+            "kind": self.kind,
+            "genes": np.asarray(self.genes, dtype=str),
+            "intercept": self.intercept,
+            "slope": self.slope,
+            "max_rank": self.max_rank,
+            "shrinkage": self.shrinkage,
+            "floor": self.floor,
             "metrics": dict(self.metrics),
-        }  # fmt: skip
+        }
         for name in ("iso_x", "iso_y", "gene_intercept", "gene_slope"):
             value = getattr(self, name)
             if value is not None:
@@ -242,11 +254,16 @@ class SentenceDecoder:
             k: np.asarray(d[k], dtype=np.float64) for k in ("iso_x", "iso_y", "gene_intercept", "gene_slope") if k in d
         }
         return cls(
-            kind=kind, genes=np.asarray(d["genes"], dtype=object), intercept=float(d["intercept"]),
-            slope=float(d["slope"]), max_rank=int(d.get("max_rank", 1000)),
-            shrinkage=float(d.get("shrinkage", 1.0)), floor=float(d.get("floor", 0.0)),
-            metrics=dict(d.get("metrics", {})), **arrays,
-        )  # fmt: skip
+            kind=kind,
+            genes=np.asarray(d["genes"], dtype=object),
+            intercept=float(d["intercept"]),
+            slope=float(d["slope"]),
+            max_rank=int(d.get("max_rank", 1000)),
+            shrinkage=float(d.get("shrinkage", 1.0)),
+            floor=float(d.get("floor", 0.0)),
+            metrics=dict(d.get("metrics", {})),
+            **arrays,
+        )
 
 
 def split_cells(n_cells: int, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
