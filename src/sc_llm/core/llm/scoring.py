@@ -10,6 +10,7 @@ Prompts are left-padded with explicit position ids, answers right-padded, so pad
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -109,7 +110,7 @@ def _score_batch(model, prompts, answers, *, pad_id: int, normalize: bool, dtype
         logp = logp / cmask.sum(1)
     scores = logp.double().cpu().numpy()
     bounds = np.cumsum([0, *(len(c) for c in answers)])
-    return [scores[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+    return [scores[lo:hi] for lo, hi in itertools.pairwise(bounds)]
 
 
 def score_candidates(
