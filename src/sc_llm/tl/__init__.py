@@ -5,6 +5,8 @@ from ._attributions import attributions
 from ._compare import compare_annotators
 from ._embed import embed
 from ._knn import knn_annotate
+from ._llm_annotate import llm_annotate
+from ._llm_rerank import llm_rerank
 from ._scmpt import scmpt_annotate
 from ._scmpt_model import ScMPT
 
@@ -15,5 +17,7 @@ __all__ = [
     "compare_annotators",
     "embed",
     "knn_annotate",
+    "llm_annotate",
+    "llm_rerank",
     "scmpt_annotate",
 ]

@@ -104,20 +104,20 @@ class Backend:
         return out
 
 
-def run_local_scores(backend: Backend, chats, candidates: Sequence[Sequence[str]], *, cue: str) -> dict:
+def run_local_scores(backend: Backend, chats, candidates: Sequence[Sequence[str]], *, template) -> dict:
     """Candidate log-likelihoods with the local model: ``scores``, ``probs``, ``index``, ``chat_template``."""
     from ..core.llm.choice import choose_by_score, local_scores
 
     model, tokenizer = backend.load()
     scores, chat = local_scores(
-        model, tokenizer, chats, candidates, cue=cue, chat_template=backend.chat_template,
+        model, tokenizer, chats, candidates, template=template, chat_template=backend.chat_template,
         batch_size=backend.batch_size, length_normalize=backend.length_normalize, progress=True,
     )  # fmt: skip
     index, probs = choose_by_score(scores)
     return {"scores": scores, "probs": probs, "index": index, "chat_template": chat}
 
 
-def run_endpoint_choice(backend: Backend, chats, candidates: Sequence[Sequence[str]], *, cue: str = "") -> dict:
+def run_endpoint_choice(backend: Backend, chats, candidates: Sequence[Sequence[str]], *, template=None) -> dict:
     """Parsed endpoint answers: ``index``, ``mapped``, ``asked`` and the endpoint's description and stats."""
     from ..core.llm.choice import endpoint_choice
 

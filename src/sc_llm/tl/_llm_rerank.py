@@ -30,7 +30,10 @@ def read_candidates(adata: AnnData, key: str) -> tuple[list[list[str]], list[str
     frame = adata.obsm[key]
     cols = sorted((c for c in getattr(frame, "columns", []) if str(c).startswith("label_")), key=lambda c: int(c[6:]))
     if not isinstance(frame, pd.DataFrame) or not cols:
-        msg = f"`adata.obsm[{key!r}]` must be a DataFrame with columns label_1, label_2, … as `sl.tl.knn_annotate` writes."
+        msg = (
+            f"`adata.obsm[{key!r}]` must be a DataFrame with columns label_1, label_2, … "
+            "as `sl.tl.knn_annotate` writes."
+        )
         raise ValueError(msg)
     categories: list[str] = []
     for c in cols:
@@ -54,11 +57,12 @@ def rerank_metrics(truth: pd.Series, first: np.ndarray, chosen: np.ndarray, cand
     t = truth.astype(str).to_numpy()[has]
     f, c = first[has], chosen[has]
     changed = f != c
+    kept = [cc for cc, h in zip(candidates, has, strict=True) if h]
     return {
         "first": classification_scores(t, f), "reranked": classification_scores(t, c),
         "n_changed": int(changed.sum()), "n_changed_correct": int((changed & (c == t)).sum()),
         "n_changed_from_correct": int((changed & (f == t)).sum()),
-        "truth_in_candidates": float(np.mean([tt in cc for tt, cc in zip(t, np.array(candidates, object)[has])])),
+        "truth_in_candidates": float(np.mean([tt in cc for tt, cc in zip(t, kept, strict=True)])),
     }  # fmt: skip
 
 
@@ -72,7 +76,7 @@ def llm_rerank(
     backend: str = "local",
     truth_key: str | None = None,
     template: PromptTemplate | str | None = None,
-    organism: str = "human",
+    organism: str = "Homo sapiens",
     batch_size: int = 8,
     length_normalize: bool = False,
     chat_template: bool | None = None,
@@ -168,8 +172,8 @@ def llm_rerank(
         accuracy/macro scores, ``n_changed``, ``n_changed_correct``, ``n_changed_from_correct``,
         ``truth_in_candidates``).
     """
-    from ..core.llm.rerank_prompts import RERANK, as_template
     from ..core.llm.choice import conversations
+    from ..core.llm.rerank_prompts import RERANK, as_template
 
     be = Backend(
         backend, model, batch_size=batch_size, length_normalize=length_normalize, chat_template=chat_template,
@@ -184,7 +188,7 @@ def llm_rerank(
     chats = conversations(prompt, sentences, candidates, organism=organism)
 
     start = logg.info(f"reranking {target.n_obs} cells' candidates with {str(model)!r} ({backend} backend)")
-    result = (run_local_scores if backend == "local" else run_endpoint_choice)(be, chats, candidates, cue=prompt.cue)
+    result = (run_local_scores if backend == "local" else run_endpoint_choice)(be, chats, candidates, template=prompt)
     chosen = np.array([c[i] for c, i in zip(candidates, result["index"], strict=True)], dtype=object)
     first = np.array([c[0] for c in candidates], dtype=object)
     changed = chosen != first

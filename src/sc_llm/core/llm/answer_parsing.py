@@ -129,9 +129,11 @@ def match_answer(text: str | None, candidates: Sequence[str]) -> int | None:
         hit = _unique([i for i, k in enumerate(keys.compact) if compact in k])
         if hit is not None:
             return hit
-    close = difflib.get_close_matches(compact, [k for k in keys.compact if k], n=2, cutoff=_FUZZY_CUTOFF)
-    if close and (len(close) == 1 or close[0] != close[1]):
-        return _unique([i for i, k in enumerate(keys.compact) if k == close[0]])
+    for probe, table in ((norm, keys.full), (compact, keys.compact)):
+        ratios = [difflib.SequenceMatcher(None, probe, k).ratio() if k else 0.0 for k in table]
+        best = max(ratios)
+        if best >= _FUZZY_CUTOFF and ratios.count(best) == 1:
+            return ratios.index(best)
     return None
 
 

@@ -16,9 +16,7 @@ def conversations(
     template: PromptTemplate, sentences: Sequence[str], candidates: Sequence[Sequence[str]], *, organism: str
 ) -> list[list[dict]]:
     """One chat (list of messages) per cell."""
-    return [
-        template.messages(s, candidates=c, organism=organism) for s, c in zip(sentences, candidates, strict=True)
-    ]
+    return [template.messages(s, candidates=c, organism=organism) for s, c in zip(sentences, candidates, strict=True)]
 
 
 def local_scores(
@@ -27,7 +25,7 @@ def local_scores(
     chats: Sequence[list[dict]],
     candidates: Sequence[Sequence[str]],
     *,
-    cue: str,
+    template: PromptTemplate,
     chat_template: bool | None = None,
     batch_size: int = 8,
     length_normalize: bool = False,
@@ -37,12 +35,12 @@ def local_scores(
     """Log-likelihood of each cell's candidates, and whether the chat template was used."""
     chat = uses_chat_template(tokenizer, chat_template)
     end = end_token_id(tokenizer, model)
-    prompts = [encode_prompt(tokenizer, m, chat=chat, cue=cue) for m in chats]
+    prompts = [encode_prompt(tokenizer, m, chat=chat, cue=template.cue) for m in chats]
     vocab: dict[str, list[int]] = {}
     for cands in candidates:
         for c in cands:
             if c not in vocab:
-                vocab[c] = encode_answer(tokenizer, c, chat=chat, end_id=end)
+                vocab[c] = encode_answer(tokenizer, template.answer_text(c, chat=chat), end_id=end)
     answers = [[vocab[c] for c in cands] for cands in candidates]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (end or 0)
     scores = score_candidates(

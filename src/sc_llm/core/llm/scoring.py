@@ -48,9 +48,9 @@ def encode_prompt(tokenizer, messages: list[dict], *, chat: bool, cue: str = "An
     return ids
 
 
-def encode_answer(tokenizer, text: str, *, chat: bool, end_id: int | None) -> list[int]:
+def encode_answer(tokenizer, text: str, *, end_id: int | None) -> list[int]:
     """Token ids of one answer, followed by ``end_id`` (so that a candidate cannot win as a prefix of another)."""
-    ids = list(tokenizer(text if chat else f" {text}", add_special_tokens=False)["input_ids"])
+    ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
     if end_id is not None:
         ids.append(int(end_id))
     if not ids:
