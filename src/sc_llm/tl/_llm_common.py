@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -108,13 +109,16 @@ def run_local_scores(backend: Backend, chats, candidates: Sequence[Sequence[str]
     """Candidate log-likelihoods with the local model: ``scores``, ``probs``, ``index``, ``chat_template``."""
     from ..core.llm.choice import choose_by_score, local_scores
 
+    start = time.perf_counter()
     model, tokenizer = backend.load()
+    loaded = time.perf_counter()
     scores, chat = local_scores(
         model, tokenizer, chats, candidates, template=template, chat_template=backend.chat_template,
         batch_size=backend.batch_size, length_normalize=backend.length_normalize, progress=True,
     )  # fmt: skip
     index, probs = choose_by_score(scores)
-    return {"scores": scores, "probs": probs, "index": index, "chat_template": chat}
+    seconds = {"load": loaded - start, "score": time.perf_counter() - loaded}
+    return {"scores": scores, "probs": probs, "index": index, "chat_template": chat, "seconds": seconds}
 
 
 def run_endpoint_choice(backend: Backend, chats, candidates: Sequence[Sequence[str]], *, template=None) -> dict:

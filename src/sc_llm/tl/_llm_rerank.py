@@ -170,7 +170,7 @@ def llm_rerank(
         endpoint its URL and sampling parameters, never the key), ``n_changed``; endpoint: ``n_unmapped``,
         ``n_failed`` and request ``stats``; with ``truth_key``: ``metrics`` (``first`` and ``reranked``
         accuracy/macro scores, ``n_changed``, ``n_changed_correct``, ``n_changed_from_correct``,
-        ``truth_in_candidates``).
+        ``truth_in_candidates``); local backend: ``seconds`` (``load``, ``score``).
     """
     from ..core.llm.choice import conversations
     from ..core.llm.rerank_prompts import RERANK, as_template
@@ -199,6 +199,7 @@ def llm_rerank(
     uns: dict[str, Any] = {"params": params, "n_changed": int(changed.sum())}
     if backend == "local":
         params["chat_template"] = result["chat_template"]
+        uns["seconds"] = result["seconds"]
     else:
         params["endpoint"] = result["endpoint"]
         uns |= {"n_unmapped": int((~result["mapped"]).sum()), "stats": result["stats"]}
