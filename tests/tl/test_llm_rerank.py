@@ -94,7 +94,8 @@ def test_endpoint_backend_against_a_local_server(ranked, tmp_path, monkeypatch):
     cands = _candidates(adata)
     asked = [i for i, c in enumerate(cands) if len(c) > 1]
     assert len(asked) >= 3
-    replies = {asked[0]: f"<think>{cands[asked[0]][0]}? no.</think>\nAnswer: **{cands[asked[0]][1]}**", asked[1]: "no idea"}  # fmt: skip
+    reasoning = f"<think>{cands[asked[0]][0]}? no.</think>\nAnswer: **{cands[asked[0]][1]}**"
+    replies = {asked[0]: reasoning, asked[1]: "no idea"}
 
     def respond(messages, body):  # replies chosen per cell by the sentence in the prompt
         genes = [" ".join(adata.obs["cell_sentence"].iloc[i].split()[:10]) + "\n" for i in asked]
@@ -135,7 +136,8 @@ def test_smollm2_gguf_reranks_kang_cells(smollm2_gguf):
     sc.pp.pca(adata, n_comps=20, random_state=0)
     sl.tl.knn_annotate(adata, use_rep="X_pca", label_key="cell_type")
     sub = adata[:12].copy()
-    sl.tl.llm_rerank(sub, model=smollm2_gguf.parent, gguf_file=smollm2_gguf.name, n_genes=20, truth_key="cell_type", device="cpu")  # fmt: skip
+    gguf = {"model": smollm2_gguf.parent, "gguf_file": smollm2_gguf.name}
+    sl.tl.llm_rerank(sub, **gguf, n_genes=20, truth_key="cell_type", device="cpu")
     uns = sub.uns["llm_rerank"]
     assert uns["params"]["chat_template"] is True  # SmolLM2-Instruct's chat template wraps the prompt
     cands = _candidates(sub)

@@ -19,7 +19,10 @@ _spec.loader.exec_module(_server)
 ChatServer = _server.ChatServer
 
 SECRET = "sk-test-never-stored-0123456789"
-CHATS = [RERANK.messages("CD3D IL7R LTB", candidates=["CD4 T cells", "B cells"]), RERANK.messages("MS4A1 CD79A", candidates=["B cells", "CD4 T cells"])]  # fmt: skip
+CHATS = [
+    RERANK.messages("CD3D IL7R LTB", candidates=["CD4 T cells", "B cells"]),
+    RERANK.messages("MS4A1 CD79A", candidates=["B cells", "CD4 T cells"]),
+]
 
 
 @pytest.fixture(scope="module")
