@@ -70,6 +70,9 @@ def main() -> None:
     t0 = time.perf_counter()
     net = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    net.hf_quantizer = None  # the weights are plain fp32 tensors after dequantisation
+    if hasattr(net.config, "quantization_config"):
+        del net.config.quantization_config
     net.save_pretrained(folder)
     tok.save_pretrained(folder)
     del net
