@@ -98,7 +98,8 @@ def llm_rerank(
     order of the vote, and asks for one of them, keeping the first when unsure. The answer is always one of the
     candidates: the ``'local'`` backend scores each candidate's log-likelihood under a causal LM (deterministic,
     one batched pass, no free text); the ``'openai'`` backend asks an OpenAI-compatible endpoint and maps the
-    reply to a candidate, falling back to the first candidate when the reply names none (counted).
+    reply to a candidate, falling back to the first candidate when the reply names none (counted). Cells with a
+    single candidate are not asked.
 
     Parameters
     ----------
@@ -204,6 +205,11 @@ def llm_rerank(
         params["endpoint"] = result["endpoint"]
         uns |= {"n_unmapped": int((~result["mapped"]).sum()), "stats": result["stats"]}
         uns["n_failed"] = result["stats"]["failed"]
+        if uns["n_unmapped"]:
+            logg.warning(
+                f"{uns['n_unmapped']} of {int(result['asked'].sum())} replies named no candidate "
+                f"({uns['n_failed']} requests failed); those cells keep their first candidate"
+            )
     if truth is not None:
         uns["metrics"] = rerank_metrics(truth, first, chosen, candidates)
 

@@ -124,3 +124,12 @@ def test_bad_options():
         ChatEndpoint("m", base_url="http://127.0.0.1:9/v1", max_concurrency=0)
     with pytest.raises(ValueError, match="on_error"):
         ChatEndpoint("m", base_url="http://127.0.0.1:9/v1").complete([], on_error="ignore")
+
+
+def test_openai_itself_needs_a_key_from_the_environment(monkeypatch):
+    monkeypatch.delenv("SC_LLM_OPENAI_API_KEY")
+    with pytest.raises(ValueError, match="SC_LLM_OPENAI_API_KEY"):
+        ChatEndpoint("gpt-4o")
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    endpoint = ChatEndpoint("gpt-4o")
+    assert endpoint.describe()["base_url"] == "https://api.openai.com/v1" and SECRET not in repr(endpoint)

@@ -146,10 +146,15 @@ class ChatEndpoint:
         self.max_retries, self.backoff = max_retries, backoff
         self.params = {"temperature": 0.0, "max_tokens": 512, **(params or {})}
         self.cache = ResponseCache(cache_dir) if cache_dir is not None else None
+        key = _first_env(api_key_env)
+        if key is None and self.base_url is None:
+            msg = (
+                f"No API key for OpenAI's API: set one of the environment variables {list(api_key_env)} "
+                "(it is read from there only), or pass `base_url=` for a server that needs none."
+            )
+            raise ValueError(msg)
         self._openai = openai
-        self._client = openai.OpenAI(
-            api_key=_first_env(api_key_env) or _NO_KEY, base_url=self.base_url, timeout=timeout, max_retries=0
-        )
+        self._client = openai.OpenAI(api_key=key or _NO_KEY, base_url=self.base_url, timeout=timeout, max_retries=0)
         self._retryable = (
             openai.RateLimitError, openai.APITimeoutError, openai.APIConnectionError, openai.InternalServerError,
             openai.APIResponseValidationError, json.JSONDecodeError, EmptyResponseError,
