@@ -144,7 +144,8 @@ def llm_rerank(
         Endpoint: folder caching every answer, so that a rerun (or a resumed run) asks nothing twice.
     endpoint_kwargs
         Endpoint: ``max_concurrency`` (4), ``timeout`` (60 s), ``max_retries`` (4), ``backoff`` (1 s),
-        ``params`` (sampling, default ``{'temperature': 0, 'max_tokens': 512}``), ``on_error`` (``'raise'``, or
+        ``params`` (sampling, default ``{'temperature': 0, 'max_tokens': 512}``; ``None`` drops one, as
+        o-series models need), ``on_error`` (``'raise'``, or
         ``'skip'`` to keep the first candidate for requests that still fail), ``api_key_env``.
     mod
         Modality to use when ``adata`` is a MuData.

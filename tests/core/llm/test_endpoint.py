@@ -133,3 +133,11 @@ def test_openai_itself_needs_a_key_from_the_environment(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     endpoint = ChatEndpoint("gpt-4o")
     assert endpoint.describe()["base_url"] == "https://api.openai.com/v1" and SECRET not in repr(endpoint)
+
+
+def test_none_drops_a_default_parameter(server):
+    endpoint = _endpoint(server, params={"temperature": None, "max_tokens": None, "max_completion_tokens": 4})
+    assert endpoint.params == {"max_completion_tokens": 4}
+    endpoint.complete(CHATS[:1])
+    body = server.requests[-1]["body"]
+    assert "temperature" not in body and "max_tokens" not in body and body["max_completion_tokens"] == 4

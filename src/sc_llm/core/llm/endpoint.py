@@ -121,7 +121,9 @@ class ChatEndpoint:
     cache_dir
         Folder of the response cache; ``None`` disables it.
     params
-        Sampling parameters sent with every request (default ``temperature=0``, ``max_tokens=512``).
+        Sampling parameters sent with every request (default ``temperature=0``, ``max_tokens=512``); ``None``
+        drops a default, e.g. ``{'temperature': None, 'max_tokens': None, 'max_completion_tokens': 4000}`` for
+        OpenAI's o-series reasoning models, which reject both.
     """
 
     def __init__(
@@ -144,7 +146,8 @@ class ChatEndpoint:
         self.model, self.base_url = model, resolve_base_url(base_url)
         self.max_concurrency, self.timeout = max_concurrency, timeout
         self.max_retries, self.backoff = max_retries, backoff
-        self.params = {"temperature": 0.0, "max_tokens": 512, **(params or {})}
+        merged = {"temperature": 0.0, "max_tokens": 512, **(params or {})}
+        self.params = {k: v for k, v in merged.items() if v is not None}  # None drops a default
         self.cache = ResponseCache(cache_dir) if cache_dir is not None else None
         key = _first_env(api_key_env)
         if key is None and self.base_url is None:
