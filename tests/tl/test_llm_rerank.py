@@ -142,6 +142,7 @@ def test_smollm2_gguf_reranks_kang_cells(smollm2_gguf):
     assert uns["params"]["chat_template"] is True  # SmolLM2-Instruct's chat template wraps the prompt
     cands = _candidates(sub)
     assert all(lab in c for lab, c in zip(sub.obs["llm_rerank"], cands, strict=True))
-    probs = sub.obsm["llm_rerank_scores"][["prob_1", "prob_2", "prob_3"]].to_numpy()
+    scores = sub.obsm["llm_rerank_scores"]
+    probs = scores[[c for c in scores.columns if c.startswith("prob_")]].to_numpy()
     np.testing.assert_allclose(np.nansum(probs, 1), 1.0)
     assert 0 <= uns["metrics"]["reranked"]["accuracy"] <= 1
