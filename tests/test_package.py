@@ -12,7 +12,18 @@ import pytest
 import sc_llm as sl
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("torch", "transformers", "captum", "lime", "peft", "sentence_transformers", "torchtext", "flash_attn")
+HEAVY = (
+    "torch",
+    "transformers",
+    "captum",
+    "lime",
+    "peft",
+    "openai",
+    "ot",
+    "sentence_transformers",
+    "torchtext",
+    "flash_attn",
+)
 
 
 def test_deferred_imports():

@@ -102,3 +102,33 @@ def test_tutorial_02_runs_top_to_bottom(tmp_path, monkeypatch):
         int(v) for v in re.search(r"(\d+) held-out cell types; mean_shift above control .* for (\d+)", text).groups()
     )
     assert n_types == 7 and wins >= 5  # on a 400-cell subset the baseline still beats no change almost everywhere
+
+
+@pytest.mark.slow
+def test_tutorial_04_llm_rerank_runs_top_to_bottom(tmp_path, monkeypatch, tiny_causal_lm):
+    """CI runs it with the tiny random causal LM on 40 cells; the numbers are checked for shape, not quality."""
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    nb = nbformat.read(TUTORIALS / "04_llm_rerank.ipynb", as_version=4)
+    params = _parameters_cell(nb)
+    params.source, n = re.subn(r"^n_cells = 100\b", "n_cells = 40", params.source, flags=re.M)
+    params.source, m = re.subn(
+        r"^model_path = None\b", f"model_path = {str(tiny_causal_lm)!r}", params.source, flags=re.M
+    )
+    assert n == m == 1, "the parameters cell should set `n_cells = 100` and `model_path = None`"
+    NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(c.execution_count is not None for c in code)
+    assert not [o for c in code for o in c.outputs if o.output_type == "error"]
+    text = "".join(o.get("text", "") for c in code for o in c.outputs if o.output_type == "stream")
+    n_changed, n_total = (int(v) for v in re.search(r"(\d+) of (\d+) answers changed", text).groups())
+    assert n_total == 40 and 0 <= n_changed <= 40
+    for name in ("first", "reranked"):
+        line = next(ln for ln in text.splitlines() if ln.startswith(name))
+        accuracy, f1 = (float(v) for v in line[len(name) :].split())
+        assert 0.0 <= accuracy <= 1.0 and 0.0 <= f1 <= 1.0, line
+    assert "A reference-based classifier ranked these cell types" in text  # the prompt was shown

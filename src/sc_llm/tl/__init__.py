@@ -10,6 +10,8 @@ from ._decode import decode_sentences, fit_sentence_decoder
 from ._embed import embed
 from ._generate_cells import generate_cells
 from ._knn import knn_annotate
+from ._llm_annotate import llm_annotate
+from ._llm_rerank import llm_rerank
 from ._perturb import perturb
 from ._scmpt import scmpt_annotate
 from ._scmpt_model import ScMPT
@@ -27,6 +29,8 @@ __all__ = [
     "fit_sentence_decoder",
     "generate_cells",
     "knn_annotate",
+    "llm_annotate",
+    "llm_rerank",
     "perturb",
     "scmpt_annotate",
 ]
