@@ -33,7 +33,7 @@ def offline_hint(model: str) -> str:
     return (
         f"Could not load model {model!r}: it is not a local folder, and it is not in the Hugging Face cache "
         "or the hub could not be reached. Pass `model=` a local folder holding the model (config.json, "
-        "tokenizer and weights), or download it once with network access (`huggingface-cli download "
+        "tokenizer and weights), or download it once with network access (`hf download "
         f"{model}`) so the cache holds it; set `HF_HUB_OFFLINE=1` to use only the cache"
         + (" (it is set now)." if os.environ.get("HF_HUB_OFFLINE") else ".")
     )
