@@ -33,7 +33,7 @@ def test_readme_python_blocks_run_as_written(tmp_path, monkeypatch, make_scgpt):
     try:
         for i, block in enumerate(python_blocks()):
             code = block.replace(SCGPT_PLACEHOLDER, repr(str(scgpt)))
-            exec(compile(code, f"README.md python block {i + 1}", "exec"), namespace)  # noqa: S102
+            exec(compile(code, f"README.md python block {i + 1}", "exec"), namespace)
     finally:
         plt.close("all")
 
