@@ -19,8 +19,9 @@ def two_bit_adata(n: int = 240, seed: int = 0) -> ad.AnnData:
     b = rng.normal(size=(n, 6)).astype(np.float32) * 5 + 10
     a[:, 0] += 4 * (codes % 2)
     b[:, 0] += 20 * (codes // 2)
-    obs = pd.DataFrame({"cell_type": pd.Categorical(np.array(["t0", "t1", "t2", "t3"])[codes])},
-                       index=[f"cell{i}" for i in range(n)])  # fmt: skip
+    obs = pd.DataFrame(
+        {"cell_type": pd.Categorical(np.array(["t0", "t1", "t2", "t3"])[codes])}, index=[f"cell{i}" for i in range(n)]
+    )
     adata = ad.AnnData(np.zeros((n, 3), dtype=np.float32), obs=obs)
     adata.obsm["X_a"], adata.obsm["X_b"] = a, b
     return adata
@@ -84,8 +85,10 @@ def test_reference_without_truth_in_query_and_copy():
 
 def test_seeded_runs_are_identical_and_seeds_differ():
     adata = two_bit_adata(160)
-    runs = [sl.tl.scmpt_annotate(adata, label_key="cell_type", use_reps=["X_a", "X_b"], seed=s, copy=True, **FAST)
-            for s in (1, 1, 2)]  # fmt: skip
+    runs = [
+        sl.tl.scmpt_annotate(adata, label_key="cell_type", use_reps=["X_a", "X_b"], seed=s, copy=True, **FAST)
+        for s in (1, 1, 2)
+    ]
     np.testing.assert_array_equal(runs[0].obsm["scmpt_proba"], runs[1].obsm["scmpt_proba"])
     assert not np.array_equal(runs[0].obsm["scmpt_proba"], runs[2].obsm["scmpt_proba"])
 
