@@ -164,3 +164,51 @@ def as_marker_mapping(markers: Any) -> dict[str, set[str]] | None:
         )
         raise TypeError(msg)
     return {str(group): set(as_gene_list(genes, f"markers[{group!r}]")) for group, genes in markers.items()}
+
+
+# ---------------------------------------------------------------------------------------------- outputs
+def check_writes(adata: Any, writes: Mapping[str, Iterable[str]], reads: Mapping[str, Iterable[str]]) -> None:
+    """Refuse to overwrite what the same call reads; warn when replacing existing results.
+
+    ``writes``/``reads`` map a slot (``'obs'``, ``'obsm'``, ``'uns'``) to keys. Call before computing.
+    """
+    for slot, keys in writes.items():
+        inputs = set(reads.get(slot, ()))
+        present = getattr(adata, slot)
+        for key in keys:
+            if key in inputs:
+                msg = (
+                    f"`adata.{slot}[{key!r}]` is an input of this call and would be overwritten by its result; "
+                    "pass a different `key_added`."
+                )
+                raise ValueError(msg)
+            if key in present:
+                warnings.warn(
+                    f"Replacing the existing `adata.{slot}[{key!r}]`; pass another `key_added` to keep it.",
+                    UserWarning,
+                    stacklevel=3,
+                )
+
+
+def check_embedding(X: np.ndarray, model: str) -> np.ndarray:
+    """Refuse an embedding with NaN/inf values (a broken checkpoint or an overflow), naming the cause."""
+    bad = ~np.isfinite(X).all(axis=1)
+    if bad.any():
+        msg = (
+            f"The encoder {model!r} produced NaN or infinite values for {int(bad.sum())} of {len(X)} cells: its "
+            "weights may be corrupted (check the checkpoint files) or reduced precision overflowed "
+            "(try `dtype='float32'`). Nothing was written."
+        )
+        raise ValueError(msg)
+    return X
+
+
+def check_nonzero_rows(X: np.ndarray, where: str) -> None:
+    """Refuse all-zero rows in an embedding used for cosine similarity (they have no direction)."""
+    zero = ~np.any(X != 0, axis=1)
+    if zero.any():
+        msg = (
+            f"{int(zero.sum())} cell(s) of {where} have an all-zero embedding, which has no cosine similarity to "
+            "anything (empty sentences or no gene matched?). Drop those cells or recompute their embedding."
+        )
+        raise ValueError(msg)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,6 +61,8 @@ class ScMPT:
     ):
         self.module = module
         self.classes = [str(c) for c in classes]
+        # the label values themselves (integers stay integers), which predict() returns
+        self.class_values = [c.item() if isinstance(c, np.generic) else c for c in classes]
         self.use_reps = list(use_reps)
         self.rep_dims = list(module.in_dims)
         self.label_key = label_key
@@ -103,7 +108,10 @@ class ScMPT:
         if not 0.0 <= frac < 1.0:
             msg = f"`validation_fraction` must be in [0, 1), got {frac}."
             raise ValueError(msg)
-        check_class_sizes(labels, 2 if frac > 0 else 1, "a stratified validation split" if frac > 0 else "training")
+        if frac > 0:
+            check_class_sizes(labels, 2, "a stratified validation split", other_fix="pass `validation_fraction=0`")
+        else:
+            check_class_sizes(labels, 1, "training")
         weights = _class_weights(p["class_weight"], labels)
         if frac > 0:
             tr, va = stratified_split(codes, frac, p["seed"])
@@ -189,7 +197,7 @@ class ScMPT:
         """
         use_reps = [use_reps] if isinstance(use_reps, str) else list(use_reps)
         reps = read_reps(adata, use_reps)
-        has, labels = labelled(read_labels(adata, label_key), f"obs[{label_key!r}]")
+        has, labels = labelled(read_labels(adata, label_key), f"obs[{label_key!r}]", keep_categories=True)
         return cls.from_arrays(
             [X[has] for X in reps],
             labels,
@@ -238,7 +246,7 @@ class ScMPT:
         Indexed by ``obs_names`` for an AnnData, by position for a list of arrays (see :meth:`predict_proba`).
         """
         proba = self.predict_proba(data, batch_size=batch_size, device=device)
-        labels = pd.Categorical.from_codes(proba.argmax(1), categories=self.classes)
+        labels = pd.Categorical.from_codes(proba.argmax(1), categories=self.class_values)
         index = None if isinstance(data, list | tuple) else data.obs_names
         return pd.Series(labels, index=index, name=self.label_key)
 
@@ -254,7 +262,7 @@ class ScMPT:
         config = {
             "format": "sc_llm.ScMPT",
             "format_version": FORMAT_VERSION,
-            "classes": self.classes,
+            "classes": self.class_values,
             "use_reps": self.use_reps,
             "rep_dims": self.rep_dims,
             "label_key": self.label_key,
@@ -262,9 +270,14 @@ class ScMPT:
             "params": self.params,
             "history": summarize_history(self.history),
         }
-        (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2))
         state = {k: v.detach().cpu() for k, v in self.module.state_dict().items()}
-        torch.save(state, folder / WEIGHTS_FILE)
+        tmp = folder / f".{WEIGHTS_FILE}.tmp"
+        torch.save(state, tmp)
+        config["checksum"] = _checksum(config, tmp.read_bytes())
+        tmp.replace(folder / WEIGHTS_FILE)
+        tmp = folder / f".{CONFIG_FILE}.tmp"
+        tmp.write_text(json.dumps(config, indent=2))
+        tmp.replace(folder / CONFIG_FILE)
         return folder
 
     @classmethod
@@ -279,12 +292,19 @@ class ScMPT:
         if not (folder / CONFIG_FILE).is_file() or not (folder / WEIGHTS_FILE).is_file():
             msg = f"{folder} is not a saved ScMPT model (expected {CONFIG_FILE} and {WEIGHTS_FILE})."
             raise FileNotFoundError(msg)
-        config = json.loads((folder / CONFIG_FILE).read_text())
-        if config.get("format") != "sc_llm.ScMPT" or config.get("format_version", 0) > FORMAT_VERSION:
-            msg = f"{folder / CONFIG_FILE} is not an ScMPT config this version of sc_llm can read."
-            raise ValueError(msg)
-        module = FusionClassifier(**config["module"])
-        module.load_state_dict(torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True))
+        config = _read_config(folder / CONFIG_FILE)
+        weights = (folder / WEIGHTS_FILE).read_bytes()
+        _verify_checksum(folder, config, weights)
+        try:
+            module = FusionClassifier(**config["module"])
+            module.load_state_dict(torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True))
+        except Exception as e:  # torch raises many types for damaged files (RuntimeError, UnpicklingError, EOFError)
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            msg = (
+                f"{folder / WEIGHTS_FILE} cannot be loaded into the network described by {CONFIG_FILE} ({first}). "
+                "The files are damaged or do not belong together; save the model again from training."
+            )
+            raise ValueError(msg) from e
         module.to(resolve_device(device)).eval()
         return cls(
             module,
@@ -328,3 +348,52 @@ def summarize_history(history: dict[str, Any]) -> dict[str, Any]:
         if k in history and k not in out:
             out[k] = history[k]
     return out
+
+
+_REQUIRED_KEYS = ("format", "classes", "use_reps", "rep_dims", "label_key", "module")
+
+
+def _checksum(config: dict[str, Any], weights: bytes) -> str:
+    """SHA-256 of the weights and of everything that gives them meaning: classes and their order, inputs, network."""
+    h = hashlib.sha256(weights)
+    meaning = {k: config[k] for k in ("classes", "use_reps", "rep_dims", "label_key", "module")}
+    h.update(json.dumps(meaning, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    """``config.json`` of a saved model, with errors that name the file and what is wrong with it."""
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        msg = f"{path} is not valid JSON ({e}); the saved model is damaged. Save it again from training."
+        raise ValueError(msg) from e
+    if not isinstance(config, dict) or config.get("format") != "sc_llm.ScMPT":
+        msg = f"{path} is not the config of a saved ScMPT model (no 'format': 'sc_llm.ScMPT')."
+        raise ValueError(msg)
+    if config.get("format_version", 0) > FORMAT_VERSION:
+        msg = f"{path} was written by a newer sc_llm (format {config['format_version']}); upgrade sc_llm to read it."
+        raise ValueError(msg)
+    missing = [k for k in _REQUIRED_KEYS if k not in config]
+    if missing:
+        msg = f"{path} lacks {missing}; the saved model is incomplete. Save it again from training."
+        raise ValueError(msg)
+    return config
+
+
+def _verify_checksum(folder: Path, config: dict[str, Any], weights: bytes) -> None:
+    """Refuse a model whose weights, classes or their order changed since it was saved."""
+    if "checksum" not in config:
+        warnings.warn(
+            f"{folder / CONFIG_FILE} has no checksum (saved by an older sc_llm): its class order cannot be verified.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return
+    if _checksum(config, weights) != config["checksum"]:
+        msg = (
+            f"The model in {folder} changed after it was saved: {CONFIG_FILE} (e.g. its class order) or "
+            f"{WEIGHTS_FILE} no longer matches the checksum written with them, so predictions could carry the wrong "
+            "labels. Restore the original files or save the model again from training."
+        )
+        raise ValueError(msg)
