@@ -45,7 +45,7 @@ def test_case1_sentences_read_back_from_h5ad_embed_and_ablate(sentences_adata, t
 # ------------------------------------------------------------------------------------------------------- case 2
 def test_case2_prefix_longer_than_the_token_budget_is_an_error(sentences_adata, tiny_bert_dir):
     before = snapshot(sentences_adata)
-    with pytest.raises(ValueError, match="prefix takes .* leaving no room for genes"):
+    with pytest.raises(ValueError, match=r"prefix takes .* leaving no room for genes"):
         sl.tl.embed(sentences_adata, model=str(tiny_bert_dir), max_length=8, prefix="GENE1 " * 20, progress=False)
     assert snapshot(sentences_adata) == before
 
@@ -108,7 +108,7 @@ def test_case5_every_gene_name_is_checked(fix, match):
 
 def test_case5_integer_gene_names_are_refused():
     a = _genes_adata([str(i) for i in range(30)])
-    with pytest.raises(ValueError, match="are numbers.*gene_symbols"):
+    with pytest.raises(ValueError, match=r"are numbers.*gene_symbols"):
         sl.pp.cell_sentences(a)
 
 
@@ -154,7 +154,7 @@ def test_case8_nan_weights_are_refused(sentences_adata, tiny_bert_dir, tmp_path)
 
 def test_case8_all_zero_embedding_rows_are_refused_by_knn(pbmc):
     pbmc.obsm["X_pca"][:5] = 0
-    with pytest.raises(ValueError, match="5 cell.*all-zero embedding"):
+    with pytest.raises(ValueError, match=r"5 cell.*all-zero embedding"):
         sl.tl.knn_annotate(pbmc, use_rep="X_pca", label_key="bulk_labels")
     assert "knn_label" not in pbmc.obs
 
@@ -203,3 +203,119 @@ def test_case11_n_genes_must_be_an_integer(small_adata, n_genes):
     with pytest.raises(TypeError, match="`n_genes` must be an integer"):
         sl.pp.cell_sentences(small_adata, n_genes=n_genes)
     assert "cell_sentence" not in small_adata.obs
+
+
+# ---------------------------------------------------------------------------------------- unhelpful errors
+def test_error_x_none_names_layer_or_raw():
+    a = ad.AnnData(obs=pd.DataFrame(index=[f"c{i}" for i in range(3)]), var=pd.DataFrame(index=["A", "B"]))
+    with pytest.raises(ValueError, match=r"`adata.X` is None.*layer="):
+        sl.pp.cell_sentences(a)
+
+
+def test_error_float16_x_gives_the_float32_result(small_adata):
+    half = small_adata.copy()
+    half.X = small_adata.X.toarray().astype(np.float16)
+    sl.pp.cell_sentences(half)
+    sl.pp.cell_sentences(small_adata)
+    assert half.obs["cell_sentence"].tolist() == small_adata.obs["cell_sentence"].tolist()
+
+
+def test_error_empty_model_folder_and_scgpt_folder_without_vocab(sentences_adata, tmp_path, make_scgpt):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"lacks config.json, tokenizer files.*weights"):
+        sl.tl.embed(sentences_adata, model=str(tmp_path / "empty"), progress=False)
+    ckpt = make_scgpt()
+    (ckpt / "vocab.json").unlink()
+    with pytest.raises(FileNotFoundError, match=r"lacks \['vocab.json'\]"):
+        sl.tl.embed(sentences_adata, model=str(ckpt), progress=False)
+
+
+def test_error_truncated_weight_files_are_named(sentences_adata, tiny_bert_dir, tmp_path, make_scgpt):
+    bert = tmp_path / "bert"
+    bert.mkdir()
+    for f in tiny_bert_dir.iterdir():
+        (bert / f.name).write_bytes(f.read_bytes())
+    weights = bert / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(OSError, match=r"model.safetensors may be truncated or damaged"):
+        sl.tl.embed(sentences_adata, model=str(bert), progress=False)
+    ckpt = make_scgpt(genes=[f"GENE{i}" for i in range(40)])
+    pt = ckpt / "best_model.pt"
+    pt.write_bytes(pt.read_bytes()[:2000])
+    with pytest.raises(ValueError, match=r"best_model.pt.*truncated or damaged"):
+        sl.tl.embed(sentences_adata, model=str(ckpt), progress=False)
+    assert not sentences_adata.obsm
+
+
+@pytest.mark.parametrize("tamper", ["invalid_json", "missing_keys", "wrong_dims"])
+def test_error_tampered_scmpt_folder(pbmc, tmp_path, tamper):
+    sl.tl.ScMPT.fit(pbmc, label_key="bulk_labels", use_reps=["X_pca"], max_epochs=3, progress=False).save(
+        tmp_path / "m"
+    )
+    path = tmp_path / "m" / "config.json"
+    config = json.loads(path.read_text())
+    if tamper == "invalid_json":
+        path.write_text(path.read_text()[:-20])
+        match = "not valid JSON"
+    elif tamper == "missing_keys":
+        del config["module"]
+        path.write_text(json.dumps(config))
+        match = r"lacks \['module'\]"
+    else:
+        config["module"]["in_dims"] = [7]
+        config.pop("checksum")  # as an older sc_llm wrote it: no checksum to catch the edit
+        path.write_text(json.dumps(config))
+        match = "cannot be loaded into the network described by config.json"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        with pytest.raises(ValueError, match=match):
+            sl.tl.ScMPT.load(tmp_path / "m")
+
+
+def test_error_markers_as_a_list_names_the_expected_mapping(pbmc):
+    pbmc.obs["cell_sentence"] = "CD3D CD3E"
+    clf = sl.tl.ScMPT.fit(pbmc, label_key="bulk_labels", use_reps=["X_pca"], max_epochs=2, progress=False)
+    with pytest.raises(TypeError, match=r"`markers` must map each group to its marker genes, e.g. \{'B cell'"):
+        sl.tl.attributions(pbmc, classifier=clf, groupby="bulk_labels", markers=["CD3D", "MS4A1"])
+
+
+def test_markers_value_as_one_string_is_one_gene_list():
+    from sc_llm._utils._validation import as_marker_mapping
+
+    assert as_marker_mapping({"B": "CD79A, MS4A1", "T": ["CD3D"]}) == {"B": {"CD79A", "MS4A1"}, "T": {"CD3D"}}
+
+
+def test_error_truncated_cache_file_is_recomputed(sentences_adata, tiny_bert_dir, tmp_path):
+    kwargs = {
+        "model": str(tiny_bert_dir),
+        "label_key": "cell_type",
+        "ablations": ["baseline"],
+        "k": 3,
+        "progress": False,
+    }
+    sl.tl.ablation_study(sentences_adata, cache_dir=tmp_path, **kwargs)
+    first = sentences_adata.uns["ablation_study"]["results"]
+    (cache,) = tmp_path.glob("emb_*.npy")
+    cache.write_bytes(cache.read_bytes()[:200])
+    with pytest.warns(UserWarning, match="damaged cache file"):
+        sl.tl.ablation_study(sentences_adata, cache_dir=tmp_path, **kwargs)
+    pd.testing.assert_frame_equal(sentences_adata.uns["ablation_study"]["results"], first)
+    assert not list(tmp_path.glob(".*.tmp"))  # written atomically: no temporary file left
+
+
+def test_error_compare_annotators_advice_is_one_it_accepts(pbmc):
+    pbmc.obs["labels"] = pbmc.obs["bulk_labels"].astype(str)
+    pbmc.obs.loc[pbmc.obs_names[:2], "labels"] = "rare"
+    with pytest.raises(ValueError, match="Drop or merge these classes") as err:
+        sl.tl.compare_annotators(pbmc, label_key="labels", use_reps=["X_pca"], seeds=[0])
+    assert "fraction" not in str(err.value)
+
+
+def test_scmpt_annotate_overwrite(pbmc, tmp_path):
+    kwargs = {"label_key": "bulk_labels", "use_reps": ["X_pca"], "max_epochs": 2, "progress": False}
+    kwargs["save_model"] = tmp_path / "m"
+    sl.tl.scmpt_annotate(pbmc, **kwargs)
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        sl.tl.scmpt_annotate(pbmc, key_added="again", **kwargs)
+    sl.tl.scmpt_annotate(pbmc, key_added="again", overwrite=True, **kwargs)
+    assert sl.tl.ScMPT.load(tmp_path / "m").classes == list(pbmc.obs["bulk_labels"].cat.categories)
