@@ -94,8 +94,8 @@ def read_sentences(adata: AnnData, key: str) -> list[str]:
     """
     if key not in adata.obs:
         msg = (
-            f"`{key}` not found in `adata.obs` (available: {list(adata.obs.columns)}). "
-            "Write cell sentences first with `sl.pp.cell_sentences`, or pass `sentence_key=`."
+            f"No cell sentences in `adata.obs[{key!r}]` (columns: {list(adata.obs.columns)}). "
+            "Run `sl.pp.cell_sentences(adata)` first, or pass `sentence_key=` naming the column that holds them."
         )
         raise KeyError(msg)
     col = adata.obs[key]
