@@ -83,33 +83,8 @@ def knn_annotate(
         raise ValueError(msg)
     target = get_modality(adata, mod)
     query_X = check_obsm(target, use_rep)
-    if reference is not None and _same_cells(target, get_modality(reference, mod)):
-        # each cell would find itself as its nearest neighbour and vote for its own label
-        warnings.warn(
-            "`reference` holds the same cells as `adata`: each cell is predicted from the other cells "
-            "(leave-one-out), not from itself.",
-            UserWarning,
-            stacklevel=2,
-        )
-        labels_from, reference = get_modality(reference, mod), None
-    else:
-        labels_from = target
-    if reference is None:
-        where = f"adata.obs[{label_key!r}]"
-        is_ref, ref_labels = labelled(read_labels(labels_from, label_key), where, keep_categories=True)
-        ref_X = query_X[is_ref]
-    else:
-        ref = get_modality(reference, mod)
-        ref_X = check_obsm(ref, use_rep)
-        where = f"reference.obs[{label_key!r}]"
-        keep, ref_labels = labelled(read_labels(ref, label_key), where, keep_categories=True)
-        ref_X = ref_X[keep]
-        if ref_X.shape[1] != query_X.shape[1]:
-            msg = (
-                f"`obsm[{use_rep!r}]` has {query_X.shape[1]} dimensions in adata but {ref_X.shape[1]} in the "
-                "reference; embed both with the same model."
-            )
-            raise ValueError(msg)
+    ref_X, ref_labels, where, is_ref = _reference(target, reference, mod, query_X, use_rep, label_key)
+    reference = None if is_ref is not None else reference
     present = pd.unique(np.asarray(ref_labels))
     if len(present) < 2:
         msg = (
@@ -202,3 +177,35 @@ def _vote_all(
 def _same_cells(a: AnnData, b: AnnData) -> bool:
     """``a`` and ``b`` are the same object, or hold the same cells (identical ``obs_names``, same order)."""
     return a is b or (a.n_obs == b.n_obs and a.obs_names.equals(b.obs_names))
+
+
+def _reference(target: AnnData, reference: AnnData | None, mod: str | None, query_X, use_rep: str, label_key: str):
+    """``(reference embedding, its labels, where the labels come from, leave-one-out mask or None)``.
+
+    A reference holding the same cells as the query becomes leave-one-out (with a warning): otherwise each
+    cell would find itself as its nearest neighbour and vote for its own label.
+    """
+    labels_from = target
+    if reference is not None and _same_cells(target, get_modality(reference, mod)):
+        warnings.warn(
+            "`reference` holds the same cells as `adata`: each cell is predicted from the other cells "
+            "(leave-one-out), not from itself.",
+            UserWarning,
+            stacklevel=3,
+        )
+        labels_from, reference = get_modality(reference, mod), None
+    if reference is None:
+        where = f"adata.obs[{label_key!r}]"
+        is_ref, ref_labels = labelled(read_labels(labels_from, label_key), where, keep_categories=True)
+        return query_X[is_ref], ref_labels, where, is_ref
+    ref = get_modality(reference, mod)
+    where = f"reference.obs[{label_key!r}]"
+    keep, ref_labels = labelled(read_labels(ref, label_key), where, keep_categories=True)
+    ref_X = check_obsm(ref, use_rep)[keep]
+    if ref_X.shape[1] != query_X.shape[1]:
+        msg = (
+            f"`obsm[{use_rep!r}]` has {query_X.shape[1]} dimensions in adata but {ref_X.shape[1]} in the "
+            "reference; embed both with the same model."
+        )
+        raise ValueError(msg)
+    return ref_X, ref_labels, where, None

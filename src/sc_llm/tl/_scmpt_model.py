@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,13 +14,10 @@ import pandas as pd
 from .._utils._logging import logg
 from .._utils._readers import check_class_sizes, labelled, read_labels, read_reps
 from ..core.fusion_defaults import ARCHITECTURE_KEYS, FIT_KEYS, TRAIN_DEFAULTS
+from ._scmpt_files import CONFIG_FILE, FORMAT_VERSION, WEIGHTS_FILE, checksum, read_config, verify_checksum
 
 if TYPE_CHECKING:
     from anndata import AnnData
-
-FORMAT_VERSION = 1
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.pt"
 
 
 class ScMPT:
@@ -108,10 +103,7 @@ class ScMPT:
         if not 0.0 <= frac < 1.0:
             msg = f"`validation_fraction` must be in [0, 1), got {frac}."
             raise ValueError(msg)
-        if frac > 0:
-            check_class_sizes(labels, 2, "a stratified validation split", other_fix="pass `validation_fraction=0`")
-        else:
-            check_class_sizes(labels, 1, "training")
+        _check_training_labels(labels, frac)
         weights = _class_weights(p["class_weight"], labels)
         if frac > 0:
             tr, va = stratified_split(codes, frac, p["seed"])
@@ -273,7 +265,7 @@ class ScMPT:
         state = {k: v.detach().cpu() for k, v in self.module.state_dict().items()}
         tmp = folder / f".{WEIGHTS_FILE}.tmp"
         torch.save(state, tmp)
-        config["checksum"] = _checksum(config, tmp.read_bytes())
+        config["checksum"] = checksum(config, tmp.read_bytes())
         tmp.replace(folder / WEIGHTS_FILE)
         tmp = folder / f".{CONFIG_FILE}.tmp"
         tmp.write_text(json.dumps(config, indent=2))
@@ -292,9 +284,9 @@ class ScMPT:
         if not (folder / CONFIG_FILE).is_file() or not (folder / WEIGHTS_FILE).is_file():
             msg = f"{folder} is not a saved ScMPT model (expected {CONFIG_FILE} and {WEIGHTS_FILE})."
             raise FileNotFoundError(msg)
-        config = _read_config(folder / CONFIG_FILE)
+        config = read_config(folder / CONFIG_FILE)
         weights = (folder / WEIGHTS_FILE).read_bytes()
-        _verify_checksum(folder, config, weights)
+        verify_checksum(folder, config, weights)
         try:
             module = FusionClassifier(**config["module"])
             module.load_state_dict(torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True))
@@ -350,50 +342,8 @@ def summarize_history(history: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-_REQUIRED_KEYS = ("format", "classes", "use_reps", "rep_dims", "label_key", "module")
-
-
-def _checksum(config: dict[str, Any], weights: bytes) -> str:
-    """SHA-256 of the weights and of everything that gives them meaning: classes and their order, inputs, network."""
-    h = hashlib.sha256(weights)
-    meaning = {k: config[k] for k in ("classes", "use_reps", "rep_dims", "label_key", "module")}
-    h.update(json.dumps(meaning, sort_keys=True).encode())
-    return h.hexdigest()
-
-
-def _read_config(path: Path) -> dict[str, Any]:
-    """``config.json`` of a saved model, with errors that name the file and what is wrong with it."""
-    try:
-        config = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        msg = f"{path} is not valid JSON ({e}); the saved model is damaged. Save it again from training."
-        raise ValueError(msg) from e
-    if not isinstance(config, dict) or config.get("format") != "sc_llm.ScMPT":
-        msg = f"{path} is not the config of a saved ScMPT model (no 'format': 'sc_llm.ScMPT')."
-        raise ValueError(msg)
-    if config.get("format_version", 0) > FORMAT_VERSION:
-        msg = f"{path} was written by a newer sc_llm (format {config['format_version']}); upgrade sc_llm to read it."
-        raise ValueError(msg)
-    missing = [k for k in _REQUIRED_KEYS if k not in config]
-    if missing:
-        msg = f"{path} lacks {missing}; the saved model is incomplete. Save it again from training."
-        raise ValueError(msg)
-    return config
-
-
-def _verify_checksum(folder: Path, config: dict[str, Any], weights: bytes) -> None:
-    """Refuse a model whose weights, classes or their order changed since it was saved."""
-    if "checksum" not in config:
-        warnings.warn(
-            f"{folder / CONFIG_FILE} has no checksum (saved by an older sc_llm): its class order cannot be verified.",
-            UserWarning,
-            stacklevel=3,
-        )
-        return
-    if _checksum(config, weights) != config["checksum"]:
-        msg = (
-            f"The model in {folder} changed after it was saved: {CONFIG_FILE} (e.g. its class order) or "
-            f"{WEIGHTS_FILE} no longer matches the checksum written with them, so predictions could carry the wrong "
-            "labels. Restore the original files or save the model again from training."
-        )
-        raise ValueError(msg)
+def _check_training_labels(labels: pd.Categorical, validation_fraction: float) -> None:
+    if validation_fraction > 0:
+        check_class_sizes(labels, 2, "a stratified validation split", other_fix="pass `validation_fraction=0`")
+    else:
+        check_class_sizes(labels, 1, "training")
