@@ -61,6 +61,11 @@ def test_tutorial_01_runs_top_to_bottom(tmp_path, monkeypatch):
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(c.execution_count is not None for c in code)
     assert not [o for c in code for o in c.outputs if o.output_type == "error"]
+    # progress bars render as widgets: tqdm found ipywidgets (the `jupyter` extra) and did not warn
+    streams = "".join(o.get("text", "") for c in code for o in c.outputs if o.output_type == "stream")
+    assert "TqdmWarning" not in streams and "IProgress not found" not in streams
+    widgets = [o for c in code for o in c.outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert widgets, "expected at least one progress bar rendered as a notebook widget"
     # with MPLBACKEND=Agg figures are not shown inline but stay open
     check = "".join(o.get("text", "") for o in code[-1].outputs if o.output_type == "stream")
     assert int(re.search(r"open figures: (\d+)", check).group(1)) >= 1

@@ -7,8 +7,9 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from .._utils._anndata import check_obs, get_modality, uns_key
+from .._utils._anndata import get_modality, uns_key
 from .._utils._logging import logg
+from .._utils._validation import check_embedding, check_writes, read_sentences
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -111,7 +112,8 @@ def embed(
         ``n_bins``, expression bins (default: ``n_bins`` of ``args.json``, else 51);
         ``seed`` (default 0), for scGPT's two random steps: values equal to several bin edges get a random bin
         among them, and cells expressing more than ``max_length - 1`` matched genes keep a uniform random
-        subset of that many genes. Results are reproducible for a given seed and do not depend on ``batch_size``.
+        subset of that many genes. Each cell's random numbers derive from the seed and
+        its ``obs`` name, so its embedding is the same in any subset, order or ``batch_size``.
 
     Returns
     -------
@@ -156,16 +158,13 @@ def embed(
         raise TypeError(msg)
 
     target = get_modality(adata, mod)
-    sentences = check_obs(target, sentence_key) if sentence_key in target.obs else None
-    if sentences is None:
-        msg = f"No cell sentences in `adata.obs[{sentence_key!r}]`. Run `sl.pp.cell_sentences(adata)` first."
-        raise KeyError(msg)
-    sentences = sentences.fillna("").astype(str).tolist()
+    sentences = read_sentences(target, sentence_key)
     key_added = key_added or default_key(model)
+    check_writes(target, {"obsm": [key_added], "uns": [uns_key(key_added)]}, {})
 
     from ..core.text_encoder import as_text_encoder
 
-    start = logg.info(f"embedding {len(sentences)} cell sentences with {model!r}")
+    start = logg.info(f"embedding {len(sentences)} cell sentences with {model!r} into adata.obsm[{key_added!r}]")
     enc = as_text_encoder(
         model,
         revision=revision,
@@ -176,7 +175,8 @@ def embed(
         trust_remote_code=trust_remote_code,
     )
     logg.debug(f"    tokenization mode: {enc.genes.mode}, max_length={enc.max_length}, device={enc.device}")
-    X, truncated = enc.encode(sentences, batch_size=batch_size, progress=progress)
+    X, truncated = enc.encode(sentences, batch_size=batch_size, progress=progress, desc=f"embedding → {key_added}")
+    check_embedding(X, str(model))
     n_empty = sum(1 for s in sentences if not s)
     if n_empty:
         warnings.warn(f"{n_empty} cell(s) have an empty sentence; their embedding encodes no gene.", stacklevel=2)
