@@ -6,11 +6,11 @@ inside the functions that need them.
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import datasets, metrics, pl, pp, tl
+from . import datasets, jobs, metrics, pl, pp, tl
 
 try:
     __version__ = version("sc-llm")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without installation
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__", "datasets", "metrics", "pl", "pp", "tl"]
+__all__ = ["__version__", "datasets", "jobs", "metrics", "pl", "pp", "tl"]
