@@ -24,7 +24,8 @@ class CountingTask:
         def compute(start, stop):
             self.calls.append((start, stop))
             i = np.arange(start, stop, dtype=np.float32)[:, None]
-            return {"emb": i * np.array([1, 2, 3], dtype=np.float32) * self.scale, "flag": np.arange(start, stop) % 2 == 0}
+            emb = i * np.array([1, 2, 3], dtype=np.float32) * self.scale
+            return {"emb": emb, "flag": np.arange(start, stop) % 2 == 0}
 
         return compute
 
@@ -129,7 +130,7 @@ def test_read_checks_completeness_and_checksums(tmp_path):
     rec = json.loads((tmp_path / "s" / "shards" / "0000002.json").read_text())
     rec["sha256"]["emb"] = "0" * 64
     (tmp_path / "s" / "shards" / "0000002.json").write_text(json.dumps(rec))
-    with pytest.raises(RuntimeError, match="Shard 2 .* does not match its checksum"):
+    with pytest.raises(RuntimeError, match=r"Shard 2 .* does not match its checksum"):
         store.read("emb")
 
 

@@ -126,7 +126,9 @@ class ShardStore:
         )  # fmt: skip
         if path.exists() and any(path.iterdir()):
             if not (path / _MANIFEST).is_file() and not overwrite:
-                msg = f"{str(path)!r} exists and is not a sc_llm shard store; choose another path or pass overwrite=True."
+                msg = (
+                    f"{str(path)!r} exists and is not a sc_llm shard store; choose another path or pass overwrite=True."
+                )
                 raise StoreMismatchError(msg)
             if (path / _MANIFEST).is_file():
                 store = cls(path)
@@ -160,7 +162,8 @@ class ShardStore:
             )  # fmt: skip
         (staging / "shards").mkdir()
         (staging / "tmp").mkdir()
-        write_json_atomic(staging / _MANIFEST, {**manifest, "ranges": [list(r) for r in ranges], "created": time.time()})
+        plan = {"ranges": [list(r) for r in ranges], "created": time.time()}
+        write_json_atomic(staging / _MANIFEST, {**manifest, **plan})
         if path.exists():
             path.rmdir()  # an empty folder left for us
         os.rename(staging, path)
