@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -58,7 +59,8 @@ def check_engine(engine: str, num_workers: int, shard_size: int) -> None:
 def run_text_job(
     reader,
     *,
-    store: str | os.PathLike,
+    store: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
     n_cells: int,
     input_identity: Mapping[str, Any],
     model: str,
@@ -76,14 +78,17 @@ def run_text_job(
     max_retries: int = 3,
     overwrite: bool = False,
     progress: bool = True,
+    encoder=None,
 ):
     """Open (or resume) the store of a text-encoder embedding job and run its pending shards.
 
-    Shared by :func:`sc_llm.jobs.embed` (files) and ``sl.tl.embed(cache_dir=…)`` (in memory).
+    Shared by :func:`sc_llm.jobs.embed` (files: ``store`` is the folder, a different job is refused) and
+    ``sl.tl.embed(cache_dir=…)`` (in memory: the store is ``cache_dir/embed-<hash of the job>``, so a different
+    job gets its own store). ``encoder``, an already loaded encoder, is used by the local engine.
     Returns ``(store, summary)``.
     """
     from ..core.device import resolve_device
-    from ..core.shards import ShardStore, TextEmbedTask, run_local, run_ray
+    from ..core.shards import ShardStore, TextEmbedTask, hash_strings, run_local, run_ray
 
     check_engine(engine, num_workers, shard_size)
     if batch_size < 1:
@@ -103,6 +108,12 @@ def run_text_job(
         "sc_llm_version": _version(),
     }  # fmt: skip
     outputs = {"embedding": ((dim,), "float32"), "truncated": ((), "bool")}
+    if (store is None) == (cache_dir is None):
+        msg = "Pass exactly one of `store` and `cache_dir`."
+        raise ValueError(msg)
+    if cache_dir is not None:
+        key = hash_strings([json.dumps({**identity, "shard_size": shard_size}, sort_keys=True, default=str)])
+        store = Path(cache_dir).expanduser() / f"embed-{key[:16]}"
     shard_store = ShardStore.open_or_create(
         store, identity, n_cells=n_cells, shard_size=shard_size, outputs=outputs, overwrite=overwrite
     )
@@ -111,7 +122,9 @@ def run_text_job(
         "revision": revision, "device": dev, "max_length": max_length, "dtype": dtype, "prefix": prefix,
         "trust_remote_code": trust_remote_code,
     }  # fmt: skip
-    task = TextEmbedTask(model, reader, calibration, batch_size=batch_size, encoder_kwargs=encoder_kwargs)
+    task = TextEmbedTask(
+        model, reader, calibration, batch_size=batch_size, encoder_kwargs=encoder_kwargs, encoder=encoder
+    )
     start = logg.info(
         f"embedding {n_cells} cells with {model!r} into {str(store)!r}: {len(shard_store.pending())} of "
         f"{shard_store.n_shards} shards to compute ({engine} engine)"

@@ -51,6 +51,8 @@ def embed(
     mod: str | None = None,
     progress: bool = True,
     trust_remote_code: bool = False,
+    cache_dir: str | Path | None = None,
+    shard_size: int = 10_000,
     copy: bool = False,
     **encoder_kwargs: Any,
 ) -> AnnData | None:
@@ -107,6 +109,14 @@ def embed(
         Show a progress bar.
     trust_remote_code
         Let transformers run code shipped with the model. Off unless you trust the model's author.
+    cache_dir
+        Folder for a resumable cache (text encoders): cells are embedded ``shard_size`` at a time and each
+        finished shard is written atomically to ``cache_dir/embed-<hash of the job>`` (model, revision, every
+        parameter that changes results, the cells and their sentences). A call interrupted at any point
+        resumes from the finished shards; a different job gets its own store. Batches form within shards, so
+        results match the uncached ones to float rounding. For files, see :func:`sc_llm.jobs.embed`.
+    shard_size
+        Cells per shard with ``cache_dir``.
     copy
         Return a copy instead of writing to ``adata``.
     **encoder_kwargs
@@ -127,7 +137,8 @@ def embed(
         The cell embeddings.
     ``adata.uns[key_added without 'X_']['params']`` : :class:`dict`
         ``model``, ``revision`` (commit when known), ``pooling``, ``normalize``, ``max_length``, ``dtype``,
-        ``device``, ``prefix``, ``sentence_key``, ``n_truncated`` (cells whose sentence did not fit whole).
+        ``device``, ``prefix``, ``sentence_key``, ``n_truncated`` (cells whose sentence did not fit whole);
+        with ``cache_dir`` also ``cache`` (the store folder) and ``shard_size``.
         With scGPT instead: ``encoder='scgpt'``, ``model``, ``layer``, ``use_raw``, ``gene_symbols``,
         ``max_length``, ``n_bins``, ``seed``, ``input_emb_style``, ``d_model``, ``dtype``, ``device``,
         vocabulary coverage (``n_genes``, ``n_genes_matched``, ``gene_coverage``), ``n_subsampled`` (cells
@@ -140,6 +151,9 @@ def embed(
         msg = f"`batch_size` must be positive, got {batch_size}."
         raise ValueError(msg)
     if encoder == "scgpt" or (encoder == "auto" and is_scgpt_checkpoint(model)):
+        if cache_dir is not None:
+            msg = "`cache_dir` works with text encoders; embed scGPT without it (or run it per file)."
+            raise NotImplementedError(msg)
         from ._embed_scgpt import embed_scgpt
 
         return embed_scgpt(
@@ -162,12 +176,22 @@ def embed(
     from ..core.text_encoder import TextEncoder
 
     start = logg.info(f"embedding {len(sentences)} cell sentences with {model!r}")
-    enc = TextEncoder(
-        model, revision=revision, device=device, max_length=max_length, dtype=dtype, prefix=prefix,
-        trust_remote_code=trust_remote_code,
-    )  # fmt: skip
-    logg.debug(f"    tokenization mode: {enc.genes.mode}, max_length={enc.max_length}, device={enc.device}")
-    X, truncated = enc.encode(sentences, batch_size=batch_size, progress=progress)
+    enc_kwargs = {
+        "revision": revision, "device": device, "max_length": max_length, "dtype": dtype, "prefix": prefix,
+        "trust_remote_code": trust_remote_code,
+    }  # fmt: skip
+    if cache_dir is not None:
+        from ._embed_cache import embed_text_cached
+
+        X, truncated, enc_params = embed_text_cached(
+            sentences, target.obs_names, cache_dir=cache_dir, model=model, shard_size=shard_size,
+            batch_size=batch_size, progress=progress, encoder_kwargs=enc_kwargs,
+        )  # fmt: skip
+    else:
+        enc = TextEncoder(model, **enc_kwargs)
+        logg.debug(f"    tokenization mode: {enc.genes.mode}, max_length={enc.max_length}, device={enc.device}")
+        X, truncated = enc.encode(sentences, batch_size=batch_size, progress=progress)
+        enc_params = enc.params()
     n_empty = sum(1 for s in sentences if not s)
     if n_empty:
         warnings.warn(f"{n_empty} cell(s) have an empty sentence; their embedding encodes no gene.", stacklevel=2)
@@ -177,7 +201,7 @@ def embed(
     target.obsm[key_added] = X
     target.uns[uns_key(key_added)] = {
         "params": {
-            **enc.params(), "encoder": "text", "sentence_key": sentence_key, "n_truncated": int(truncated.sum())
+            **enc_params, "encoder": "text", "sentence_key": sentence_key, "n_truncated": int(truncated.sum())
         }
     }  # fmt: skip
     deep = f"added\n    '{key_added}', cell embeddings (adata.obsm)\n    '{uns_key(key_added)}', parameters (adata.uns)"

@@ -40,12 +40,16 @@ class TextEmbedTask:
     calibration: list[str]
     batch_size: int = 32
     encoder_kwargs: dict[str, Any] = field(default_factory=dict)
+    encoder: Any = None  # an already loaded TextEncoder to use in this process (never pickled)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "encoder": None}
 
     def setup(self):
-        """Load the encoder once; return ``compute(start, stop)``."""
+        """Load the encoder once (or use the one given); return ``compute(start, stop)``."""
         from ..text_encoder import TextEncoder
 
-        enc = TextEncoder(self.model, **self.encoder_kwargs)
+        enc = self.encoder if self.encoder is not None else TextEncoder(self.model, **self.encoder_kwargs)
         enc.genes.calibrate(self.calibration)
 
         def compute(start: int, stop: int) -> dict[str, np.ndarray]:
