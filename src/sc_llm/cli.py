@@ -87,7 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--model", default=None, help="text encoder: hub id or local folder (default: packaged MiniLM)")
     demo.add_argument("--seed", type=int, default=0, help="seed of the split, PCA and UMAP")
     demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    from ._cli_embed import add_embed_parser
+
+    add_embed_parser(sub)
     args = parser.parse_args(argv)
+    if args.command == "embed":
+        return args.run(args, parser)
 
     import pandas as pd
 
