@@ -11,7 +11,7 @@ import pytest
 import sc_llm as sl
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("torch", "transformers", "captum", "lime", "peft", "sentence_transformers", "torchtext", "flash_attn")
+HEAVY = ("torch", "transformers", "captum", "lime", "peft", "sentence_transformers", "torchtext", "flash_attn", "ray")
 
 
 def test_deferred_imports():
@@ -74,7 +74,7 @@ def test_api_page_lists_every_public_name():
     listed = set(re.findall(r"^\s+(\w+\.\w+)$", api, re.M))
     public = {
         f"{mod.__name__.split('.')[-1]}.{name}"
-        for mod in (sl.pp, sl.tl, sl.pl, sl.datasets, sl.metrics)
+        for mod in (sl.pp, sl.tl, sl.pl, sl.datasets, sl.metrics, sl.jobs)
         for name in mod.__all__
     }
     assert public == listed
