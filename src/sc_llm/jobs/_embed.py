@@ -43,6 +43,19 @@ def text_model_identity(model: str, revision: str | None, trust_remote_code: boo
     return ident, int(config.hidden_size)
 
 
+def job_store_path(store, cache_dir, identity: Mapping[str, Any], shard_size: int) -> Path:
+    """``store`` itself, or ``cache_dir/embed-<hash of the job>`` (so that a different job gets its own store)."""
+    from ..core.shards import hash_strings
+
+    if (store is None) == (cache_dir is None):
+        msg = "Pass exactly one of `store` and `cache_dir`."
+        raise ValueError(msg)
+    if store is not None:
+        return Path(store)
+    key = hash_strings([json.dumps({**identity, "shard_size": shard_size}, sort_keys=True, default=str)])
+    return Path(cache_dir).expanduser() / f"embed-{key[:16]}"
+
+
 def check_engine(engine: str, num_workers: int, shard_size: int) -> None:
     """Validate the engine options before anything is loaded."""
     if engine not in ENGINES:
@@ -88,7 +101,7 @@ def run_text_job(
     Returns ``(store, summary)``.
     """
     from ..core.device import resolve_device
-    from ..core.shards import ShardStore, TextEmbedTask, hash_strings, run_local, run_ray
+    from ..core.shards import ShardStore, TextEmbedTask, run_local, run_ray
 
     check_engine(engine, num_workers, shard_size)
     if batch_size < 1:
@@ -108,12 +121,7 @@ def run_text_job(
         "sc_llm_version": _version(),
     }  # fmt: skip
     outputs = {"embedding": ((dim,), "float32"), "truncated": ((), "bool")}
-    if (store is None) == (cache_dir is None):
-        msg = "Pass exactly one of `store` and `cache_dir`."
-        raise ValueError(msg)
-    if cache_dir is not None:
-        key = hash_strings([json.dumps({**identity, "shard_size": shard_size}, sort_keys=True, default=str)])
-        store = Path(cache_dir).expanduser() / f"embed-{key[:16]}"
+    store = job_store_path(store, cache_dir, identity, shard_size)
     shard_store = ShardStore.open_or_create(
         store, identity, n_cells=n_cells, shard_size=shard_size, outputs=outputs, overwrite=overwrite
     )

@@ -3,12 +3,14 @@
 from .identity import fingerprint_folder, hash_strings
 from .runners import FAULT_ENV, RunSummary, ShardTask, compute_shard, run_local, run_ray
 from .store import ShardStore, StoreMismatchError, checksum, shard_ranges
-from .tasks import ListSentences, TextEmbedTask
+from .tasks import ListSentences, MatrixRows, ScGPTEmbedTask, TextEmbedTask
 
 __all__ = [
     "FAULT_ENV",
     "ListSentences",
+    "MatrixRows",
     "RunSummary",
+    "ScGPTEmbedTask",
     "ShardStore",
     "ShardTask",
     "StoreMismatchError",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any, Protocol
 
 import numpy as np
@@ -57,4 +58,68 @@ class TextEmbedTask:
             return {"embedding": emb, "truncated": truncated}
 
         compute.encoder = enc
+        return compute
+
+
+class RowReader(Protocol):
+    """Anything that returns rows ``start:stop`` of a cells × genes matrix as CSR (and pickles)."""
+
+    def rows(self, start: int, stop: int):
+        """Rows ``start:stop`` as a :class:`scipy.sparse.csr_matrix`."""
+
+
+@dataclass
+class MatrixRows:
+    """Rows of an in-memory matrix (dense, CSR or CSC)."""
+
+    X: Any
+
+    def rows(self, start: int, stop: int):
+        """Rows ``start:stop`` as CSR."""
+        from scipy import sparse
+
+        block = self.X[start:stop]
+        return sparse.csr_matrix(block) if not sparse.issparse(block) else block.tocsr()
+
+
+@dataclass
+class ScGPTEmbedTask:
+    """Embed expression with a :class:`~sc_llm.core.scgpt.encoder.ScGPTEncoder`, shard by shard.
+
+    Each shard is cut into blocks at multiples of ``CHUNK_CELLS`` of the whole matrix, and each block's random
+    numbers are seeded by its global first row, so the numbers equal those of one unsharded run whenever the
+    shard size is a multiple of ``CHUNK_CELLS`` (and are reproducible for a given shard size otherwise).
+    Outputs: ``embedding`` (float32, ``d_model`` per cell) and ``n_genes`` (matched, expressed genes per cell).
+    """
+
+    model: str
+    matrix: RowReader
+    column_ids: np.ndarray
+    batch_size: int = 64
+    max_length: int = 1200
+    n_bins: int | None = None
+    seed: int = 0
+    device: Any = None
+    dtype: Any = None
+
+    def setup(self):
+        """Load the checkpoint once; return ``compute(start, stop)``."""
+        from ..scgpt.encoder import ScGPTEncoder
+        from ..scgpt.preprocessing import CHUNK_CELLS
+
+        enc = ScGPTEncoder(self.model, device=self.device, dtype=self.dtype)
+        matched = self.column_ids >= 0
+
+        def compute(start: int, stop: int) -> dict[str, np.ndarray]:
+            X = self.matrix.rows(start, stop)
+            cuts = [start, *range((start // CHUNK_CELLS + 1) * CHUNK_CELLS, stop, CHUNK_CELLS), stop]
+            chunks = [(a - start, b - start, X[a - start : b - start]) for a, b in pairwise(cuts)]
+            emb, _ = enc.embed(
+                chunks, self.column_ids, stop - start, batch_size=self.batch_size, max_length=self.max_length,
+                n_bins=self.n_bins, seed=self.seed, progress=False, offset=start,
+            )  # fmt: skip
+            expressed = X.copy()
+            expressed.data = (expressed.data != 0) & matched[expressed.indices]
+            return {"embedding": emb, "n_genes": np.asarray(expressed.sum(1)).ravel().astype(np.int32)}
+
         return compute
