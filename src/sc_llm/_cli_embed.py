@@ -15,8 +15,9 @@ def add_embed_parser(sub) -> argparse.ArgumentParser:
         "embed",
         help="embed the cells of an .h5ad/.zarr file in resumable shards (local or Ray)",
         description=(
-            "Embed every cell of INPUT with a text encoder, shard by shard, into the zarr store --store. Cell "
-            "sentences come from .obs[--sentence-key], else are ranked from the expression. A killed run continues "
+            "Embed every cell of INPUT with a text encoder (or an scGPT checkpoint folder), shard by shard, into the "
+            "zarr store --store. Cell sentences come from .obs[--sentence-key], else are ranked from the expression. "
+            "A killed run continues "
             "with --resume; a store of a different job is refused (--overwrite discards it). Prints a one-line "
             "summary; --out also writes an AnnData with the input's .obs and the embedding in .obsm."
         ),
@@ -38,6 +39,8 @@ def add_embed_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--prefix", default=None, help="text put before the genes of every sentence")
     p.add_argument("--dtype", default=None, help="compute dtype: float32, bfloat16, float16")
     p.add_argument("--trust-remote-code", action="store_true", help="let transformers run the model's own code")
+    p.add_argument("--n-bins", type=int, default=None, help="scGPT: expression bins (default: the checkpoint's)")
+    p.add_argument("--seed", type=int, default=0, help="scGPT: seed of its random steps (default: 0)")
     p.add_argument("--shard-size", type=int, default=10_000, help="cells per shard (default: 10000)")
     p.add_argument("--engine", choices=["local", "ray"], default="local", help="local process or Ray actors")
     p.add_argument("--num-workers", type=int, default=2, help="Ray actors, each loading the model once")
@@ -65,7 +68,8 @@ def embed_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         args.input, store, model=args.model, sentence_key=args.sentence_key, layer=args.layer,
         use_raw=args.use_raw, gene_symbols=args.gene_symbols, n_genes=args.n_genes, batch_size=args.batch_size,
         max_length=args.max_length, device=args.device, revision=args.revision, prefix=args.prefix,
-        dtype=args.dtype, trust_remote_code=args.trust_remote_code, shard_size=args.shard_size,
+        dtype=args.dtype, trust_remote_code=args.trust_remote_code, n_bins=args.n_bins, seed=args.seed,
+        shard_size=args.shard_size,
         engine=args.engine, num_workers=args.num_workers, num_gpus_per_worker=args.gpus_per_worker,
         max_retries=args.max_retries, overwrite=args.overwrite, progress=not args.no_progress,
     )  # fmt: skip
@@ -88,14 +92,21 @@ def _write_out(args: argparse.Namespace, store) -> None:
     from ._utils._cell_files import CellFile
     from .tl._embed import default_key
 
-    key = args.key_added or default_key(args.model)
-    obs = ad.io.read_elem(CellFile(args.input).root["obs"])
     m = store.manifest
+    scgpt = m["job"] == "embed/scgpt"
+    key = args.key_added or ("X_scgpt" if scgpt else default_key(args.model))
+    obs = ad.io.read_elem(CellFile(args.input).root["obs"])
     params = {
-        "encoder": "text", **{k: v for k, v in m["model"].items() if v is not None}, **m["params"],
-        **{k: v for k, v in m["input"].items() if v is not None}, "store": str(store.path),
-        "shard_size": m["shard_size"], "n_truncated": int(store.read("truncated").sum()),
+        "backend": "scgpt" if scgpt else "text", **m["model"], **m["params"], **m["input"],
+        "store": str(store.path), "shard_size": m["shard_size"],
     }  # fmt: skip
+    if scgpt:
+        n_genes = store.read("n_genes")
+        params.update(
+            n_empty=int((n_genes == 0).sum()), n_subsampled=int((n_genes > m["params"]["max_length"] - 1).sum())
+        )
+    else:
+        params["n_truncated"] = int(store.read("truncated").sum())
     params["model"] = params.pop("id")
     params = {k: v for k, v in params.items() if v is not None}  # .uns cannot hold None
     out = ad.AnnData(obs=obs, obsm={key: store.read("embedding")}, uns={uns_key(key): {"params": params}})

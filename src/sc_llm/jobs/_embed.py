@@ -165,6 +165,8 @@ def embed(
     prefix: str | None = None,
     dtype: str | None = None,
     trust_remote_code: bool = False,
+    n_bins: int | None = None,
+    seed: int = 0,
     shard_size: int = DEFAULT_SHARD_SIZE,
     engine: Literal["local", "ray"] = "local",
     num_workers: int = 2,
@@ -173,7 +175,7 @@ def embed(
     overwrite: bool = False,
     progress: bool = True,
 ):
-    """Embed every cell of an ``.h5ad`` or ``.zarr`` file with a text encoder, in resumable shards.
+    """Embed every cell of an ``.h5ad`` or ``.zarr`` file with a text encoder or scGPT, in resumable shards.
 
     The file is read with ``backed`` access, ``shard_size`` cells at a time. Cell sentences come from
     ``.obs[sentence_key]`` when the file has that column, else they are ranked on the fly from the expression
@@ -183,6 +185,12 @@ def embed(
     shard plan. Running the same call again computes only the missing shards, so a job killed at any point
     resumes where it stopped and ends with the same numbers as an uninterrupted run; a store of a different
     job is refused (``overwrite=True`` discards it).
+
+    With an scGPT checkpoint folder as ``model``, expression is read from ``layer``, ``.raw`` or ``.X`` and
+    embedded as ``sl.tl.embed`` does (``max_length`` defaults to 1,200, ``n_bins`` to the checkpoint's,
+    ``seed``); the store's outputs are ``embedding`` and ``n_genes`` (matched expressed genes per cell). Its
+    numbers equal one unsharded run when ``shard_size`` is a multiple of 4,096 cells (scGPT's random
+    subsampling is seeded per block of 4,096 cells) and are reproducible for any fixed ``shard_size``.
 
     Parameters
     ----------
@@ -198,6 +206,8 @@ def embed(
         Expression to rank sentences from and how (see :func:`sc_llm.pp.cell_sentences`).
     batch_size, max_length, device, revision, prefix, dtype, trust_remote_code
         As in :func:`sc_llm.tl.embed`.
+    n_bins, seed
+        scGPT only: expression bins (default: the checkpoint's) and the seed of its random steps.
     shard_size
         Cells per shard: the unit of work, of resumption and of the results' bit-for-bit reproducibility.
     engine
@@ -219,6 +229,12 @@ def embed(
     from ..core.shards import hash_strings
 
     cells = CellFile(input, layer=layer, use_raw=use_raw)
+    folder = Path(str(model)).expanduser()
+    if (folder / "args.json").is_file() and (folder / "vocab.json").is_file():  # scGPT's checkpoint layout
+        return _embed_file_scgpt(cells, store, model=model, gene_symbols=gene_symbols, batch_size=batch_size,
+            max_length=max_length, n_bins=n_bins, seed=seed, device=device, dtype=dtype, shard_size=shard_size,
+            engine=engine, num_workers=num_workers, num_gpus_per_worker=num_gpus_per_worker,
+            max_retries=max_retries, overwrite=overwrite, progress=progress)  # fmt: skip
     reader = FileSentences(cells, sentence_key=sentence_key, gene_symbols=gene_symbols, n_genes=n_genes)
     obs_names = cells.obs_names
     genes = hash_strings(cells.gene_names(gene_symbols)) if not reader.from_obs else None
@@ -232,5 +248,22 @@ def embed(
         trust_remote_code=trust_remote_code, shard_size=shard_size, engine=engine, num_workers=num_workers,
         num_gpus_per_worker=num_gpus_per_worker, max_retries=max_retries, overwrite=overwrite, progress=progress,
     )  # fmt: skip
+    shard_store.last_run = summary
+    return shard_store
+
+
+def _embed_file_scgpt(cells, store, *, model: str, gene_symbols: str | None, **kwargs):
+    from ..core.shards import hash_strings
+    from ._embed_scgpt import run_scgpt_job
+
+    names = cells.gene_names(gene_symbols)
+    obs_names = cells.obs_names
+    input_identity = {
+        "name": cells.path.name, "n_obs": len(obs_names), "obs_names_sha256": hash_strings(obs_names),
+        "genes_sha256": hash_strings(names), "matrix": cells.source, "gene_symbols": gene_symbols,
+    }  # fmt: skip
+    shard_store, summary, _, _ = run_scgpt_job(
+        cells, names, n_cells=len(obs_names), input_identity=input_identity, model=model, store=store, **kwargs
+    )
     shard_store.last_run = summary
     return shard_store
