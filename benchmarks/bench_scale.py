@@ -48,14 +48,23 @@ def tiny_bert(folder: Path, words: list[str], hidden: int = 64) -> Path:
         single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
     )
     PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
-        mask_token="[MASK]", model_max_length=128,
-    ).save_pretrained(folder)  # fmt: skip
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=128,
+    ).save_pretrained(folder)
     torch.manual_seed(0)
     cfg = BertConfig(
-        vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=2 * hidden, max_position_embeddings=128,
-    )  # fmt: skip
+        vocab_size=len(vocab),
+        hidden_size=hidden,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=2 * hidden,
+        max_position_embeddings=128,
+    )
     BertModel(cfg).save_pretrained(folder)
     return folder
 
@@ -129,10 +138,19 @@ def cmd_kill(args) -> dict:
         f"wall: killed x3 + resume {t_killed:.1f} s, uninterrupted {t_whole:.1f} s "
         f"(each includes ~process start and model load)"
     )
-    print(f"per-shard compute (uninterrupted): median {np.median(shard_s):.2f} s for {args.shard_size} cells "
-          f"-> {args.shard_size / np.median(shard_s):.0f} cells/s")  # fmt: skip
-    return {"kill": {"cells": args.cells, "shard_size": args.shard_size, "max_abs_diff": diff, "model": args.model,
-                     "median_shard_s": float(np.median(shard_s))}}  # fmt: skip
+    print(
+        f"per-shard compute (uninterrupted): median {np.median(shard_s):.2f} s for {args.shard_size} cells "
+        f"-> {args.shard_size / np.median(shard_s):.0f} cells/s"
+    )
+    return {
+        "kill": {
+            "cells": args.cells,
+            "shard_size": args.shard_size,
+            "max_abs_diff": diff,
+            "model": args.model,
+            "median_shard_s": float(np.median(shard_s)),
+        }
+    }
 
 
 def cmd_engines(args) -> dict:
@@ -165,16 +183,26 @@ def cmd_engines(args) -> dict:
     for threads, store in runs.items():
         lr = store.last_run
         diff = float(np.abs(store.read("embedding") - remote.read("embedding")).max())
-        print(f"local, 1 process, {threads} thread(s): {lr.cells_per_second:6.2f} cells/s ({lr.seconds:.1f} s incl. "
-              f"{lr.setup_seconds:.1f} s model load); max abs difference to Ray {diff}")  # fmt: skip
-    print(f"ray, {args.workers} workers (1 CPU each)   : {rr.cells_per_second:6.2f} cells/s ({rr.seconds:.1f} s incl. "
-          f"actor start-up and model loads; ray.init before it {t_init:.1f} s)")  # fmt: skip
+        print(
+            f"local, 1 process, {threads} thread(s): {lr.cells_per_second:6.2f} cells/s ({lr.seconds:.1f} s incl. "
+            f"{lr.setup_seconds:.1f} s model load); max abs difference to Ray {diff}"
+        )
+    print(
+        f"ray, {args.workers} workers (1 CPU each)   : {rr.cells_per_second:6.2f} cells/s ({rr.seconds:.1f} s incl. "
+        f"actor start-up and model loads; ray.init before it {t_init:.1f} s)"
+    )
     for threads, store in runs.items():
         print(f"ratio ray / local({threads} thread(s)): {rr.cells_per_second / store.last_run.cells_per_second:.2f}x")
     lr = runs[1].last_run
     med = float(np.median(lr.shard_seconds))
-    return {"engines": {"local_cells_s": lr.cells_per_second, "ray_cells_s": rr.cells_per_second,
-                        "minilm_median_shard_s": med, "shard_size": args.shard_size}}  # fmt: skip
+    return {
+        "engines": {
+            "local_cells_s": lr.cells_per_second,
+            "ray_cells_s": rr.cells_per_second,
+            "minilm_median_shard_s": med,
+            "shard_size": args.shard_size,
+        }
+    }
 
 
 BF16_PEAK_TFLOPS = {"H100 SXM": 989.0, "H100 PCIe": 756.0, "H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0}
@@ -218,8 +246,10 @@ def cmd_gpu(args) -> dict:
     seconds = time.perf_counter() - t0
     tflops = minilm_flops(lengths) / seconds / 1e12
     print(f"device: {name}; {args.cells} Kang cells, mean {lengths.mean():.0f} tokens; batch {args.batch_size}")
-    print(f"MiniLM bf16 autocast: {args.cells / seconds:,.0f} cells/s, {tflops:.1f} TFLOP/s = {tflops / peak:.1%} of "
-          f"{peak:.0f} TFLOP/s bf16 peak (tokenisation and host work included)")  # fmt: skip
+    print(
+        f"MiniLM bf16 autocast: {args.cells / seconds:,.0f} cells/s, {tflops:.1f} TFLOP/s = {tflops / peak:.1%} of "
+        f"{peak:.0f} TFLOP/s bf16 peak (tokenisation and host work included)"
+    )
     return {"gpu": {"device": name, "cells_s": args.cells / seconds, "tflops": tflops, "peak": peak}}
 
 
@@ -239,8 +269,10 @@ def cmd_project(args, measured: dict) -> None:
             f"assumed per GPU (no GPU measurement): {args.gpu_peak_tflops:.0f} TFLOP/s bf16 peak x {args.mfu:.0%} "
             f"utilisation / {flop_per_cell / 1e9:.1f} GFLOP per cell (256 tokens) = {gpu_rate:,.0f} cells/s"
         )
-    print(f"assumed: ${args.gpu_hour:.2f}/GPU-hour; {args.overhead_s:.0f} s start-up (Ray + model load); input "
-          "reading, sentence ranking and shard commits keep pace (measured below); shards spread evenly")  # fmt: skip
+    print(
+        f"assumed: ${args.gpu_hour:.2f}/GPU-hour; {args.overhead_s:.0f} s start-up (Ray + model load); input "
+        "reading, sentence ranking and shard commits keep pace (measured below); shards spread evenly"
+    )
     print(f"{'GPUs':>5} {'wall':>10} {'GPU-hours':>10} {'cost':>9}")
     for g in (1, 2, 4, 8, 16, 64):
         wall = n / (gpu_rate * g) + args.overhead_s

@@ -17,9 +17,20 @@ def h5ad(tmp_path, _pbmc):
 
 def test_embed_command_writes_store_and_anndata_and_resumes(h5ad, tiny_bert_dir, tmp_path, capsys):
     args = [
-        "embed", str(h5ad), "--store", str(tmp_path / "store"), "--model", str(tiny_bert_dir), "--n-genes", "20",
-        "--shard-size", "40", "--batch-size", "8", "--no-progress",
-    ]  # fmt: skip
+        "embed",
+        str(h5ad),
+        "--store",
+        str(tmp_path / "store"),
+        "--model",
+        str(tiny_bert_dir),
+        "--n-genes",
+        "20",
+        "--shard-size",
+        "40",
+        "--batch-size",
+        "8",
+        "--no-progress",
+    ]
     assert main([*args, "--out", str(tmp_path / "out.h5ad"), "--key-added", "X_tiny"]) == 0
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert line.startswith("sc-llm embed: 3 shard(s) computed, 0 already done, 100 cells") and "out.h5ad" in line

@@ -65,14 +65,31 @@ def embed_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     import sc_llm as sl
 
     result = sl.jobs.embed(
-        args.input, store, model=args.model, sentence_key=args.sentence_key, layer=args.layer,
-        use_raw=args.use_raw, gene_symbols=args.gene_symbols, n_genes=args.n_genes, batch_size=args.batch_size,
-        max_length=args.max_length, device=args.device, revision=args.revision, prefix=args.prefix,
-        dtype=args.dtype, trust_remote_code=args.trust_remote_code, n_bins=args.n_bins, seed=args.seed,
+        args.input,
+        store,
+        model=args.model,
+        sentence_key=args.sentence_key,
+        layer=args.layer,
+        use_raw=args.use_raw,
+        gene_symbols=args.gene_symbols,
+        n_genes=args.n_genes,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        device=args.device,
+        revision=args.revision,
+        prefix=args.prefix,
+        dtype=args.dtype,
+        trust_remote_code=args.trust_remote_code,
+        n_bins=args.n_bins,
+        seed=args.seed,
         shard_size=args.shard_size,
-        engine=args.engine, num_workers=args.num_workers, num_gpus_per_worker=args.gpus_per_worker,
-        max_retries=args.max_retries, overwrite=args.overwrite, progress=not args.no_progress,
-    )  # fmt: skip
+        engine=args.engine,
+        num_workers=args.num_workers,
+        num_gpus_per_worker=args.gpus_per_worker,
+        max_retries=args.max_retries,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+    )
     wrote = f"; wrote {args.out}" if args.out is not None else ""
     if args.out is not None:
         _write_out(args, result)
@@ -82,7 +99,6 @@ def embed_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
 
 def _write_out(args: argparse.Namespace, store) -> None:
     """Write the input's ``.obs`` with the embedding in ``.obsm`` and the job in ``.uns``, atomically."""
-    import os
     import shutil
     import uuid
 
@@ -97,9 +113,13 @@ def _write_out(args: argparse.Namespace, store) -> None:
     key = args.key_added or ("X_scgpt" if scgpt else default_key(args.model))
     obs = ad.io.read_elem(CellFile(args.input).root["obs"])
     params = {
-        "backend": "scgpt" if scgpt else "text", **m["model"], **m["params"], **m["input"],
-        "store": str(store.path), "shard_size": m["shard_size"],
-    }  # fmt: skip
+        "backend": "scgpt" if scgpt else "text",
+        **m["model"],
+        **m["params"],
+        **m["input"],
+        "store": str(store.path),
+        "shard_size": m["shard_size"],
+    }
     if scgpt:
         n_genes = store.read("n_genes")
         params.update(
@@ -114,4 +134,4 @@ def _write_out(args: argparse.Namespace, store) -> None:
     out.write_h5ad(tmp) if args.out.suffix == ".h5ad" else out.write_zarr(tmp)
     if args.out.is_dir():
         shutil.rmtree(args.out)
-    os.replace(tmp, args.out)
+    tmp.replace(args.out)

@@ -141,9 +141,10 @@ class FileSentences:
         if self.from_obs:
             return {"sentences": f"obs[{self.sentence_key!r}]"}
         return {
-            "sentences": f"ranked from {self.cells.source}", "gene_symbols": self.gene_symbols,
+            "sentences": f"ranked from {self.cells.source}",
+            "gene_symbols": self.gene_symbols,
             "n_genes": self.n_genes,
-        }  # fmt: skip
+        }
 
     def read(self, start: int, stop: int) -> list[str]:
         """Cell sentences of rows ``start:stop``."""
@@ -151,7 +152,7 @@ class FileSentences:
             if self._cache is None:
                 self._cache = self.cells.obs_column(self.sentence_key).fillna("").astype(str).tolist()
             return self._cache[start:stop]
-        from ..core.ranking import SentenceJoiner, rank_genes
+        from ..core.sentences.ranking import SentenceJoiner, rank_genes
 
         if self._cache is None:
             self._cache = SentenceJoiner(np.asarray(self.cells.gene_names(self.gene_symbols), dtype=object))

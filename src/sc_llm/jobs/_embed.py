@@ -113,13 +113,20 @@ def run_text_job(
         dev = resolve_device(device).type
     model_ident, dim = text_model_identity(model, revision, trust_remote_code)
     params = {
-        "batch_size": batch_size, "max_length": max_length, "device": str(dev), "dtype": dtype, "prefix": prefix,
+        "batch_size": batch_size,
+        "max_length": max_length,
+        "device": str(dev),
+        "dtype": dtype,
+        "prefix": prefix,
         "trust_remote_code": trust_remote_code,
-    }  # fmt: skip
+    }
     identity = {
-        "job": "embed/text", "model": model_ident, "params": params, "input": dict(input_identity),
+        "job": "embed/text",
+        "model": model_ident,
+        "params": params,
+        "input": dict(input_identity),
         "sc_llm_version": _version(),
-    }  # fmt: skip
+    }
     outputs = {"embedding": ((dim,), "float32"), "truncated": ((), "bool")}
     store = job_store_path(store, cache_dir, identity, shard_size)
     shard_store = ShardStore.open_or_create(
@@ -127,9 +134,13 @@ def run_text_job(
     )
     calibration = [s for s in reader.read(0, min(n_cells, 4 * _CALIBRATION_CELLS)) if s][:_CALIBRATION_CELLS]
     encoder_kwargs = {
-        "revision": revision, "device": dev, "max_length": max_length, "dtype": dtype, "prefix": prefix,
+        "revision": revision,
+        "device": dev,
+        "max_length": max_length,
+        "dtype": dtype,
+        "prefix": prefix,
         "trust_remote_code": trust_remote_code,
-    }  # fmt: skip
+    }
     task = TextEmbedTask(
         model, reader, calibration, batch_size=batch_size, encoder_kwargs=encoder_kwargs, encoder=encoder
     )
@@ -139,9 +150,13 @@ def run_text_job(
     )
     if engine == "ray":
         summary = run_ray(
-            task, shard_store, num_workers=num_workers, num_gpus=num_gpus_per_worker, max_retries=max_retries,
+            task,
+            shard_store,
+            num_workers=num_workers,
+            num_gpus=num_gpus_per_worker,
+            max_retries=max_retries,
             progress=progress,
-        )  # fmt: skip
+        )
     else:
         summary = run_local(task, shard_store, progress=progress)
     logg.info(f"    {summary.line()}", time=start)
@@ -231,23 +246,56 @@ def embed(
     cells = CellFile(input, layer=layer, use_raw=use_raw)
     folder = Path(str(model)).expanduser()
     if (folder / "args.json").is_file() and (folder / "vocab.json").is_file():  # scGPT's checkpoint layout
-        return _embed_file_scgpt(cells, store, model=model, gene_symbols=gene_symbols, batch_size=batch_size,
-            max_length=max_length, n_bins=n_bins, seed=seed, device=device, dtype=dtype, shard_size=shard_size,
-            engine=engine, num_workers=num_workers, num_gpus_per_worker=num_gpus_per_worker,
-            max_retries=max_retries, overwrite=overwrite, progress=progress)  # fmt: skip
+        return _embed_file_scgpt(
+            cells,
+            store,
+            model=model,
+            gene_symbols=gene_symbols,
+            batch_size=batch_size,
+            max_length=max_length,
+            n_bins=n_bins,
+            seed=seed,
+            device=device,
+            dtype=dtype,
+            shard_size=shard_size,
+            engine=engine,
+            num_workers=num_workers,
+            num_gpus_per_worker=num_gpus_per_worker,
+            max_retries=max_retries,
+            overwrite=overwrite,
+            progress=progress,
+        )
     reader = FileSentences(cells, sentence_key=sentence_key, gene_symbols=gene_symbols, n_genes=n_genes)
     obs_names = cells.obs_names
     genes = hash_strings(cells.gene_names(gene_symbols)) if not reader.from_obs else None
     input_identity = {
-        "name": Path(input).name, "n_obs": len(obs_names), "obs_names_sha256": hash_strings(obs_names),
-        "genes_sha256": genes, **reader.params(),
-    }  # fmt: skip
+        "name": Path(input).name,
+        "n_obs": len(obs_names),
+        "obs_names_sha256": hash_strings(obs_names),
+        "genes_sha256": genes,
+        **reader.params(),
+    }
     shard_store, summary = run_text_job(
-        reader, store=store, n_cells=len(obs_names), input_identity=input_identity, model=model,
-        batch_size=batch_size, max_length=max_length, device=device, revision=revision, prefix=prefix, dtype=dtype,
-        trust_remote_code=trust_remote_code, shard_size=shard_size, engine=engine, num_workers=num_workers,
-        num_gpus_per_worker=num_gpus_per_worker, max_retries=max_retries, overwrite=overwrite, progress=progress,
-    )  # fmt: skip
+        reader,
+        store=store,
+        n_cells=len(obs_names),
+        input_identity=input_identity,
+        model=model,
+        batch_size=batch_size,
+        max_length=max_length,
+        device=device,
+        revision=revision,
+        prefix=prefix,
+        dtype=dtype,
+        trust_remote_code=trust_remote_code,
+        shard_size=shard_size,
+        engine=engine,
+        num_workers=num_workers,
+        num_gpus_per_worker=num_gpus_per_worker,
+        max_retries=max_retries,
+        overwrite=overwrite,
+        progress=progress,
+    )
     shard_store.last_run = summary
     return shard_store
 
@@ -259,9 +307,13 @@ def _embed_file_scgpt(cells, store, *, model: str, gene_symbols: str | None, **k
     names = cells.gene_names(gene_symbols)
     obs_names = cells.obs_names
     input_identity = {
-        "name": cells.path.name, "n_obs": len(obs_names), "obs_names_sha256": hash_strings(obs_names),
-        "genes_sha256": hash_strings(names), "matrix": cells.source, "gene_symbols": gene_symbols,
-    }  # fmt: skip
+        "name": cells.path.name,
+        "n_obs": len(obs_names),
+        "obs_names_sha256": hash_strings(obs_names),
+        "genes_sha256": hash_strings(names),
+        "matrix": cells.source,
+        "gene_symbols": gene_symbols,
+    }
     shard_store, summary, _, _ = run_scgpt_job(
         cells, names, n_cells=len(obs_names), input_identity=input_identity, model=model, store=store, **kwargs
     )

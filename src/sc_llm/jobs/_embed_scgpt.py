@@ -55,21 +55,37 @@ def run_scgpt_job(
     identity = {
         "job": "embed/scgpt",
         "model": {
-            "id": str(Path(enc.folder).resolve()), "revision": None, "fingerprint": fingerprint_folder(enc.folder)
+            "id": str(Path(enc.folder).resolve()),
+            "revision": None,
+            "fingerprint": fingerprint_folder(enc.folder),
         },
-        "params": {"batch_size": batch_size, "max_length": max_length, "n_bins": n_bins, "seed": seed,
-                   "device": str(getattr(dev, "type", dev)), "dtype": dtype},
-        "input": dict(input_identity), "sc_llm_version": _version(),
-    }  # fmt: skip
+        "params": {
+            "batch_size": batch_size,
+            "max_length": max_length,
+            "n_bins": n_bins,
+            "seed": seed,
+            "device": str(getattr(dev, "type", dev)),
+            "dtype": dtype,
+        },
+        "input": dict(input_identity),
+        "sc_llm_version": _version(),
+    }
     outputs = {"embedding": ((enc.config.d_model,), "float32"), "n_genes": ((), "int32")}
     path = job_store_path(store, cache_dir, identity, shard_size)
     shard_store = ShardStore.open_or_create(
         path, identity, n_cells=n_cells, shard_size=shard_size, outputs=outputs, overwrite=overwrite
     )
     task = ScGPTEmbedTask(
-        str(enc.folder), matrix, genes.column_ids, batch_size=batch_size, max_length=max_length, n_bins=n_bins,
-        seed=seed, device=str(getattr(dev, "type", dev)), dtype=dtype,
-    )  # fmt: skip
+        str(enc.folder),
+        matrix,
+        genes.column_ids,
+        batch_size=batch_size,
+        max_length=max_length,
+        n_bins=n_bins,
+        seed=seed,
+        device=str(getattr(dev, "type", dev)),
+        dtype=dtype,
+    )
     start = logg.info(
         f"embedding {n_cells} cells with scGPT from {str(enc.folder)!r} into {str(path)!r}: matched "
         f"{genes.n_matched}/{genes.n_genes} genes; {len(shard_store.pending())} of {shard_store.n_shards} shards "
@@ -77,9 +93,13 @@ def run_scgpt_job(
     )
     if engine == "ray":
         summary = run_ray(
-            task, shard_store, num_workers=num_workers, num_gpus=num_gpus_per_worker, max_retries=max_retries,
+            task,
+            shard_store,
+            num_workers=num_workers,
+            num_gpus=num_gpus_per_worker,
+            max_retries=max_retries,
             progress=progress,
-        )  # fmt: skip
+        )
     else:
         summary = run_local(task, shard_store, progress=progress)
     logg.info(f"    {summary.line()}", time=start)

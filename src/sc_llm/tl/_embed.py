@@ -29,12 +29,6 @@ def default_key(model: str) -> str:
     return f"X_{name or 'text'}"
 
 
-def is_scgpt_checkpoint(model: Any) -> bool:
-    """A local folder in scGPT's layout (``args.json`` and ``vocab.json``)."""
-    p = Path(str(model)).expanduser()
-    return p.is_dir() and (p / "args.json").is_file() and (p / "vocab.json").is_file()
-
-
 def embed(
     adata: AnnData,
     *,
@@ -44,7 +38,7 @@ def embed(
     batch_size: int = 32,
     max_length: int | None = None,
     device: str | None = None,
-    encoder: Literal["auto", "text", "scgpt"] = "auto",
+    backend: Literal["auto", "text", "scgpt"] = "auto",
     revision: str | None = None,
     prefix: str | None = None,
     dtype: str | None = None,
@@ -54,7 +48,7 @@ def embed(
     cache_dir: str | Path | None = None,
     shard_size: int = 10_000,
     copy: bool = False,
-    **encoder_kwargs: Any,
+    **backend_kwargs: Any,
 ) -> AnnData | None:
     """Embed cells with a frozen encoder: a text encoder reading cell sentences, or scGPT reading expression.
 
@@ -68,7 +62,7 @@ def embed(
     bf16/fp16 autocast.
 
     With scGPT (``model`` a checkpoint folder with ``args.json``, ``vocab.json`` and ``best_model.pt``, or
-    ``encoder='scgpt'``), cells are embedded as scGPT's ``embed_data`` does, without the ``scgpt`` package:
+    ``backend='scgpt'``), cells are embedded as scGPT's ``embed_data`` does, without the ``scgpt`` package:
     genes are matched to the vocabulary by symbol, each cell's non-zero values are binned over its own
     quantiles, ``<cls>`` is prepended, at most ``max_length`` tokens are used (default 1,200, ``<cls>``
     included) and the ``<cls>`` output is L2-normalised. Vocabulary coverage is logged; no matching gene is
@@ -95,8 +89,8 @@ def embed(
         ``max_seq_length``, else its position-embedding size capped at 512.
     device
         ``'cuda'``, ``'mps'``, ``'cpu'``; ``None`` picks the first available in that order.
-    encoder
-        ``'text'``, ``'scgpt'``, or ``'auto'`` to decide from ``model``.
+    backend
+        ``'text'`` (a text encoder reading cell sentences), ``'scgpt'``, or ``'auto'`` to decide from ``model``.
     revision
         Hub revision (branch, tag or commit) of ``model``.
     prefix
@@ -119,7 +113,7 @@ def embed(
         Cells per shard with ``cache_dir``.
     copy
         Return a copy instead of writing to ``adata``.
-    **encoder_kwargs
+    **backend_kwargs
         Options of the scGPT encoder (an error with a text encoder):
         ``layer`` / ``use_raw``, the expression to read (a layer, ``.raw`` or ``.X``; by default ``.raw`` when
         present, else ``.X``; counts or log-normalised values give the same per-cell, rank-based bins);
@@ -139,30 +133,39 @@ def embed(
         ``model``, ``revision`` (commit when known), ``pooling``, ``normalize``, ``max_length``, ``dtype``,
         ``device``, ``prefix``, ``sentence_key``, ``n_truncated`` (cells whose sentence did not fit whole);
         with ``cache_dir`` also ``cache`` (the store folder) and ``shard_size``.
-        With scGPT instead: ``encoder='scgpt'``, ``model``, ``layer``, ``use_raw``, ``gene_symbols``,
+        With scGPT instead: ``backend='scgpt'``, ``model``, ``layer``, ``use_raw``, ``gene_symbols``,
         ``max_length``, ``n_bins``, ``seed``, ``input_emb_style``, ``d_model``, ``dtype``, ``device``,
         vocabulary coverage (``n_genes``, ``n_genes_matched``, ``gene_coverage``), ``n_subsampled`` (cells
         with more than ``max_length - 1`` matched genes) and ``n_empty`` (cells with no matched gene).
     """
-    if encoder not in ("auto", "text", "scgpt"):
-        msg = f"`encoder` must be 'auto', 'text' or 'scgpt', got {encoder!r}."
+    if backend not in ("auto", "text", "scgpt"):
+        msg = f"`backend` must be 'auto', 'text' or 'scgpt', got {backend!r}."
         raise ValueError(msg)
     if batch_size < 1:
         msg = f"`batch_size` must be positive, got {batch_size}."
         raise ValueError(msg)
-    if encoder == "scgpt" or (encoder == "auto" and is_scgpt_checkpoint(model)):
+    from ..core.scgpt.checkpoint import is_scgpt_checkpoint
+
+    if backend == "scgpt" or (backend == "auto" and is_scgpt_checkpoint(model)):
         if cache_dir is not None:
-            msg = "`cache_dir` works with text encoders; embed scGPT without it (or run it per file)."
-            raise NotImplementedError(msg)
+            backend_kwargs.update(cache_dir=cache_dir, shard_size=shard_size)
         from ._embed_scgpt import embed_scgpt
 
         return embed_scgpt(
-            adata, model=model, key_added=key_added or "X_scgpt", batch_size=batch_size,
-            max_length=max_length, device=device, dtype=dtype, mod=mod, progress=progress, copy=copy,
-            **encoder_kwargs,
-        )  # fmt: skip
-    if encoder_kwargs:
-        msg = f"Unexpected arguments for a text encoder: {sorted(encoder_kwargs)}."
+            adata,
+            model=model,
+            key_added=key_added or "X_scgpt",
+            batch_size=batch_size,
+            max_length=max_length,
+            device=device,
+            dtype=dtype,
+            mod=mod,
+            progress=progress,
+            copy=copy,
+            **backend_kwargs,
+        )
+    if backend_kwargs:
+        msg = f"Unexpected arguments for a text encoder: {sorted(backend_kwargs)}."
         raise TypeError(msg)
 
     target = get_modality(adata, mod)
@@ -173,25 +176,25 @@ def embed(
     sentences = sentences.fillna("").astype(str).tolist()
     key_added = key_added or default_key(model)
 
-    from ..core.text_encoder import TextEncoder
-
     start = logg.info(f"embedding {len(sentences)} cell sentences with {model!r}")
     enc_kwargs = {
-        "revision": revision, "device": device, "max_length": max_length, "dtype": dtype, "prefix": prefix,
+        "revision": revision,
+        "device": device,
+        "max_length": max_length,
+        "dtype": dtype,
+        "prefix": prefix,
         "trust_remote_code": trust_remote_code,
-    }  # fmt: skip
-    if cache_dir is not None:
-        from ._embed_cache import embed_text_cached
-
-        X, truncated, enc_params = embed_text_cached(
-            sentences, target.obs_names, cache_dir=cache_dir, model=model, shard_size=shard_size,
-            batch_size=batch_size, progress=progress, encoder_kwargs=enc_kwargs,
-        )  # fmt: skip
-    else:
-        enc = TextEncoder(model, **enc_kwargs)
-        logg.debug(f"    tokenization mode: {enc.genes.mode}, max_length={enc.max_length}, device={enc.device}")
-        X, truncated = enc.encode(sentences, batch_size=batch_size, progress=progress)
-        enc_params = enc.params()
+    }
+    X, truncated, enc_params = _encode_text(
+        sentences,
+        target.obs_names,
+        model,
+        enc_kwargs,
+        batch_size=batch_size,
+        progress=progress,
+        cache_dir=cache_dir,
+        shard_size=shard_size,
+    )
     n_empty = sum(1 for s in sentences if not s)
     if n_empty:
         warnings.warn(f"{n_empty} cell(s) have an empty sentence; their embedding encodes no gene.", stacklevel=2)
@@ -200,10 +203,31 @@ def embed(
     target = get_modality(adata, mod)
     target.obsm[key_added] = X
     target.uns[uns_key(key_added)] = {
-        "params": {
-            **enc_params, "encoder": "text", "sentence_key": sentence_key, "n_truncated": int(truncated.sum())
-        }
-    }  # fmt: skip
+        "params": {**enc_params, "backend": "text", "sentence_key": sentence_key, "n_truncated": int(truncated.sum())}
+    }
     deep = f"added\n    '{key_added}', cell embeddings (adata.obsm)\n    '{uns_key(key_added)}', parameters (adata.uns)"
     logg.info("    finished", time=start, deep=deep)
     return adata if copy else None
+
+
+def _encode_text(sentences, obs_names, model, enc_kwargs, *, batch_size, progress, cache_dir, shard_size):
+    """``(embeddings, truncated, encoder params)``, through the resumable shard cache when ``cache_dir`` is set."""
+    if cache_dir is not None:
+        from ._embed_cache import embed_text_cached
+
+        return embed_text_cached(
+            sentences,
+            obs_names,
+            cache_dir=cache_dir,
+            model=model,
+            shard_size=shard_size,
+            batch_size=batch_size,
+            progress=progress,
+            encoder_kwargs=enc_kwargs,
+        )
+    from ..core.text_encoder import as_text_encoder
+
+    enc = as_text_encoder(model, **enc_kwargs)
+    logg.debug(f"    tokenization mode: {enc.genes.mode}, max_length={enc.max_length}, device={enc.device}")
+    X, truncated = enc.encode(sentences, batch_size=batch_size, progress=progress)
+    return X, truncated, enc.params()

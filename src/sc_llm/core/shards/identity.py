@@ -24,7 +24,7 @@ def fingerprint_folder(folder: str | os.PathLike) -> str:
             continue
         size = p.stat().st_size
         h.update(f"{rel.as_posix()}\0{size}\0".encode())
-        with open(p, "rb") as f:
+        with p.open("rb") as f:
             if size <= _WHOLE:
                 h.update(f.read())
             else:

@@ -64,9 +64,9 @@ def _maybe_die(index: int, fault_file: str | None) -> None:
     if str(index) not in listed:
         return
     listed.remove(str(index))
-    tmp = f"{fault_file}.{os.getpid()}.tmp"
-    Path(tmp).write_text(" ".join(listed))
-    os.replace(tmp, fault_file)
+    tmp = Path(f"{fault_file}.{os.getpid()}.tmp")
+    tmp.write_text(" ".join(listed))
+    tmp.replace(fault_file)
     os._exit(70)
 
 

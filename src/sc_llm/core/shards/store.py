@@ -56,11 +56,11 @@ def checksum(values: np.ndarray) -> str:
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to a temporary file next to ``path``, flush it to disk, then rename it over ``path``."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "w") as f:
+    with tmp.open("w") as f:
         json.dump(data, f, indent=1, sort_keys=True)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 def _jsonable(obj: Any) -> Any:
@@ -121,9 +121,14 @@ class ShardStore:
         """
         path = Path(path)
         wanted = _jsonable(
-            {"format": FORMAT, **identity, "n_cells": int(n_cells), "shard_size": int(shard_size),
-             "outputs": {k: {"shape": list(s), "dtype": str(np.dtype(d))} for k, (s, d) in outputs.items()}}
-        )  # fmt: skip
+            {
+                "format": FORMAT,
+                **identity,
+                "n_cells": int(n_cells),
+                "shard_size": int(shard_size),
+                "outputs": {k: {"shape": list(s), "dtype": str(np.dtype(d))} for k, (s, d) in outputs.items()},
+            }
+        )
         if path.exists() and any(path.iterdir()):
             if not (path / _MANIFEST).is_file() and not overwrite:
                 msg = (
@@ -157,16 +162,20 @@ class ShardStore:
         for name, spec in manifest["outputs"].items():
             shape = tuple(spec["shape"])
             zarr.create_array(
-                store=str(staging / f"{name}.zarr"), shape=(n, *shape), chunks=(min(size, max(n, 1)), *shape),
-                dtype=spec["dtype"], fill_value=0, config={"write_empty_chunks": True},
-            )  # fmt: skip
+                store=str(staging / f"{name}.zarr"),
+                shape=(n, *shape),
+                chunks=(min(size, max(n, 1)), *shape),
+                dtype=spec["dtype"],
+                fill_value=0,
+                config={"write_empty_chunks": True},
+            )
         (staging / "shards").mkdir()
         (staging / "tmp").mkdir()
         plan = {"ranges": [list(r) for r in ranges], "created": time.time()}
         write_json_atomic(staging / _MANIFEST, {**manifest, **plan})
         if path.exists():
             path.rmdir()  # an empty folder left for us
-        os.rename(staging, path)
+        staging.rename(path)
         return cls(path)
 
     # --- state
@@ -256,10 +265,10 @@ class ShardStore:
             msg = f"Expected one chunk file for rows {start}:{stop} of {name!r}, zarr wrote {len(files)}."
             raise RuntimeError(msg)
         rel = files[0].relative_to(tmp)
-        with open(files[0], "rb") as f:
+        with files[0].open("rb") as f:
             os.fsync(f.fileno())
         (src / rel).parent.mkdir(parents=True, exist_ok=True)
-        os.replace(files[0], src / rel)
+        files[0].replace(src / rel)
 
     # --- reading
     def array(self, name: str):

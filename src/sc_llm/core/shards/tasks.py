@@ -115,9 +115,16 @@ class ScGPTEmbedTask:
             cuts = [start, *range((start // CHUNK_CELLS + 1) * CHUNK_CELLS, stop, CHUNK_CELLS), stop]
             chunks = [(a - start, b - start, X[a - start : b - start]) for a, b in pairwise(cuts)]
             emb, _ = enc.embed(
-                chunks, self.column_ids, stop - start, batch_size=self.batch_size, max_length=self.max_length,
-                n_bins=self.n_bins, seed=self.seed, progress=False, offset=start,
-            )  # fmt: skip
+                chunks,
+                self.column_ids,
+                stop - start,
+                batch_size=self.batch_size,
+                max_length=self.max_length,
+                n_bins=self.n_bins,
+                seed=self.seed,
+                progress=False,
+                offset=start,
+            )
             expressed = X.copy()
             expressed.data = (expressed.data != 0) & matched[expressed.indices]
             return {"embedding": emb, "n_genes": np.asarray(expressed.sum(1)).ravel().astype(np.int32)}
