@@ -23,6 +23,7 @@ HEAVY = (
     "sentence_transformers",
     "torchtext",
     "flash_attn",
+    "ray",
 )
 
 
@@ -116,7 +117,7 @@ def test_api_page_lists_every_public_name():
     listed = set(re.findall(r"^\s+(\w+\.\w+)$", api, re.M))
     public = {
         f"{mod.__name__.split('.')[-1]}.{name}"
-        for mod in (sl.pp, sl.tl, sl.pl, sl.datasets, sl.metrics)
+        for mod in (sl.pp, sl.tl, sl.pl, sl.datasets, sl.metrics, sl.jobs)
         for name in mod.__all__
     }
     assert public == listed

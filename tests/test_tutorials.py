@@ -137,3 +137,27 @@ def test_tutorial_04_llm_rerank_runs_top_to_bottom(tmp_path, monkeypatch, tiny_c
         accuracy, f1 = (float(v) for v in line[len(name) :].split())
         assert 0.0 <= accuracy <= 1.0 and 0.0 <= f1 <= 1.0, line
     assert "A reference-based classifier ranked these cell types" in text  # the prompt was shown
+
+
+@pytest.mark.slow
+def test_tutorial_05_atlas_scale_runs_top_to_bottom(tmp_path, monkeypatch):
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    nb = nbformat.read(TUTORIALS / "05_atlas_scale_jobs.ipynb", as_version=4)
+    params = _parameters_cell(nb)
+    params.source, n = re.subn(r"^n_cells = None\b", "n_cells = 60", params.source, flags=re.M)
+    params.source, m = re.subn(r"^shard_size = 500\b", "shard_size = 25", params.source, flags=re.M)
+    assert n == m == 1, "the parameters cell should set `n_cells = None` and `shard_size = 500`"
+    NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert not [o for c in code for o in c.outputs if o.output_type == "error"]
+    text = ["".join(o.get("text", "") for o in c.outputs if o.get("name") == "stdout") for c in code]
+    assert text[2].startswith("3 shard(s) computed, 0 already done, 60 cells")
+    assert text[3].startswith("1 shard(s) computed, 2 already done, 25 cells")  # only the missing shard
+    assert "overwrite=True" in text[4] and "max_length" in text[4]
+    diff = float(code[-1].outputs[-1]["data"]["text/plain"])
+    assert diff < 1e-4  # the cached in-memory path gives the file job's numbers (same sentences, same shards)

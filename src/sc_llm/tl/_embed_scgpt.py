@@ -52,6 +52,8 @@ def embed_scgpt(
     gene_symbols: str | None = None,
     n_bins: int | None = None,
     seed: int = 0,
+    cache_dir: Any = None,
+    shard_size: int = 10_000,
 ) -> AnnData | None:
     """Embed cells with a pretrained scGPT checkpoint, as scGPT's ``embed_data`` does, streaming from CSR.
 
@@ -86,17 +88,27 @@ def embed_scgpt(
             f"    args.json sets {list(enc.config.not_applied)}; as in scGPT's embed_data, not applied to embeddings"
         )
     n_bins = enc.config.n_bins if n_bins is None else n_bins
-    emb, stats = enc.embed(
-        iter_row_chunks(X, CHUNK_CELLS),
-        genes.column_ids,
-        target.n_obs,
-        cell_keys=obs_name_keys(target.obs_names),
-        batch_size=batch_size,
-        max_length=max_length,
-        n_bins=n_bins,
-        seed=seed,
-        progress=progress,
-    )
+    options = {"batch_size": batch_size, "max_length": max_length, "n_bins": n_bins, "seed": seed, "progress": progress}
+    if cache_dir is None:
+        keys = obs_name_keys(target.obs_names)
+        emb, stats = enc.embed(
+            iter_row_chunks(X, CHUNK_CELLS), genes.column_ids, target.n_obs, cell_keys=keys, **options
+        )
+    else:
+        from ._embed_cache import embed_scgpt_cached
+
+        emb, stats, cache = embed_scgpt_cached(
+            X,
+            names,
+            target.obs_names,
+            model=model,
+            device=device,
+            dtype=dtype,
+            cache_dir=cache_dir,
+            shard_size=shard_size,
+            source=source,
+            **options,
+        )
     _report(stats, max_length, seed)
     check_embedding(emb, str(model))
 
@@ -107,6 +119,8 @@ def embed_scgpt(
     params.update(gene_symbols=gene_symbols, max_length=int(max_length), n_bins=int(n_bins), seed=int(seed))
     params.update(n_genes=genes.n_genes, n_genes_matched=genes.n_matched, gene_coverage=float(genes.coverage))
     params.update(n_subsampled=stats.n_subsampled, n_empty=stats.n_empty)
+    if cache_dir is not None:
+        params.update(cache=cache, shard_size=int(shard_size))
     target.uns[uns_key(key_added)] = {"params": h5ad_params(params)}
     written = (
         f"added\n    '{key_added}', cell embeddings (adata.obsm)\n    '{uns_key(key_added)}', parameters (adata.uns)"
