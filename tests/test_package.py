@@ -38,12 +38,12 @@ def test_submodules_load_on_first_access_without_scanpy():
     code = (
         "import sys, sc_llm as sl\n"
         "before = [m for m in ('sc_llm.pp', 'sc_llm.tl', 'pandas', 'numpy') if m in sys.modules]\n"
-        "sl.pp, sl.tl, sl.pl, sl.metrics, sl.datasets\n"
-        f"after = [m for m in {(*HEAVY, 'scanpy', 'anndata', 'matplotlib')!r} if m in sys.modules]\n"
+        "sl.pp, sl.tl, sl.pl, sl.metrics, sl.datasets, sl.jobs\n"
+        f"after = [m for m in {(*HEAVY, 'scanpy', 'anndata', 'matplotlib', 'zarr')!r} if m in sys.modules]\n"
         "print(before, after, [n for n in dir(sl) if not n.startswith('_')])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[] [] ['datasets', 'metrics', 'pl', 'pp', 'tl']"
+    assert out.stdout.strip() == "[] [] ['datasets', 'jobs', 'metrics', 'pl', 'pp', 'tl']"
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         sl.nope  # noqa: B018
 

@@ -101,7 +101,7 @@ def run_text_job(
     Returns ``(store, summary)``.
     """
     from ..core.device import resolve_device
-    from ..core.shards import ShardStore, TextEmbedTask, run_local, run_ray
+    from ..core.shards import ShardStore, TextEmbedTask
 
     check_engine(engine, num_workers, shard_size)
     if batch_size < 1:
@@ -148,19 +148,20 @@ def run_text_job(
         f"embedding {n_cells} cells with {model!r} into {str(store)!r}: {len(shard_store.pending())} of "
         f"{shard_store.n_shards} shards to compute ({engine} engine)"
     )
-    if engine == "ray":
-        summary = run_ray(
-            task,
-            shard_store,
-            num_workers=num_workers,
-            num_gpus=num_gpus_per_worker,
-            max_retries=max_retries,
-            progress=progress,
-        )
-    else:
-        summary = run_local(task, shard_store, progress=progress)
+    summary = run_engine(task, shard_store, engine, num_workers, num_gpus_per_worker, max_retries, progress)
     logg.info(f"    {summary.line()}", time=start)
     return shard_store, summary
+
+
+def run_engine(task, shard_store, engine: str, num_workers: int, num_gpus: float, max_retries: int, progress: bool):
+    """Run the pending shards of ``shard_store`` in this process or on Ray actors; return the run's summary."""
+    from ..core.shards import run_local, run_ray
+
+    if engine == "ray":
+        return run_ray(
+            task, shard_store, num_workers=num_workers, num_gpus=num_gpus, max_retries=max_retries, progress=progress
+        )
+    return run_local(task, shard_store, progress=progress)
 
 
 def embed(

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .._utils._logging import logg
-from ._embed import DEFAULT_SHARD_SIZE, _version, check_engine, job_store_path
+from ._embed import DEFAULT_SHARD_SIZE, _version, check_engine, job_store_path, run_engine
 
 
 def run_scgpt_job(
@@ -44,7 +44,7 @@ def run_scgpt_job(
     from ..core.device import resolve_device
     from ..core.scgpt.encoder import DEFAULT_MAX_LENGTH, ScGPTEncoder
     from ..core.scgpt.preprocessing import obs_name_keys
-    from ..core.shards import ScGPTEmbedTask, ShardStore, fingerprint_folder, run_local, run_ray
+    from ..core.shards import ScGPTEmbedTask, ShardStore, fingerprint_folder
 
     check_engine(engine, num_workers, shard_size)
     n_cells = len(obs_names)
@@ -97,16 +97,6 @@ def run_scgpt_job(
         f"{genes.n_matched}/{genes.n_genes} genes; {len(shard_store.pending())} of {shard_store.n_shards} shards "
         f"to compute ({engine} engine)"
     )
-    if engine == "ray":
-        summary = run_ray(
-            task,
-            shard_store,
-            num_workers=num_workers,
-            num_gpus=num_gpus_per_worker,
-            max_retries=max_retries,
-            progress=progress,
-        )
-    else:
-        summary = run_local(task, shard_store, progress=progress)
+    summary = run_engine(task, shard_store, engine, num_workers, num_gpus_per_worker, max_retries, progress)
     logg.info(f"    {summary.line()}", time=start)
     return shard_store, summary, enc, genes

@@ -176,14 +176,8 @@ def embed(
     check_writes(target, {"obsm": [key_added], "uns": [uns_key(key_added)]}, {})
 
     start = logg.info(f"embedding {len(sentences)} cell sentences with {model!r} into adata.obsm[{key_added!r}]")
-    enc_kwargs = {
-        "revision": revision,
-        "device": device,
-        "max_length": max_length,
-        "dtype": dtype,
-        "prefix": prefix,
-        "trust_remote_code": trust_remote_code,
-    }
+    enc_kwargs = {"revision": revision, "device": device, "max_length": max_length, "dtype": dtype}
+    enc_kwargs.update(prefix=prefix, trust_remote_code=trust_remote_code)
     X, truncated, enc_params = _encode_text(
         sentences,
         target.obs_names,

@@ -61,7 +61,6 @@ def embed_scgpt(
     and the keys written. The keyword arguments after ``copy`` are the scGPT backend's own options.
     """
     from ..core.scgpt.encoder import DEFAULT_MAX_LENGTH, ScGPTEncoder
-    from ..core.scgpt.preprocessing import CHUNK_CELLS, obs_name_keys
 
     max_length = DEFAULT_MAX_LENGTH if max_length is None else max_length
     _check_options(max_length, seed, batch_size, n_bins)
@@ -89,26 +88,20 @@ def embed_scgpt(
         )
     n_bins = enc.config.n_bins if n_bins is None else n_bins
     options = {"batch_size": batch_size, "max_length": max_length, "n_bins": n_bins, "seed": seed, "progress": progress}
-    if cache_dir is None:
-        keys = obs_name_keys(target.obs_names)
-        emb, stats = enc.embed(
-            iter_row_chunks(X, CHUNK_CELLS), genes.column_ids, target.n_obs, cell_keys=keys, **options
-        )
-    else:
-        from ._embed_cache import embed_scgpt_cached
-
-        emb, stats, cache = embed_scgpt_cached(
-            X,
-            names,
-            target.obs_names,
-            model=model,
-            device=device,
-            dtype=dtype,
-            cache_dir=cache_dir,
-            shard_size=shard_size,
-            source=source,
-            **options,
-        )
+    emb, stats, cache = _run(
+        enc,
+        X,
+        names,
+        target.obs_names,
+        genes,
+        options,
+        cache_dir=cache_dir,
+        shard_size=shard_size,
+        model=model,
+        device=device,
+        dtype=dtype,
+        source=source,
+    )
     _report(stats, max_length, seed)
     check_embedding(emb, str(model))
 
@@ -127,6 +120,21 @@ def embed_scgpt(
     )
     logg.info("    finished", time=start, deep=written)
     return adata if copy else None
+
+
+def _run(enc, X, names, obs_names, genes, options, *, cache_dir, shard_size, **job):
+    """``(embeddings, stats, cache folder or None)``: in one pass, or through the resumable shard cache."""
+    from ..core.scgpt.preprocessing import CHUNK_CELLS, obs_name_keys
+
+    if cache_dir is None:
+        keys = obs_name_keys(obs_names)
+        emb, stats = enc.embed(
+            iter_row_chunks(X, CHUNK_CELLS), genes.column_ids, len(obs_names), cell_keys=keys, **options
+        )
+        return emb, stats, None
+    from ._embed_cache import embed_scgpt_cached
+
+    return embed_scgpt_cached(X, names, obs_names, cache_dir=cache_dir, shard_size=shard_size, **job, **options)
 
 
 def _report(stats: Any, max_length: int, seed: int) -> None:
