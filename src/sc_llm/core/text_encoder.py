@@ -180,7 +180,9 @@ class TextEncoder:
             out = self._torch.nn.functional.normalize(out, p=2, dim=1)
         return out
 
-    def encode_ids(self, ids: Sequence[Sequence[int]], *, batch_size: int = 32, progress: bool = True) -> np.ndarray:
+    def encode_ids(
+        self, ids: Sequence[Sequence[int]], *, batch_size: int = 32, progress: bool = True, desc: str = "embedding"
+    ) -> np.ndarray:
         """Embed pre-tokenised sequences; batches are formed by length and the input order is restored."""
         from tqdm.auto import tqdm
 
@@ -188,7 +190,7 @@ class TextEncoder:
         n = len(ids)
         out = np.zeros((n, self.dim), dtype=np.float32)
         order = np.argsort([-len(x) for x in ids], kind="stable")
-        with torch.inference_mode(), tqdm(total=n, disable=not progress, desc="embedding", unit="cell") as bar:
+        with torch.inference_mode(), tqdm(total=n, disable=not progress, desc=desc, unit="cell") as bar:
             for start in range(0, n, batch_size):
                 idx = order[start : start + batch_size]
                 input_ids, mask = self.batch([ids[i] for i in idx])
@@ -197,8 +199,8 @@ class TextEncoder:
         return out
 
     def encode(
-        self, sentences: Sequence[str], *, batch_size: int = 32, progress: bool = True
+        self, sentences: Sequence[str], *, batch_size: int = 32, progress: bool = True, desc: str = "embedding"
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Embed cell sentences: ``(embeddings, truncated)``."""
+        """Embed cell sentences: ``(embeddings, truncated)``; ``desc`` labels the progress bar."""
         ids, truncated = self.tokenize(sentences)
-        return self.encode_ids(ids, batch_size=batch_size, progress=progress), truncated
+        return self.encode_ids(ids, batch_size=batch_size, progress=progress, desc=desc), truncated

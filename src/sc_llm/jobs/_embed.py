@@ -203,9 +203,8 @@ def embed(
 
     With an scGPT checkpoint folder as ``model``, expression is read from ``layer``, ``.raw`` or ``.X`` and
     embedded as ``sl.tl.embed`` does (``max_length`` defaults to 1,200, ``n_bins`` to the checkpoint's,
-    ``seed``); the store's outputs are ``embedding`` and ``n_genes`` (matched expressed genes per cell). Its
-    numbers equal one unsharded run when ``shard_size`` is a multiple of 4,096 cells (scGPT's random
-    subsampling is seeded per block of 4,096 cells) and are reproducible for any fixed ``shard_size``.
+    ``seed``); the store's outputs are ``embedding`` and ``n_genes`` (matched expressed genes per cell). Each
+    cell's random steps are seeded by its name, so the numbers equal one unsharded run for any ``shard_size``.
 
     Parameters
     ----------
@@ -301,6 +300,7 @@ def embed(
 
 
 def _embed_file_scgpt(cells, store, *, model: str, gene_symbols: str | None, **kwargs):
+    from ..core.scgpt.preprocessing import obs_name_keys
     from ..core.shards import hash_strings
     from ._embed_scgpt import run_scgpt_job
 
@@ -315,7 +315,14 @@ def _embed_file_scgpt(cells, store, *, model: str, gene_symbols: str | None, **k
         "gene_symbols": gene_symbols,
     }
     shard_store, summary, _, _ = run_scgpt_job(
-        cells, names, n_cells=len(obs_names), input_identity=input_identity, model=model, store=store, **kwargs
+        cells,
+        names,
+        obs_name_keys(obs_names),
+        n_cells=len(obs_names),
+        input_identity=input_identity,
+        model=model,
+        store=store,
+        **kwargs,
     )
     shard_store.last_run = summary
     return shard_store

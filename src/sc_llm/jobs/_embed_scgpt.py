@@ -14,6 +14,7 @@ from ._embed import DEFAULT_SHARD_SIZE, _version, check_engine, job_store_path
 def run_scgpt_job(
     matrix,
     gene_names: Sequence[str],
+    cell_keys,
     *,
     n_cells: int,
     input_identity: Mapping[str, Any],
@@ -36,8 +37,10 @@ def run_scgpt_job(
 ):
     """Open (or resume) the store of an scGPT embedding job and run its pending shards.
 
-    ``matrix`` returns CSR rows (``rows(start, stop)``); genes are matched to the vocabulary before any weights
-    load. Returns ``(store, summary, encoder, gene_match)``; the encoder's weights are not loaded here.
+    ``matrix`` returns CSR rows (``rows(start, stop)``); ``cell_keys`` (one uint64 per cell, from its name)
+    seed each cell's random steps, so shards give the numbers of one unsharded run. Genes are matched to the
+    vocabulary before any weights load. Returns ``(store, summary, encoder, gene_match)``; the encoder's
+    weights are not loaded here.
     """
     from ..core.device import resolve_device
     from ..core.scgpt.encoder import DEFAULT_MAX_LENGTH, ScGPTEncoder

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from .._utils._anndata import check_obs, get_modality, h5ad_params
+from .._utils._anndata import get_modality, h5ad_params
 from .._utils._logging import logg
+from .._utils._validation import check_writes, read_sentences, split_sentence
 from ..core.ablation import HASH_LENGTH, MODES, NEEDS_TOKENIZER, ablate
 
 if TYPE_CHECKING:
@@ -144,17 +145,15 @@ def ablate_sentences(
         )
         raise ValueError(msg)
     target = get_modality(adata, mod)
-    if sentence_key not in target.obs:
-        msg = f"No cell sentences in `adata.obs[{sentence_key!r}]`. Run `sl.pp.cell_sentences(adata)` first."
-        raise KeyError(msg)
-    sentences = check_obs(target, sentence_key).fillna("").astype(str)
+    sentences = read_sentences(target, sentence_key)
     key_added = key_added or default_ablation_key(sentence_key, mode, fraction)
+    check_writes(target, {"obs": [key_added], "uns": [key_added]}, {"obs": [sentence_key]})
 
     start = logg.info(f"ablating {len(sentences)} cell sentences: {mode}")
     genes, model_id = None, None
     if mode in NEEDS_TOKENIZER:
         genes, model_id = context_tokenizer(model, max_length=max_length, prefix=prefix, revision=revision)
-    words = [s.split() for s in sentences]
+    words = [split_sentence(s) for s in sentences]
     ablated, n_ctx = ablate(words, mode, rng=np.random.default_rng(seed), genes=genes, fraction=fraction)
 
     adata = adata.copy() if copy else adata

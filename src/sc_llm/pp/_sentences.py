@@ -10,6 +10,7 @@ import pandas as pd
 
 from .._utils._anndata import check_values, get_gene_names, get_matrix, get_modality, h5ad_params, iter_row_chunks
 from .._utils._logging import logg
+from .._utils._validation import check_count, check_writes
 from ..core.sentences.ranking import SentenceJoiner, rank_genes
 
 if TYPE_CHECKING:
@@ -80,16 +81,15 @@ def cell_sentences(
     >>> adata.obs["cell_sentence"].iloc[0].split()[:3]  # doctest: +SKIP
     ['MALAT1', 'TMSB4X', 'B2M']
     """
-    if n_genes is not None and n_genes < 1:
-        msg = f"`n_genes` must be a positive integer or None, got {n_genes}."
-        raise ValueError(msg)
-    if chunk_size < 1:
-        msg = f"`chunk_size` must be positive, got {chunk_size}."
-        raise ValueError(msg)
-    adata = adata.copy() if copy else adata
+    n_genes = check_count(n_genes, "n_genes", allow_none=True)
+    chunk_size = check_count(chunk_size, "chunk_size")
     target = get_modality(adata, mod)
     X, var, source = get_matrix(target, layer=layer, use_raw=use_raw)
     names = np.asarray(get_gene_names(var, gene_symbols), dtype=object)
+    check_writes(target, {"obs": [key_added], "uns": [key_added]}, {})
+    adata = adata.copy() if copy else adata
+    target = get_modality(adata, mod)
+    X, var, source = get_matrix(target, layer=layer, use_raw=use_raw)
 
     start_time = logg.info(f"computing cell sentences from adata.{source}")
     sentences: list[str] = []

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,6 +15,7 @@ import pandas as pd
 from .._utils._anndata import check_obs, get_modality, h5ad_params
 from .._utils._logging import logg
 from .._utils._readers import read_labels
+from .._utils._validation import read_sentences, split_sentence
 from ..core.ablation import MODES, NEEDS_TOKENIZER, ablate
 from ..core.gene_tokens import n_in_context
 from ..core.knn import knn_vote
@@ -85,10 +88,20 @@ def cached_encode(enc: TextEncoder, sentences: list[str], cache_dir: Path | None
     h.update("\n".join(sentences).encode())
     path = cache_dir / f"emb_{h.hexdigest()[:24]}.npy"
     if path.is_file():
-        return np.load(path)
+        try:
+            X = np.load(path, allow_pickle=False)
+            if X.shape == (len(sentences), enc.dim) and np.isfinite(X).all():
+                return X
+            problem = f"shape {X.shape} instead of {(len(sentences), enc.dim)}, or non-finite values"
+        except (OSError, ValueError, EOFError) as e:  # truncated or not a .npy file
+            problem = f"it cannot be read ({e})"
+        warnings.warn(f"Ignoring the damaged cache file {str(path)!r}: {problem}; recomputing it.", stacklevel=3)
     X = enc.encode(sentences, batch_size=batch_size, progress=progress)[0]
     cache_dir.mkdir(parents=True, exist_ok=True)
-    np.save(path, X)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("wb") as f:  # write whole, then rename: an interrupted run never leaves a partial cache file
+        np.save(f, X)
+    tmp.replace(path)
     return X
 
 
@@ -207,10 +220,10 @@ def ablation_study(
     target = get_modality(adata, mod)
     specs = resolve_ablations(ablations, list(target.obs.columns))
     labels = read_labels(target, label_key)
-    base = check_obs(target, sentence_key).fillna("").astype(str).tolist()
+    base = read_sentences(target, sentence_key)
     for name, spec in specs.items():
         if "sentence_key" in spec:
-            check_obs(target, spec["sentence_key"])
+            read_sentences(target, spec["sentence_key"])
         elif spec.get("mode") is not None and not 0 < spec.get("fraction", 0.1) <= 1:
             msg = f"Ablation {name!r}: `fraction` must be in (0, 1]."
             raise ValueError(msg)
@@ -221,7 +234,7 @@ def ablation_study(
     enc = as_text_encoder(model, revision=revision, device=device, max_length=max_length, prefix=prefix)
     cache = None if cache_dir is None else Path(cache_dir)
     start = logg.info(f"ablation study: {len(specs)} ablations of {len(base)} cell sentences with {enc.model_id!r}")
-    words = [s.split() for s in base]
+    words = [split_sentence(s) for s in base]
     rows = []
     for name, spec in specs.items():
         ablated = ablated_words(target, words, spec, enc.genes, seed)
@@ -266,7 +279,7 @@ def ablated_words(target: AnnData, words: list[list[str]], spec: Mapping[str, An
     """The gene words of one ablation: read from an ``.obs`` column, the original ones, or ablated here."""
     mode = spec.get("mode")
     if "sentence_key" in spec:
-        return [s.split() for s in check_obs(target, spec["sentence_key"]).fillna("").astype(str)]
+        return [split_sentence(s) for s in read_sentences(target, spec["sentence_key"])]
     if mode is None:
         return words
     rng = np.random.default_rng(seed)  # as `sl.pp.ablate_sentences(seed=seed)`

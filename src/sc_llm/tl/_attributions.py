@@ -7,11 +7,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 import pandas as pd
 
 from .._utils._anndata import check_obs, check_obsm, get_modality, h5ad_params, read_params, uns_key
 from .._utils._deps import import_optional
 from .._utils._logging import logg
+from .._utils._validation import as_marker_mapping, read_sentences
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -100,9 +102,7 @@ def _check_options(method: str, target: str, cell_selection: str, markers: Any, 
     if cell_selection not in ("random", "confident"):
         msg = f"`cell_selection` must be 'random' or 'confident', got {cell_selection!r}."
         raise ValueError(msg)
-    if markers is not None and not isinstance(markers, Mapping):
-        msg = "`markers` must be a mapping {group: [genes]}."
-        raise TypeError(msg)
+    as_marker_mapping(markers)  # a clear error, with an example, for a list or another wrong shape
 
 
 def _check_classes(names: list[str], classes: list[str], target: str, cell_selection: str) -> None:
@@ -253,9 +253,9 @@ def attributions(
     text_rep = text_rep_of(data, clf_model, text_rep)
     emb_params = read_params(data.uns, uns_key(text_rep))
     sentence_key = sentence_key or emb_params.get("sentence_key") or "cell_sentence"
-    sentences = check_obs(data, sentence_key).fillna("").astype(str).to_numpy()
+    sentences = np.asarray(read_sentences(data, sentence_key), dtype=object)
     reps = {k: check_obsm(data, k) for k in clf_model.use_reps}
-    marker_sets = {str(g): {str(m) for m in genes} for g, genes in (markers or {}).items()}
+    marker_sets = as_marker_mapping(markers) or {}
 
     from ..core.attribution_groups import attribute_groups, overlap_table, pick_cells, pick_confident_cells, top_table
 

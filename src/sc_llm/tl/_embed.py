@@ -7,8 +7,9 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from .._utils._anndata import check_obs, get_modality, uns_key
+from .._utils._anndata import get_modality, uns_key
 from .._utils._logging import logg
+from .._utils._validation import check_embedding, check_writes, read_sentences
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -104,7 +105,7 @@ def embed(
     trust_remote_code
         Let transformers run code shipped with the model. Off unless you trust the model's author.
     cache_dir
-        Folder for a resumable cache (text encoders): cells are embedded ``shard_size`` at a time and each
+        Folder for a resumable cache (text encoders and scGPT): cells are embedded ``shard_size`` at a time and each
         finished shard is written atomically to ``cache_dir/embed-<hash of the job>`` (model, revision, every
         parameter that changes results, the cells and their sentences). A call interrupted at any point
         resumes from the finished shards; a different job gets its own store. Batches form within shards, so
@@ -121,7 +122,8 @@ def embed(
         ``n_bins``, expression bins (default: ``n_bins`` of ``args.json``, else 51);
         ``seed`` (default 0), for scGPT's two random steps: values equal to several bin edges get a random bin
         among them, and cells expressing more than ``max_length - 1`` matched genes keep a uniform random
-        subset of that many genes. Results are reproducible for a given seed and do not depend on ``batch_size``.
+        subset of that many genes. Each cell's random numbers derive from the seed and
+        its ``obs`` name, so its embedding is the same in any subset, order or ``batch_size``.
 
     Returns
     -------
@@ -169,14 +171,11 @@ def embed(
         raise TypeError(msg)
 
     target = get_modality(adata, mod)
-    sentences = check_obs(target, sentence_key) if sentence_key in target.obs else None
-    if sentences is None:
-        msg = f"No cell sentences in `adata.obs[{sentence_key!r}]`. Run `sl.pp.cell_sentences(adata)` first."
-        raise KeyError(msg)
-    sentences = sentences.fillna("").astype(str).tolist()
+    sentences = read_sentences(target, sentence_key)
     key_added = key_added or default_key(model)
+    check_writes(target, {"obsm": [key_added], "uns": [uns_key(key_added)]}, {})
 
-    start = logg.info(f"embedding {len(sentences)} cell sentences with {model!r}")
+    start = logg.info(f"embedding {len(sentences)} cell sentences with {model!r} into adata.obsm[{key_added!r}]")
     enc_kwargs = {
         "revision": revision,
         "device": device,
@@ -194,7 +193,9 @@ def embed(
         progress=progress,
         cache_dir=cache_dir,
         shard_size=shard_size,
+        desc=f"embedding → {key_added}",
     )
+    check_embedding(X, str(model))
     n_empty = sum(1 for s in sentences if not s)
     if n_empty:
         warnings.warn(f"{n_empty} cell(s) have an empty sentence; their embedding encodes no gene.", stacklevel=2)
@@ -210,7 +211,7 @@ def embed(
     return adata if copy else None
 
 
-def _encode_text(sentences, obs_names, model, enc_kwargs, *, batch_size, progress, cache_dir, shard_size):
+def _encode_text(sentences, obs_names, model, enc_kwargs, *, batch_size, progress, cache_dir, shard_size, desc):
     """``(embeddings, truncated, encoder params)``, through the resumable shard cache when ``cache_dir`` is set."""
     if cache_dir is not None:
         from ._embed_cache import embed_text_cached
@@ -229,5 +230,5 @@ def _encode_text(sentences, obs_names, model, enc_kwargs, *, batch_size, progres
 
     enc = as_text_encoder(model, **enc_kwargs)
     logg.debug(f"    tokenization mode: {enc.genes.mode}, max_length={enc.max_length}, device={enc.device}")
-    X, truncated = enc.encode(sentences, batch_size=batch_size, progress=progress)
+    X, truncated = enc.encode(sentences, batch_size=batch_size, progress=progress, desc=desc)
     return X, truncated, enc.params()

@@ -9,6 +9,7 @@ import numpy as np
 
 from .._utils._anndata import get_gene_names, get_matrix, get_modality, h5ad_params, iter_row_chunks, uns_key
 from .._utils._logging import logg
+from .._utils._validation import check_embedding, check_writes
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -60,7 +61,7 @@ def embed_scgpt(
     and the keys written. The keyword arguments after ``copy`` are the scGPT backend's own options.
     """
     from ..core.scgpt.encoder import DEFAULT_MAX_LENGTH, ScGPTEncoder
-    from ..core.scgpt.preprocessing import CHUNK_CELLS
+    from ..core.scgpt.preprocessing import CHUNK_CELLS, obs_name_keys
 
     max_length = DEFAULT_MAX_LENGTH if max_length is None else max_length
     _check_options(max_length, seed, batch_size, n_bins)
@@ -68,11 +69,13 @@ def embed_scgpt(
     target = get_modality(adata, mod)
     X, var, source = get_matrix(target, layer=layer, use_raw=use_raw)
     names = get_gene_names(var, gene_symbols)
+    check_writes(target, {"obsm": [key_added], "uns": [uns_key(key_added)]}, {})
     enc = ScGPTEncoder(model, device=device, dtype=dtype)
     genes = enc.match_genes(names)
     start = logg.info(
-        f"embedding {target.n_obs} cells with scGPT from {str(enc.folder)!r}: matched {genes.n_matched}/"
-        f"{genes.n_genes} genes ({genes.coverage:.1%}) to the vocabulary of {genes.n_vocab_genes} genes"
+        f"embedding {target.n_obs} cells with scGPT from {str(enc.folder)!r} into adata.obsm[{key_added!r}]: "
+        f"matched {genes.n_matched}/{genes.n_genes} genes ({genes.coverage:.1%}) to the vocabulary of "
+        f"{genes.n_vocab_genes} genes"
     )
     if genes.coverage < LOW_COVERAGE:
         warnings.warn(
@@ -86,8 +89,11 @@ def embed_scgpt(
         )
     n_bins = enc.config.n_bins if n_bins is None else n_bins
     options = {"batch_size": batch_size, "max_length": max_length, "n_bins": n_bins, "seed": seed, "progress": progress}
+    keys = obs_name_keys(target.obs_names)
     if cache_dir is None:
-        emb, stats = enc.embed(iter_row_chunks(X, CHUNK_CELLS), genes.column_ids, target.n_obs, **options)
+        emb, stats = enc.embed(
+            iter_row_chunks(X, CHUNK_CELLS), genes.column_ids, target.n_obs, cell_keys=keys, **options
+        )
     else:
         from ._embed_cache import embed_scgpt_cached
 
@@ -95,6 +101,7 @@ def embed_scgpt(
             X,
             names,
             target.obs_names,
+            keys,
             model=model,
             device=device,
             dtype=dtype,
@@ -104,6 +111,7 @@ def embed_scgpt(
             **options,
         )
     _report(stats, max_length, seed)
+    check_embedding(emb, str(model))
 
     adata = adata.copy() if copy else adata
     target = get_modality(adata, mod)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -10,6 +11,7 @@ import pandas as pd
 from .._utils._anndata import check_obsm, get_modality, h5ad_params
 from .._utils._logging import logg
 from .._utils._readers import labelled, read_labels
+from .._utils._validation import check_nonzero_rows, check_writes
 from ..core.knn import knn_vote
 from ..metrics import classification_scores
 
@@ -81,20 +83,20 @@ def knn_annotate(
         raise ValueError(msg)
     target = get_modality(adata, mod)
     query_X = check_obsm(target, use_rep)
-    if reference is None:
-        is_ref, ref_labels = labelled(read_labels(target, label_key), f"adata.obs[{label_key!r}]", keep_categories=True)
-        ref_X = query_X[is_ref]
-    else:
-        ref = get_modality(reference, mod)
-        ref_X = check_obsm(ref, use_rep)
-        keep, ref_labels = labelled(read_labels(ref, label_key), f"reference.obs[{label_key!r}]", keep_categories=True)
-        ref_X = ref_X[keep]
-        if ref_X.shape[1] != query_X.shape[1]:
-            msg = (
-                f"`obsm[{use_rep!r}]` has {query_X.shape[1]} dimensions in adata but {ref_X.shape[1]} in the "
-                "reference; embed both with the same model."
-            )
-            raise ValueError(msg)
+    ref_X, ref_labels, where, is_ref = _reference(target, reference, mod, query_X, use_rep, label_key)
+    reference = None if is_ref is not None else reference
+    present = pd.unique(np.asarray(ref_labels))
+    if len(present) < 2:
+        msg = (
+            f"`{where}` has a single class ({present[0]!r}): every cell would get it, with full confidence. "
+            "kNN annotation needs a reference with at least two labels."
+        )
+        raise ValueError(msg)
+    check_nonzero_rows(query_X, f"adata.obsm[{use_rep!r}]")
+    check_nonzero_rows(ref_X, f"the reference's obsm[{use_rep!r}]")
+    outputs = [key_added, f"{key_added}_confidence"]
+    writes = {"obs": outputs, "obsm": [f"{key_added}_top3"], "uns": [key_added]}
+    check_writes(target, writes, {"obs": [label_key], "obsm": [use_rep]})
     categories = ref_labels.categories
     ref_codes = ref_labels.codes
 
@@ -170,3 +172,40 @@ def _vote_all(
                 ref_X, ref_codes, query_X[rows], k, n_classes, top=TOP, exclude_self=loo, method=method
             )
     return codes, scores
+
+
+def _same_cells(a: AnnData, b: AnnData) -> bool:
+    """``a`` and ``b`` are the same object, or hold the same cells (identical ``obs_names``, same order)."""
+    return a is b or (a.n_obs == b.n_obs and a.obs_names.equals(b.obs_names))
+
+
+def _reference(target: AnnData, reference: AnnData | None, mod: str | None, query_X, use_rep: str, label_key: str):
+    """``(reference embedding, its labels, where the labels come from, leave-one-out mask or None)``.
+
+    A reference holding the same cells as the query becomes leave-one-out (with a warning): otherwise each
+    cell would find itself as its nearest neighbour and vote for its own label.
+    """
+    labels_from = target
+    if reference is not None and _same_cells(target, get_modality(reference, mod)):
+        warnings.warn(
+            "`reference` holds the same cells as `adata`: each cell is predicted from the other cells "
+            "(leave-one-out), not from itself.",
+            UserWarning,
+            stacklevel=3,
+        )
+        labels_from, reference = get_modality(reference, mod), None
+    if reference is None:
+        where = f"adata.obs[{label_key!r}]"
+        is_ref, ref_labels = labelled(read_labels(labels_from, label_key), where, keep_categories=True)
+        return query_X[is_ref], ref_labels, where, is_ref
+    ref = get_modality(reference, mod)
+    where = f"reference.obs[{label_key!r}]"
+    keep, ref_labels = labelled(read_labels(ref, label_key), where, keep_categories=True)
+    ref_X = check_obsm(ref, use_rep)[keep]
+    if ref_X.shape[1] != query_X.shape[1]:
+        msg = (
+            f"`obsm[{use_rep!r}]` has {query_X.shape[1]} dimensions in adata but {ref_X.shape[1]} in the "
+            "reference; embed both with the same model."
+        )
+        raise ValueError(msg)
+    return ref_X, ref_labels, where, None

@@ -12,6 +12,7 @@ import pandas as pd
 from .._utils._anndata import get_modality, h5ad_params
 from .._utils._logging import logg
 from .._utils._readers import has_labels, labelled, read_labels, read_reps
+from .._utils._validation import check_writes
 from ..core.fusion_defaults import TRAIN_DEFAULTS
 from ..metrics import classification_scores
 from ._scmpt_model import CONFIG_FILE, ScMPT, summarize_history
@@ -42,6 +43,7 @@ def scmpt_annotate(
     device: str | None = None,
     progress: bool = True,
     save_model: str | Path | None = None,
+    overwrite: bool = False,
     copy: bool = False,
 ) -> AnnData | None:
     """Annotate cells with scMPT: a small classifier trained on frozen cell representations fused together.
@@ -108,7 +110,10 @@ def scmpt_annotate(
     progress
         Show a progress bar over epochs.
     save_model
-        Folder to save the trained model to (see :meth:`sc_llm.tl.ScMPT.load`); must not hold one yet.
+        Folder to save the trained model to (see :meth:`sc_llm.tl.ScMPT.load`); must not hold one yet unless
+        ``overwrite=True``.
+    overwrite
+        Replace a model already saved in ``save_model``.
     copy
         Return a copy instead of writing to ``adata``.
 
@@ -134,9 +139,15 @@ def scmpt_annotate(
     use_reps = [use_reps] if isinstance(use_reps, str) else list(use_reps)
     target = get_modality(adata, mod, whole_mudata=True)
     train_reps, has, train_labels = _training_data(target, reference, use_reps, label_key, mod)
-    if save_model is not None and (Path(save_model) / CONFIG_FILE).exists():
-        msg = f"`save_model={str(save_model)!r}` already holds a model; choose another folder or delete it."
+    if save_model is not None and (Path(save_model) / CONFIG_FILE).exists() and not overwrite:
+        msg = (
+            f"`save_model={str(save_model)!r}` already holds a model; pass `overwrite=True` to replace it, or choose "
+            "another folder."
+        )
         raise FileExistsError(msg)
+    outputs = [key_added, f"{key_added}_confidence"]
+    reads = {"obs": [label_key], "obsm": use_reps}
+    check_writes(target, {"obs": outputs, "obsm": [f"{key_added}_proba"], "uns": [key_added]}, reads)
 
     train = {
         "hidden": hidden,
@@ -156,15 +167,19 @@ def scmpt_annotate(
         train_reps, train_labels, use_reps=use_reps, label_key=label_key, device=device, progress=progress, **train
     )
     proba = model.predict_proba(target, device=device)
-    predicted = pd.Categorical.from_codes(proba.argmax(1), categories=model.classes)
+    predicted = pd.Categorical.from_codes(proba.argmax(1), categories=model.class_values)
     params = {"use_reps": use_reps, "rep_dims": model.rep_dims, "label_key": label_key}
     params.update(reference="adata" if reference is None else "external", **model.params)
-    uns = {"classes": list(model.classes), "params": h5ad_params(params), "history": summarize_history(model.history)}
+    uns = {
+        "classes": list(model.class_values),
+        "params": h5ad_params(params),
+        "history": summarize_history(model.history),
+    }
     validation = None if reference is not None else (has, train_labels, validation_fraction, seed)
     uns.update(_held_out_metrics(target, label_key, predicted, validation))
 
     if save_model is not None:
-        model.save(save_model)
+        model.save(save_model, overwrite=overwrite)
     adata = adata.copy() if copy else adata
     target = get_modality(adata, mod, whole_mudata=True)
     target.obs[key_added] = predicted
@@ -188,11 +203,11 @@ def _training_data(
     """``(training representations, mask of the training rows in their object, their labels)``."""
     query_reps = read_reps(target, use_reps)
     if reference is None:
-        has, train_labels = labelled(read_labels(target, label_key), f"adata.obs[{label_key!r}]")
+        has, train_labels = labelled(read_labels(target, label_key), f"adata.obs[{label_key!r}]", keep_categories=True)
         return [X[has] for X in query_reps], has, train_labels
     ref = get_modality(reference, mod, whole_mudata=True)
     train_reps = read_reps(ref, use_reps)
-    has, train_labels = labelled(read_labels(ref, label_key), f"reference.obs[{label_key!r}]")
+    has, train_labels = labelled(read_labels(ref, label_key), f"reference.obs[{label_key!r}]", keep_categories=True)
     train_reps = [X[has] for X in train_reps]
     for key, Xq, Xr in zip(use_reps, query_reps, train_reps, strict=True):
         if Xq.shape[1] != Xr.shape[1]:
@@ -221,7 +236,7 @@ def _held_out_metrics(
     elif validation is not None and validation[2] > 0:
         has, train_labels, fraction, seed = validation
         truth = read_labels(target, label_key)
-        _, val = stratified_split(np.asarray(train_labels.codes), fraction, seed)
+        _, val = stratified_split(np.asarray(train_labels.remove_unused_categories().codes), fraction, seed)
         rows, on = np.flatnonzero(has)[val], "validation"
     if not len(rows):
         return {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,13 +14,10 @@ import pandas as pd
 from .._utils._logging import logg
 from .._utils._readers import check_class_sizes, labelled, read_labels, read_reps
 from ..core.fusion_defaults import ARCHITECTURE_KEYS, FIT_KEYS, TRAIN_DEFAULTS
+from ._scmpt_files import CONFIG_FILE, FORMAT_VERSION, WEIGHTS_FILE, checksum, read_config, verify_checksum
 
 if TYPE_CHECKING:
     from anndata import AnnData
-
-FORMAT_VERSION = 1
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.pt"
 
 
 class ScMPT:
@@ -58,6 +56,8 @@ class ScMPT:
     ):
         self.module = module
         self.classes = [str(c) for c in classes]
+        # the label values themselves (integers stay integers), which predict() returns
+        self.class_values = [c.item() if isinstance(c, np.generic) else c for c in classes]
         self.use_reps = list(use_reps)
         self.rep_dims = list(module.in_dims)
         self.label_key = label_key
@@ -103,7 +103,7 @@ class ScMPT:
         if not 0.0 <= frac < 1.0:
             msg = f"`validation_fraction` must be in [0, 1), got {frac}."
             raise ValueError(msg)
-        check_class_sizes(labels, 2 if frac > 0 else 1, "a stratified validation split" if frac > 0 else "training")
+        _check_training_labels(labels, frac)
         weights = _class_weights(p["class_weight"], labels)
         if frac > 0:
             tr, va = stratified_split(codes, frac, p["seed"])
@@ -189,7 +189,7 @@ class ScMPT:
         """
         use_reps = [use_reps] if isinstance(use_reps, str) else list(use_reps)
         reps = read_reps(adata, use_reps)
-        has, labels = labelled(read_labels(adata, label_key), f"obs[{label_key!r}]")
+        has, labels = labelled(read_labels(adata, label_key), f"obs[{label_key!r}]", keep_categories=True)
         return cls.from_arrays(
             [X[has] for X in reps],
             labels,
@@ -238,7 +238,7 @@ class ScMPT:
         Indexed by ``obs_names`` for an AnnData, by position for a list of arrays (see :meth:`predict_proba`).
         """
         proba = self.predict_proba(data, batch_size=batch_size, device=device)
-        labels = pd.Categorical.from_codes(proba.argmax(1), categories=self.classes)
+        labels = pd.Categorical.from_codes(proba.argmax(1), categories=self.class_values)
         index = None if isinstance(data, list | tuple) else data.obs_names
         return pd.Series(labels, index=index, name=self.label_key)
 
@@ -254,7 +254,7 @@ class ScMPT:
         config = {
             "format": "sc_llm.ScMPT",
             "format_version": FORMAT_VERSION,
-            "classes": self.classes,
+            "classes": self.class_values,
             "use_reps": self.use_reps,
             "rep_dims": self.rep_dims,
             "label_key": self.label_key,
@@ -262,9 +262,14 @@ class ScMPT:
             "params": self.params,
             "history": summarize_history(self.history),
         }
-        (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2))
         state = {k: v.detach().cpu() for k, v in self.module.state_dict().items()}
-        torch.save(state, folder / WEIGHTS_FILE)
+        tmp = folder / f".{WEIGHTS_FILE}.tmp"
+        torch.save(state, tmp)
+        config["checksum"] = checksum(config, tmp.read_bytes())
+        tmp.replace(folder / WEIGHTS_FILE)
+        tmp = folder / f".{CONFIG_FILE}.tmp"
+        tmp.write_text(json.dumps(config, indent=2))
+        tmp.replace(folder / CONFIG_FILE)
         return folder
 
     @classmethod
@@ -279,12 +284,19 @@ class ScMPT:
         if not (folder / CONFIG_FILE).is_file() or not (folder / WEIGHTS_FILE).is_file():
             msg = f"{folder} is not a saved ScMPT model (expected {CONFIG_FILE} and {WEIGHTS_FILE})."
             raise FileNotFoundError(msg)
-        config = json.loads((folder / CONFIG_FILE).read_text())
-        if config.get("format") != "sc_llm.ScMPT" or config.get("format_version", 0) > FORMAT_VERSION:
-            msg = f"{folder / CONFIG_FILE} is not an ScMPT config this version of sc_llm can read."
-            raise ValueError(msg)
-        module = FusionClassifier(**config["module"])
-        module.load_state_dict(torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True))
+        config = read_config(folder / CONFIG_FILE)
+        weights = (folder / WEIGHTS_FILE).read_bytes()
+        verify_checksum(folder, config, weights)
+        try:
+            module = FusionClassifier(**config["module"])
+            module.load_state_dict(torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True))
+        except Exception as e:  # torch raises many types for damaged files (RuntimeError, UnpicklingError, EOFError)
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            msg = (
+                f"{folder / WEIGHTS_FILE} cannot be loaded into the network described by {CONFIG_FILE} ({first}). "
+                "The files are damaged or do not belong together; save the model again from training."
+            )
+            raise ValueError(msg) from e
         module.to(resolve_device(device)).eval()
         return cls(
             module,
@@ -328,3 +340,10 @@ def summarize_history(history: dict[str, Any]) -> dict[str, Any]:
         if k in history and k not in out:
             out[k] = history[k]
     return out
+
+
+def _check_training_labels(labels: pd.Categorical, validation_fraction: float) -> None:
+    if validation_fraction > 0:
+        check_class_sizes(labels, 2, "a stratified validation split", other_fix="pass `validation_fraction=0`")
+    else:
+        check_class_sizes(labels, 1, "training")

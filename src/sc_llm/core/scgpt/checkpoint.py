@@ -48,9 +48,10 @@ def _is_int(x: Any) -> bool:
 
 
 def is_scgpt_checkpoint(model: Any) -> bool:
-    """A local folder in scGPT's layout (``args.json`` and ``vocab.json``)."""
+    """A local folder in scGPT's layout (``args.json`` or ``best_model.pt``, next to ``vocab.json``)."""
     p = Path(str(model)).expanduser()
-    return p.is_dir() and (p / ARGS_FILE).is_file() and (p / VOCAB_FILE).is_file()
+    # args.json or best_model.pt marks scGPT's layout; check_folder then names any missing file
+    return p.is_dir() and ((p / ARGS_FILE).is_file() or (p / WEIGHTS_FILE).is_file())
 
 
 def check_folder(folder: str | Path) -> Path:
@@ -168,6 +169,20 @@ def normalize_keys(state: dict) -> dict:
     return out
 
 
+def _torch_load(path: Path) -> Any:
+    """``torch.load(path, weights_only=True)``, with an error naming the file when it is truncated or damaged."""
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated or damaged: torch raises OSError, RuntimeError, UnpicklingError, ...
+        msg = (
+            f"Could not read the scGPT weights {str(path)!r} ({type(e).__name__}: {e}); the file may be truncated "
+            "or damaged: download it again."
+        )
+        raise ValueError(msg) from e
+
+
 def load_encoder(folder: str | Path, config: ScGPTConfig, vocab: dict[str, int]):
     """Load ``best_model.pt`` (``weights_only=True``) into a :class:`~.model.ScGPTCellEncoder` in eval mode.
 
@@ -181,7 +196,7 @@ def load_encoder(folder: str | Path, config: ScGPTConfig, vocab: dict[str, int])
     from .model import ScGPTCellEncoder
 
     path = Path(folder) / WEIGHTS_FILE
-    state = normalize_keys(_unwrap(torch.load(path, map_location="cpu", weights_only=True), path))
+    state = normalize_keys(_unwrap(_torch_load(path), path))
     emb = state.get("encoder.embedding.weight")
     if emb is None or emb.ndim != 2:
         msg = f"{str(path)!r} has no 2-d 'encoder.embedding.weight'; is it an scGPT TransformerModel state dict?"

@@ -96,17 +96,16 @@ class ScGPTEncoder:
         column_ids: np.ndarray,
         n_cells: int,
         *,
+        cell_keys: np.ndarray,
         batch_size: int = 64,
         max_length: int = DEFAULT_MAX_LENGTH,
         n_bins: int | None = None,
         seed: int = 0,
         progress: bool = True,
-        offset: int = 0,
     ) -> tuple[np.ndarray, EmbeddingStats]:
         """L2-normalised ``<cls>`` embeddings ``(n_cells, d_model)`` of cells given as CSR row chunks.
 
-        See ``sc_llm.core.scgpt.inference.embed_cells``; ``n_bins`` defaults to the checkpoint's; ``offset`` is
-        the first row of these cells in a larger (sharded) job.
+        See ``sc_llm.core.scgpt.inference.embed_cells``; ``n_bins`` defaults to the checkpoint's.
         """
         n_bins = self.config.n_bins if n_bins is None else n_bins
         module = self.module
@@ -119,6 +118,7 @@ class ScGPTEncoder:
             chunks,
             column_ids,
             n_cells,
+            cell_keys=cell_keys,
             cls_id=self.vocab[CLS_TOKEN],
             pad_id=self.vocab[self.config.pad_token],
             pad_value=self.config.pad_value,
@@ -129,7 +129,6 @@ class ScGPTEncoder:
             device=self.device,
             dtype=self.compute_dtype,
             progress=progress,
-            offset=offset,
         )
 
     def params(self) -> dict[str, Any]:

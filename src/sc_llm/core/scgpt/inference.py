@@ -26,6 +26,7 @@ def embed_cells(
     column_ids: np.ndarray,
     n_cells: int,
     *,
+    cell_keys: np.ndarray,
     cls_id: int,
     pad_id: int,
     pad_value: float,
@@ -36,7 +37,6 @@ def embed_cells(
     device=None,
     dtype=None,
     progress: bool = True,
-    offset: int = 0,
 ) -> tuple[np.ndarray, EmbeddingStats]:
     """Embed cells given as row chunks of a CSR matrix.
 
@@ -45,12 +45,14 @@ def embed_cells(
     model
         A loaded encoder (already on ``device``).
     chunks
-        ``(start, stop, csr_block)`` over the rows, e.g. from ``iter_row_chunks(X, CHUNK_CELLS)``;
-        ``start`` seeds the random numbers of the block.
+        ``(start, stop, csr_block)`` over the rows, e.g. from ``iter_row_chunks(X, CHUNK_CELLS)``.
     column_ids
         Vocabulary id per column of the matrix, ``-1`` for genes to ignore.
     n_cells
         Total rows.
+    cell_keys
+        One uint64 identity per row (e.g. :func:`~.preprocessing.obs_name_keys`): with ``seed``, the source of
+        the cell's random numbers, so its embedding does not depend on the other cells or their order.
     cls_id, pad_id, pad_value
         Token ids of ``<cls>`` and padding; the value placed at ``<cls>`` and padding positions.
     batch_size, max_length, n_bins, seed
@@ -59,9 +61,6 @@ def embed_cells(
         Device of ``model``; autocast dtype (CUDA only, ``None`` for fp32).
     progress
         Show a tqdm progress bar.
-    offset
-        Row of the whole matrix where these rows begin (a shard of a larger job): blocks are seeded by
-        ``offset + start``, so a shard's numbers equal those of the unsharded run when its blocks align.
 
     Returns
     -------
@@ -76,7 +75,7 @@ def embed_cells(
     done = np.zeros(n_cells, dtype=bool)
     with torch.inference_mode(), tqdm(total=n_cells, desc="scGPT cells", unit="cell", disable=not progress) as bar:
         for start, _stop, chunk in chunks:
-            cells = tokenize_chunk(chunk, column_ids, np.random.default_rng([seed, offset + start]))
+            cells = tokenize_chunk(chunk, column_ids, cell_keys[start:_stop], seed)
             lengths = cells.lengths
             stats.n_empty += int((lengths == 0).sum())
             batches = iter_batches(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from itertools import pairwise
 from typing import Any, Protocol
 
 import numpy as np
@@ -86,15 +85,15 @@ class MatrixRows:
 class ScGPTEmbedTask:
     """Embed expression with a :class:`~sc_llm.core.scgpt.encoder.ScGPTEncoder`, shard by shard.
 
-    Each shard is cut into blocks at multiples of ``CHUNK_CELLS`` of the whole matrix, and each block's random
-    numbers are seeded by its global first row, so the numbers equal those of one unsharded run whenever the
-    shard size is a multiple of ``CHUNK_CELLS`` (and are reproducible for a given shard size otherwise).
-    Outputs: ``embedding`` (float32, ``d_model`` per cell) and ``n_genes`` (matched, expressed genes per cell).
+    ``cell_keys`` (one uint64 per cell of the whole input) seed each cell's random steps, so a shard's numbers
+    equal those of one unsharded run. Outputs: ``embedding`` (float32, ``d_model`` per cell) and ``n_genes``
+    (matched, expressed genes per cell).
     """
 
     model: str
     matrix: RowReader
     column_ids: np.ndarray
+    cell_keys: np.ndarray
     batch_size: int = 64
     max_length: int = 1200
     n_bins: int | None = None
@@ -105,25 +104,22 @@ class ScGPTEmbedTask:
     def setup(self):
         """Load the checkpoint once; return ``compute(start, stop)``."""
         from ..scgpt.encoder import ScGPTEncoder
-        from ..scgpt.preprocessing import CHUNK_CELLS
 
         enc = ScGPTEncoder(self.model, device=self.device, dtype=self.dtype)
         matched = self.column_ids >= 0
 
         def compute(start: int, stop: int) -> dict[str, np.ndarray]:
             X = self.matrix.rows(start, stop)
-            cuts = [start, *range((start // CHUNK_CELLS + 1) * CHUNK_CELLS, stop, CHUNK_CELLS), stop]
-            chunks = [(a - start, b - start, X[a - start : b - start]) for a, b in pairwise(cuts)]
             emb, _ = enc.embed(
-                chunks,
+                [(0, stop - start, X)],
                 self.column_ids,
                 stop - start,
+                cell_keys=self.cell_keys[start:stop],
                 batch_size=self.batch_size,
                 max_length=self.max_length,
                 n_bins=self.n_bins,
                 seed=self.seed,
                 progress=False,
-                offset=start,
             )
             expressed = X.copy()
             expressed.data = (expressed.data != 0) & matched[expressed.indices]

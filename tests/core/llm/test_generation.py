@@ -1,0 +1,96 @@
+import numpy as np
+import pytest
+import torch
+
+from sc_llm.core.llm.gene_vocab import GeneVocab, add_gene_tokens
+from sc_llm.core.llm.generation import GeneConstraint, GeneTrie, generate_sentences, parse_sentence
+from sc_llm.core.llm.loading import load_causal_lm
+
+GENES = ["CD3D", "LYZ", "MS4A1", "GENE1", "GENE10", "GENE11", "NKG7", "GNLY", "CST3", "S100A8"]
+
+
+@pytest.fixture(scope="module")
+def lm(tiny_causal_lm):
+    return load_causal_lm(tiny_causal_lm, device="cpu")
+
+
+def _prompt(tok, text="List genes of a B cell.\nCell sentence:"):
+    return tok(text, add_special_tokens=False)["input_ids"]
+
+
+def _end(tok):
+    return [tok(".", add_special_tokens=False)["input_ids"][0], tok.eos_token_id]
+
+
+def test_constraint_walks_the_prefix_tree():
+    vocab = GeneVocab(["A", "AB", "C"], [(1,), (1, 2), (3,)])
+    c = GeneConstraint(GeneTrie(vocab), [9], max_genes=2)
+    c(torch.tensor([[5]]), torch.zeros(1, 10))
+    row = c.rows[0]
+    assert sorted(c.allowed(row)) == [1, 3]  # no empty sentence
+    c._advance(row, 1)  # "A" complete, "AB" possible
+    assert sorted(c.allowed(row)) == [1, 2, 3, 9]  # 1 starts "AB" after "A"; "A" itself cannot come again
+    c._advance(row, 3)  # "A" then "C": two genes, the maximum
+    assert c.allowed(row) == [9]
+    c._advance(row, 9)
+    assert row.finished and row.n_done == 2
+
+
+def test_constraint_forbids_repeats():
+    vocab = GeneVocab(["A", "B"], [(1,), (2,)])
+    c = GeneConstraint(GeneTrie(vocab), [9], max_genes=5)
+    c(torch.tensor([[5]]), torch.zeros(1, 10))
+    row = c.rows[0]
+    c._advance(row, 1)
+    assert sorted(c.allowed(row)) == [2, 9]
+    c._advance(row, 2)
+    assert c.allowed(row) == [9]  # every gene used: only the end remains
+
+
+@pytest.mark.parametrize("do_sample", [False, True])
+def test_constrained_generation_is_all_valid_genes(lm, do_sample):
+    net, tok = lm
+    vocab = GeneVocab.from_tokenizer(tok, GENES)
+    prompts = [_prompt(tok), _prompt(tok, "Cell sentence:")] * 3
+    res = generate_sentences(net, tok, prompts, vocab, end_ids=_end(tok), max_genes=4, do_sample=do_sample, seed=3)
+    assert res.valid_share == 1.0 and res.n_new_tokens > 0
+    for genes in res.genes:
+        assert 1 <= len(genes) <= 4 and len(set(genes)) == len(genes) and set(genes) <= set(GENES)
+    if not do_sample:  # greedy: identical prompts give identical sentences, whatever the batch
+        assert res.genes[0] == res.genes[2] == res.genes[4]
+        solo = generate_sentences(net, tok, prompts[:1], vocab, end_ids=_end(tok), max_genes=4, batch_size=1)
+        assert solo.genes[0] == res.genes[0]  # left padding does not change the result
+
+
+def test_sampling_is_seeded(lm):
+    net, tok = lm
+    vocab = GeneVocab.from_tokenizer(tok, GENES)
+    kw = {"end_ids": _end(tok), "max_genes": 6, "do_sample": True}
+    a = generate_sentences(net, tok, [_prompt(tok)] * 8, vocab, seed=1, **kw).genes
+    b = generate_sentences(net, tok, [_prompt(tok)] * 8, vocab, seed=1, **kw).genes
+    c = generate_sentences(net, tok, [_prompt(tok)] * 8, vocab, seed=2, **kw).genes
+    assert a == b and a != c and len({tuple(g) for g in a}) > 1
+
+
+def test_unconstrained_random_model_is_reported_invalid(lm):
+    net, tok = lm
+    vocab = GeneVocab.from_tokenizer(tok, GENES)
+    res = generate_sentences(net, tok, [_prompt(tok)] * 2, vocab, end_ids=_end(tok), max_genes=4, constrained=False)
+    assert res.valid_share < 0.5
+
+
+def test_gene_token_mode(tiny_causal_lm):
+    net, tok = load_causal_lm(tiny_causal_lm, device="cpu")
+    vocab = add_gene_tokens(net, tok, GENES)
+    res = generate_sentences(net, tok, [_prompt(tok)] * 4, vocab, end_ids=_end(tok), max_genes=5, do_sample=True)
+    assert res.valid_share == 1.0 and all(1 <= len(g) <= 5 for g in res.genes)
+    # each gene is one token: tokens generated = genes + the end token (one per sentence)
+    assert res.n_new_tokens == int(np.sum([len(g) for g in res.genes])) + 4
+
+
+def test_parse_sentence_counts_invalid_and_repeated(lm):
+    _, tok = lm
+    vocab = GeneVocab.from_tokenizer(tok, GENES)
+    ids = tok(" LYZ FOO LYZ CD3D.", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    genes, n_words = parse_sentence(ids, vocab, tok, _end(tok))
+    assert genes == ["LYZ", "CD3D"] and n_words == 4

@@ -1,0 +1,110 @@
+import numpy as np
+import pytest
+from scipy import sparse
+
+import sc_llm as sl
+from sc_llm.core.llm.pairing import pair_with_controls
+
+FAST = {"epochs": 1, "batch_size": 8, "progress": False, "cpu_threads": 1}
+
+
+@pytest.fixture(scope="module")
+def kang_small():
+    adata = sl.datasets.kang2018()
+    adata = adata[np.random.default_rng(0).choice(adata.n_obs, 120, replace=False)].copy()
+    sl.pp.cell_sentences(adata, n_genes=12)
+    return adata
+
+
+@pytest.fixture(scope="module")
+def scratch_lm(kang_small):
+    m = sl.tl.CellLM.from_scratch(
+        list(kang_small.var_names), cell_types=kang_small.obs["cell_type"].unique(), perturbations=["stimulated"],
+        hidden_size=32, num_layers=1, device="cpu",
+    )  # fmt: skip
+    return m.fit(kang_small, n_genes=8, config=FAST)
+
+
+def test_pairing_stays_within_cell_type():
+    types = np.array(["a", "a", "a", "b", "b", "c"])
+    ctrl = np.array([True, False, False, True, False, False])
+    pairs = pair_with_controls(types, ctrl, seed=0)
+    assert sorted(pairs[:, 0].tolist()) == [1, 2, 4]  # "c" has no control: left out
+    assert all(types[p] == types[c] and ctrl[c] for p, c in pairs)
+    np.testing.assert_array_equal(pairs, pair_with_controls(types, ctrl, seed=0))
+
+
+def test_fit_predict_save_load_scratch(scratch_lm, kang_small, tmp_path):
+    m = scratch_lm
+    assert m.vocab.mode == "token" and m.decoder is not None
+    assert m.history["task"] == "perturbation" and m.history["n_train"] > 0 and m.history["best_val_loss"] > 0
+    ctrl = kang_small[kang_small.obs["condition"] == "control"][:6].copy()
+    pred = m.predict_perturbation(ctrl, perturbation="stimulated", n_genes=8, progress=False)
+    assert pred.n_obs == 6 and list(pred.var_names) == list(kang_small.var_names)
+    assert sparse.issparse(pred.X) and pred.X.max() > 0
+    assert (pred.obs["n_valid_genes"] == pred.obs["n_words"]).all() and pred.uns["cell_lm"]["valid_gene_share"] == 1
+    assert list(pred.obs["control_cell"]) == list(ctrl.obs_names)
+    row = pred.obs["cell_sentence"].iloc[0].split()
+    assert 1 <= len(row) <= 8 and len(set(row)) == len(row)
+    x0 = pred.X[0].toarray().ravel()
+    idx = [list(pred.var_names).index(g) for g in row]
+    assert np.all(np.diff(x0[idx]) <= 0) and np.count_nonzero(x0) == len(row)  # decoded by rank
+    m.save(tmp_path / "lm")
+    m2 = sl.tl.CellLM.load(tmp_path / "lm", device="cpu")
+    pred2 = m2.predict_perturbation(ctrl, perturbation="stimulated", n_genes=8, progress=False)
+    assert list(pred2.obs["cell_sentence"]) == list(pred.obs["cell_sentence"])
+    assert (pred2.X != pred.X).nnz == 0 and m2.history == m.history
+
+
+def test_generate_cells_from_a_saved_folder(scratch_lm, tmp_path):
+    scratch_lm.save(tmp_path / "lm")
+    out = sl.tl.generate_cells(tmp_path / "lm", cell_type="CD4T", n_cells=5, n_genes=6, seed=1, progress=False)
+    assert out.n_obs == 5 and (out.obs["cell_type"] == "CD4T").all()
+    assert out.uns["cell_lm"]["valid_gene_share"] == 1.0 and out.uns["cell_lm"]["params"]["seed"] == 1
+    again = sl.tl.generate_cells(scratch_lm, cell_type="CD4T", n_cells=5, n_genes=6, seed=1, progress=False)
+    assert list(again.obs["cell_sentence"]) == list(out.obs["cell_sentence"])
+    mixed = sl.tl.generate_cells(scratch_lm, cell_type=["B", "NK"], n_genes=4, key_added="gen", progress=False)
+    assert list(mixed.obs["cell_type"]) == ["B", "NK"] and "gen" in mixed.uns
+    with pytest.raises(ValueError, match="Nothing to generate"):
+        sl.tl.generate_cells(scratch_lm, cell_type="B", n_cells=0)
+
+
+@pytest.mark.parametrize("gene_tokens", [False, True])
+def test_lora_on_a_pretrained_model_roundtrips(tiny_causal_lm, kang_small, tmp_path, gene_tokens):
+    genes = sorted({g for s in kang_small.obs["cell_sentence"] for g in s.split()[:6]})
+    sub = kang_small[:, genes].copy()
+    sl.pp.cell_sentences(sub, n_genes=6)
+    m = sl.tl.CellLM.from_pretrained(tiny_causal_lm, genes=genes, gene_tokens=gene_tokens, device="cpu")
+    m.fit(sub, task="conditional_generation", n_genes=6, test_size=0, config=FAST)
+    assert hasattr(m.model, "peft_config") and m.history["n_steps"] > 0
+    gen = sl.tl.generate_cells(m, cell_type="CD4T", n_cells=3, n_genes=5, progress=False)
+    m.save(tmp_path / "lm")
+    assert (tmp_path / "lm" / "adapter").is_dir() and not (tmp_path / "lm" / "model").exists()
+    m2 = sl.tl.CellLM.load(tmp_path / "lm", device="cpu")
+    assert m2.base["model"] == str(tiny_causal_lm.resolve()) and m2.vocab.ids == m.vocab.ids
+    gen2 = sl.tl.generate_cells(m2, cell_type="CD4T", n_cells=3, n_genes=5, progress=False)
+    assert list(gen2.obs["cell_sentence"]) == list(gen.obs["cell_sentence"])
+    assert gen.uns["cell_lm"]["params"]["gene_mode"] == ("token" if gene_tokens else "text")
+
+
+def test_fit_errors_leave_the_model_untouched(scratch_lm, kang_small):
+    with pytest.raises(ValueError, match="task"):
+        scratch_lm.fit(kang_small, task="annotation")
+    with pytest.raises(ValueError, match="No control cells"):
+        scratch_lm.fit(kang_small, control="ctrl")
+    with pytest.raises(KeyError, match="cell_sentences"):
+        scratch_lm.fit(kang_small, sentence_key="nope")
+    with pytest.raises(FileNotFoundError, match="not a saved cell language model"):
+        sl.tl.CellLM.load(kang_small.uns.get("nowhere", "/nonexistent/folder"))
+
+
+@pytest.mark.slow
+def test_real_smollm2_gguf_writes_a_valid_cell_sentence(smollm2_gguf, kang_small):
+    genes = list(kang_small.var_names)
+    m = sl.tl.CellLM.from_pretrained(smollm2_gguf, genes=genes, device="cpu")
+    assert 2 < m.vocab.tokens_per_gene() < 6
+    out = sl.tl.generate_cells(m, cell_type="CD14+ Monocytes", n_cells=2, n_genes=10, progress=False)
+    assert out.uns["cell_lm"]["valid_gene_share"] == 1.0
+    for s in out.obs["cell_sentence"]:
+        words = s.split()
+        assert 1 <= len(words) <= 10 and len(set(words)) == len(words) and set(words) <= set(genes)
