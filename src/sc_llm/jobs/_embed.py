@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -72,8 +71,8 @@ def check_engine(engine: str, num_workers: int, shard_size: int) -> None:
 def run_text_job(
     reader,
     *,
-    store: str | os.PathLike | None = None,
-    cache_dir: str | os.PathLike | None = None,
+    store: str | Path | None = None,
+    cache_dir: str | Path | None = None,
     n_cells: int,
     input_identity: Mapping[str, Any],
     model: str,
@@ -164,8 +163,8 @@ def run_text_job(
 
 
 def embed(
-    input: str | os.PathLike,
-    store: str | os.PathLike,
+    input: str | Path,
+    store: str | Path,
     *,
     model: str = "llmrails/ember-v1",
     sentence_key: str = "cell_sentence",
@@ -235,9 +234,9 @@ def embed(
 
     Returns
     -------
-    The :class:`~sc_llm.core.shards.ShardStore`; ``store.read('embedding')`` gives the ``n_obs`` × dim float32
+    The :class:`~sc_llm.jobs.ShardStore`; ``store.read('embedding')`` gives the ``n_obs`` × dim float32
     embeddings in cell order, ``store.read('truncated')`` which sentences did not fit, ``store.manifest`` the
-    job and ``store.last_run`` the :class:`~sc_llm.core.shards.RunSummary` of this call.
+    job and ``store.last_run`` a summary of this call (shards computed and skipped, cells/s).
     """
     from .._utils._cell_files import CellFile, FileSentences
     from ..core.shards import hash_strings

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,8 @@ def run_scgpt_job(
     n_cells: int,
     input_identity: Mapping[str, Any],
     model: str,
-    store: str | os.PathLike | None = None,
-    cache_dir: str | os.PathLike | None = None,
+    store: str | Path | None = None,
+    cache_dir: str | Path | None = None,
     batch_size: int = 64,
     max_length: int | None = None,
     n_bins: int | None = None,
@@ -44,7 +43,7 @@ def run_scgpt_job(
     """
     from ..core.device import resolve_device
     from ..core.scgpt.encoder import DEFAULT_MAX_LENGTH, ScGPTEncoder
-    from ..core.shards import ScGPTEmbedTask, ShardStore, fingerprint_folder, run_local, run_ray
+    from ..core.shards import ScGPTEmbedTask, ShardStore, run_local, run_ray
 
     check_engine(engine, num_workers, shard_size)
     max_length = DEFAULT_MAX_LENGTH if max_length is None else max_length
@@ -55,24 +54,7 @@ def run_scgpt_job(
     enc = ScGPTEncoder(model, device="cpu", dtype=dtype)  # reads args.json and vocab.json only
     genes = enc.match_genes(list(gene_names))
     n_bins = enc.config.n_bins if n_bins is None else n_bins
-    identity = {
-        "job": "embed/scgpt",
-        "model": {
-            "id": str(Path(enc.folder).resolve()),
-            "revision": None,
-            "fingerprint": fingerprint_folder(enc.folder),
-        },
-        "params": {
-            "batch_size": batch_size,
-            "max_length": max_length,
-            "n_bins": n_bins,
-            "seed": seed,
-            "device": str(getattr(dev, "type", dev)),
-            "dtype": dtype,
-        },
-        "input": dict(input_identity),
-        "sc_llm_version": _version(),
-    }
+    identity = _identity(enc, batch_size, max_length, n_bins, seed, dev, dtype, input_identity)
     outputs = {"embedding": ((enc.config.d_model,), "float32"), "n_genes": ((), "int32")}
     path = job_store_path(store, cache_dir, identity, shard_size)
     shard_store = ShardStore.open_or_create(
@@ -107,3 +89,20 @@ def run_scgpt_job(
         summary = run_local(task, shard_store, progress=progress)
     logg.info(f"    {summary.line()}", time=start)
     return shard_store, summary, enc, genes
+
+
+def _identity(enc, batch_size, max_length, n_bins, seed, dev, dtype, input_identity) -> dict[str, Any]:
+    """What identifies an scGPT embedding job: checkpoint fingerprint, parameters, input, package version."""
+    from ..core.shards import fingerprint_folder
+
+    folder = Path(enc.folder)
+    params = {"batch_size": batch_size, "max_length": max_length, "n_bins": n_bins, "seed": seed}
+    params.update(device=str(getattr(dev, "type", dev)), dtype=dtype)
+    model = {"id": str(folder.resolve()), "revision": None, "fingerprint": fingerprint_folder(folder)}
+    return {
+        "job": "embed/scgpt",
+        "model": model,
+        "params": params,
+        "input": dict(input_identity),
+        "sc_llm_version": _version(),
+    }

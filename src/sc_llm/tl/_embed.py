@@ -176,26 +176,12 @@ def embed(
     check_writes(target, {"obsm": [key_added], "uns": [uns_key(key_added)]}, {})
 
     start = logg.info(f"embedding {len(sentences)} cell sentences with {model!r} into adata.obsm[{key_added!r}]")
-    enc_kwargs = {
-        "revision": revision,
-        "device": device,
-        "max_length": max_length,
-        "dtype": dtype,
-        "prefix": prefix,
-        "trust_remote_code": trust_remote_code,
-    }
+    enc_kwargs = {"revision": revision, "device": device, "max_length": max_length, "dtype": dtype, "prefix": prefix}
+    enc_kwargs["trust_remote_code"] = trust_remote_code
+    desc = f"embedding → {key_added}"
     X, truncated, enc_params = _encode_text(
-        sentences,
-        target.obs_names,
-        model,
-        enc_kwargs,
-        batch_size=batch_size,
-        progress=progress,
-        cache_dir=cache_dir,
-        shard_size=shard_size,
-        desc=f"embedding → {key_added}",
+        sentences, target.obs_names, model, enc_kwargs, batch_size, progress, cache_dir, shard_size, desc
     )
-    check_embedding(X, str(model))
     n_empty = sum(1 for s in sentences if not s)
     if n_empty:
         warnings.warn(f"{n_empty} cell(s) have an empty sentence; their embedding encodes no gene.", stacklevel=2)
@@ -211,12 +197,12 @@ def embed(
     return adata if copy else None
 
 
-def _encode_text(sentences, obs_names, model, enc_kwargs, *, batch_size, progress, cache_dir, shard_size, desc):
+def _encode_text(sentences, obs_names, model, enc_kwargs, batch_size, progress, cache_dir, shard_size, desc):
     """``(embeddings, truncated, encoder params)``, through the resumable shard cache when ``cache_dir`` is set."""
     if cache_dir is not None:
         from ._embed_cache import embed_text_cached
 
-        return embed_text_cached(
+        out = embed_text_cached(
             sentences,
             obs_names,
             cache_dir=cache_dir,
@@ -226,9 +212,12 @@ def _encode_text(sentences, obs_names, model, enc_kwargs, *, batch_size, progres
             progress=progress,
             encoder_kwargs=enc_kwargs,
         )
+        check_embedding(out[0], str(model))
+        return out
     from ..core.text_encoder import as_text_encoder
 
     enc = as_text_encoder(model, **enc_kwargs)
     logg.debug(f"    tokenization mode: {enc.genes.mode}, max_length={enc.max_length}, device={enc.device}")
     X, truncated = enc.encode(sentences, batch_size=batch_size, progress=progress, desc=desc)
+    check_embedding(X, str(model))
     return X, truncated, enc.params()

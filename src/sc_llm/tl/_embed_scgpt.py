@@ -61,7 +61,6 @@ def embed_scgpt(
     and the keys written. The keyword arguments after ``copy`` are the scGPT backend's own options.
     """
     from ..core.scgpt.encoder import DEFAULT_MAX_LENGTH, ScGPTEncoder
-    from ..core.scgpt.preprocessing import CHUNK_CELLS, obs_name_keys
 
     max_length = DEFAULT_MAX_LENGTH if max_length is None else max_length
     _check_options(max_length, seed, batch_size, n_bins)
@@ -89,27 +88,8 @@ def embed_scgpt(
         )
     n_bins = enc.config.n_bins if n_bins is None else n_bins
     options = {"batch_size": batch_size, "max_length": max_length, "n_bins": n_bins, "seed": seed, "progress": progress}
-    keys = obs_name_keys(target.obs_names)
-    if cache_dir is None:
-        emb, stats = enc.embed(
-            iter_row_chunks(X, CHUNK_CELLS), genes.column_ids, target.n_obs, cell_keys=keys, **options
-        )
-    else:
-        from ._embed_cache import embed_scgpt_cached
-
-        emb, stats, cache = embed_scgpt_cached(
-            X,
-            names,
-            target.obs_names,
-            keys,
-            model=model,
-            device=device,
-            dtype=dtype,
-            cache_dir=cache_dir,
-            shard_size=shard_size,
-            source=source,
-            **options,
-        )
+    cache = {"cache_dir": cache_dir, "shard_size": shard_size, "model": model, "device": device, "dtype": dtype}
+    emb, stats, extra = _compute(enc, X, genes, names, target.obs_names, source, options, cache)
     _report(stats, max_length, seed)
     check_embedding(emb, str(model))
 
@@ -120,14 +100,30 @@ def embed_scgpt(
     params.update(gene_symbols=gene_symbols, max_length=int(max_length), n_bins=int(n_bins), seed=int(seed))
     params.update(n_genes=genes.n_genes, n_genes_matched=genes.n_matched, gene_coverage=float(genes.coverage))
     params.update(n_subsampled=stats.n_subsampled, n_empty=stats.n_empty)
-    if cache_dir is not None:
-        params.update(cache=cache, shard_size=int(shard_size))
+    params.update(extra)
     target.uns[uns_key(key_added)] = {"params": h5ad_params(params)}
     written = (
         f"added\n    '{key_added}', cell embeddings (adata.obsm)\n    '{uns_key(key_added)}', parameters (adata.uns)"
     )
     logg.info("    finished", time=start, deep=written)
     return adata if copy else None
+
+
+def _compute(enc, X, genes, names, obs_names, source, options, cache):
+    """``(embeddings, stats, extra params)``: directly, or through the resumable shard cache of ``cache_dir``."""
+    from ..core.scgpt.preprocessing import CHUNK_CELLS, obs_name_keys
+
+    keys = obs_name_keys(obs_names)
+    if cache["cache_dir"] is None:
+        emb, stats = enc.embed(iter_row_chunks(X, CHUNK_CELLS), genes.column_ids, len(keys), cell_keys=keys, **options)
+        return emb, stats, {}
+    from ._embed_cache import embed_scgpt_cached
+
+    shard_size = cache.pop("shard_size")
+    emb, stats, path = embed_scgpt_cached(
+        X, names, obs_names, keys, shard_size=shard_size, source=source, **cache, **options
+    )
+    return emb, stats, {"cache": path, "shard_size": int(shard_size)}
 
 
 def _report(stats: Any, max_length: int, seed: int) -> None:
