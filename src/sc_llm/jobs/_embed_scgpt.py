@@ -64,6 +64,7 @@ def run_scgpt_job(
         str(enc.folder),
         matrix,
         genes.column_ids,
+        cell_keys,
         batch_size=batch_size,
         max_length=max_length,
         n_bins=n_bins,

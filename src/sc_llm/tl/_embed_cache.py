@@ -59,6 +59,7 @@ def embed_scgpt_cached(
     X,
     gene_names,
     obs_names,
+    cell_keys,
     *,
     model,
     device,
@@ -98,6 +99,7 @@ def embed_scgpt_cached(
     store, _, _, _ = run_scgpt_job(
         MatrixRows(data),
         gene_names,
+        cell_keys,
         n_cells=data.shape[0],
         input_identity=input_identity,
         model=model,
