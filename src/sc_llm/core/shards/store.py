@@ -88,7 +88,7 @@ class ShardStore:
         The store folder (it must hold a ``manifest.json``).
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | Path):
         self.path = Path(path)
         manifest = self.path / _MANIFEST
         if not manifest.is_file():
@@ -105,7 +105,7 @@ class ShardStore:
     @classmethod
     def open_or_create(
         cls,
-        path: str | os.PathLike,
+        path: str | Path,
         identity: Mapping[str, Any],
         *,
         n_cells: int,
