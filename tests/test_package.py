@@ -11,7 +11,9 @@ import pytest
 import sc_llm as sl
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("torch", "transformers", "captum", "lime", "peft", "openai", "sentence_transformers", "torchtext", "flash_attn")
+HEAVY = (
+    "torch", "transformers", "captum", "lime", "peft", "openai", "sentence_transformers", "torchtext", "flash_attn"
+)  # fmt: skip
 
 
 def test_deferred_imports():
