@@ -1,5 +1,5 @@
 """Evaluation metrics used by the papers, on plain arrays."""
 
-from ._classification import classification_scores, kmeans_ari
+from ._classification import classification_scores, expected_calibration_error, kmeans_ari
 
-__all__ = ["classification_scores", "kmeans_ari"]
+__all__ = ["classification_scores", "expected_calibration_error", "kmeans_ari"]
