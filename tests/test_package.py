@@ -1,5 +1,6 @@
-"""Package-wide conventions: light import, public signatures, CI running the README's test command."""
+"""Package-wide conventions: light import, public signatures, size limits, CI running the README's test command."""
 
+import ast
 import inspect
 import re
 import subprocess
@@ -50,7 +51,12 @@ def test_signature_convention(name, func):
     }
     missing = {p.name for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD} - documented
     assert not missing, f"{name}: parameters not documented: {missing}"
-    if not name.startswith("sc_llm.pl."):
+    assert "mod" in names, f"{name}: MuData is handled by `mod=` on every public function"
+    returns_new = inspect.signature(func).return_annotation in ("AnnData", "MuData")
+    if returns_new:
+        # a function returning a NEW AnnData (e.g. generated cells) writes nothing into `adata`
+        assert "copy" not in names and "key_added" not in names, f"{name}: returns a new AnnData, no copy/key_added"
+    elif not name.startswith("sc_llm.pl."):
         assert "copy" in names and "key_added" in names, f"{name}: writes results, so takes key_added and copy"
         assert inspect.signature(func).parameters["copy"].default is False
 
@@ -78,3 +84,41 @@ def test_api_page_lists_every_public_name():
         for name in mod.__all__
     }
     assert public == listed
+
+
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_CODE_LINES = 60
+
+
+def function_code_lines(lines: list[str], node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """Lines of a function's body that hold code: the docstring, blank lines and comment-only lines excluded."""
+    body = node.body
+    has_doc = isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+    has_doc = has_doc and isinstance(body[0].value.value, str)
+    if has_doc and len(body) == 1:
+        return 0
+    first = body[1].lineno if has_doc else body[0].lineno
+    text = lines[first - 1 : node.end_lineno]
+    return sum(1 for line in text if line.strip() and not line.strip().startswith("#"))
+
+
+def test_size_limits():
+    too_long = []
+    for path in sorted((ROOT / "src" / "sc_llm").rglob("*.py")):
+        text = path.read_text()
+        lines = text.splitlines()
+        name = path.relative_to(ROOT).as_posix()
+        if len(lines) > MAX_MODULE_LINES:
+            too_long.append(f"{name}: {len(lines)} lines (module)")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                n = function_code_lines(lines, node)
+                if n > MAX_FUNCTION_CODE_LINES:
+                    too_long.append(f"{name}:{node.lineno} {node.name}: {n} code lines")
+    assert not too_long, "split these (kernel + runner, or a new module):\n" + "\n".join(too_long)
+
+
+def test_function_code_lines_counts_code_only():
+    source = 'def f(x):\n    """Doc.\n\n    More.\n    """\n    # comment\n\n    y = x\n    return y\n'
+    node = ast.parse(source).body[0]
+    assert function_code_lines(source.splitlines(), node) == 2

@@ -1,9 +1,9 @@
-"""Resolve what an AnnData-facing function reads: the modality, the matrix, the gene names."""
+"""Resolve what an AnnData-facing function reads: the modality, the matrix, the gene names, ``.obs``/``.obsm`` keys."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -16,10 +16,21 @@ if TYPE_CHECKING:
 _ENSEMBL = re.compile(r"^ENS[A-Z]*G\d{6,}(\.\d+)?$")
 
 
-def get_modality(data: Any, mod: str | None = None) -> AnnData:
-    """Return the AnnData to work on: ``data`` itself, or modality ``mod`` of a MuData."""
-    if type(data).__name__ == "MuData":
+def is_mudata(data: Any) -> bool:
+    """Tell whether ``data`` is a MuData (checked by name, so mudata need not be installed)."""
+    return type(data).__name__ == "MuData"
+
+
+def get_modality(data: Any, mod: str | None = None, *, whole_mudata: bool = False) -> Any:
+    """Return the AnnData to work on: ``data`` itself, or modality ``mod`` of a MuData.
+
+    ``mod=None`` on a MuData picks ``'rna'``; with ``whole_mudata`` it returns the MuData itself (for tools
+    that read modality-qualified keys such as ``'rna:X_scgpt'``).
+    """
+    if is_mudata(data):
         if mod is None:
+            if whole_mudata:
+                return data
             if "rna" in data.mod:
                 mod = "rna"
             else:
@@ -36,10 +47,10 @@ def get_modality(data: Any, mod: str | None = None) -> AnnData:
 
 
 def get_matrix(adata: AnnData, *, layer: str | None = None, use_raw: bool | None = None):
-    """Return ``(X, var)`` for ``layer``, ``.raw`` or ``.X``, checking that the choice exists.
+    """Return ``(X, var, source)`` for ``layer``, ``.raw`` or ``.X``, checking that the choice exists.
 
     ``use_raw=None`` means: use ``.raw`` when it exists and no layer is given (scanpy's convention for
-    expression-reading tools).
+    expression-reading tools). ``source`` names what was read: ``"layers['name']"``, ``'raw.X'`` or ``'X'``.
     """
     if layer is not None and use_raw:
         msg = "Pass either `layer` or `use_raw=True`, not both."
@@ -50,13 +61,13 @@ def get_matrix(adata: AnnData, *, layer: str | None = None, use_raw: bool | None
         if adata.raw is None:
             msg = "`use_raw=True` but `adata.raw` is None. Pass `use_raw=False` or a `layer`."
             raise ValueError(msg)
-        return adata.raw.X, adata.raw.var
+        return adata.raw.X, adata.raw.var, "raw.X"
     if layer is not None:
         if layer not in adata.layers:
             msg = f"Layer {layer!r} not found in `adata.layers` (available: {list(adata.layers)})."
             raise KeyError(msg)
-        return adata.layers[layer], adata.var
-    return adata.X, adata.var
+        return adata.layers[layer], adata.var, f"layers[{layer!r}]"
+    return adata.X, adata.var, "X"
 
 
 def get_gene_names(var: pd.DataFrame, gene_symbols: str | None = None) -> np.ndarray:
@@ -162,3 +173,25 @@ def check_obs(adata: AnnData, key: str) -> pd.Series:
         msg = f"`{key}` not found in `adata.obs` (available: {list(adata.obs.columns)})."
         raise KeyError(msg)
     return adata.obs[key]
+
+
+def h5ad_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The one rule for ``None`` in ``.uns[key]['params']``: an unset option is written as the string ``'none'``.
+
+    anndata 0.11 drops ``None`` values when writing h5ad, so they would vanish on a round trip; ``'none'``
+    survives it. Nested dicts follow the same rule. Read parameters back with :func:`read_params`.
+    """
+    return {k: h5ad_params(v) if isinstance(v, Mapping) else "none" if v is None else v for k, v in params.items()}
+
+
+def read_params(uns: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """``uns[key]['params']`` with ``'none'`` read back as ``None`` (``{}`` when absent); see :func:`h5ad_params`."""
+    params = uns.get(key, {})
+    return _none_back(params.get("params", {}) if isinstance(params, Mapping) else {})
+
+
+def _none_back(params: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        k: _none_back(v) if isinstance(v, Mapping) else None if isinstance(v, str) and v == "none" else v
+        for k, v in params.items()
+    }

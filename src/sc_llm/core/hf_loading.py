@@ -112,7 +112,29 @@ def load_hf_encoder(
         if local:
             raise
         raise OSError(offline_hint(model)) from e
-    commit = getattr(net.config, "_commit_hash", None)
+    return tokenizer, net, _commit(model, net.config, local)
+
+
+def load_hf_tokenizer(
+    model: str, *, revision: str | None = None, trust_remote_code: bool = False
+) -> tuple[Any, Any, str | None]:
+    """Load ``(tokenizer, config, commit)`` without the weights (offline errors as :func:`load_hf_encoder`)."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    local = is_local(model)
+    kwargs: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model, **kwargs)
+        config = AutoConfig.from_pretrained(model, **kwargs)
+    except OSError as e:
+        if local:
+            raise
+        raise OSError(offline_hint(model)) from e
+    return tokenizer, config, _commit(model, config, local)
+
+
+def _commit(model: str, config: Any, local: bool) -> str | None:
+    commit = getattr(config, "_commit_hash", None)
     if local and commit is None and len(Path(model).name) == 40:
         commit = Path(model).name  # a hub cache snapshot folder is named after its commit
-    return tokenizer, net, commit
+    return commit

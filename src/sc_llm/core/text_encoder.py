@@ -9,7 +9,7 @@ import numpy as np
 
 from .device import autocast, autocast_dtype, dtype_name, resolve_device
 from .gene_tokens import GeneTokenizer
-from .hf_loading import SentenceConfig, load_hf_encoder, read_sentence_config
+from .hf_loading import SentenceConfig, load_hf_encoder, load_hf_tokenizer, read_sentence_config
 
 _FALLBACK_MAX_LENGTH = 512
 
@@ -35,6 +35,40 @@ def pool(hidden, mask, mode: str):
         return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
     msg = f"Unknown pooling {mode!r}."
     raise ValueError(msg)
+
+
+def context_length(config: Any, st: SentenceConfig, max_length: int | None = None) -> int:
+    """Tokens per sentence, special tokens included, checked against the model's position embeddings.
+
+    ``max_length``, else the sentence-transformers ``max_seq_length``, else the position-embedding size capped
+    at 512.
+    """
+    model_max = getattr(config, "max_position_embeddings", None) or _FALLBACK_MAX_LENGTH
+    if max_length is None:
+        max_length = st.max_seq_length or min(model_max, _FALLBACK_MAX_LENGTH)
+    if max_length > model_max:
+        msg = f"max_length={max_length} exceeds the model's {model_max} position embeddings."
+        raise ValueError(msg)
+    return int(max_length)
+
+
+def load_gene_tokenizer(
+    model: str, *, max_length: int | None = None, prefix: str | None = None, revision: str | None = None
+) -> GeneTokenizer:
+    """The :class:`GeneTokenizer` a :class:`TextEncoder` of ``model`` would use, without loading its weights."""
+    tokenizer, config, _ = load_hf_tokenizer(str(model), revision=revision)
+    st = read_sentence_config(str(model), revision=revision)
+    return GeneTokenizer(tokenizer, context_length(config, st, max_length), prefix)
+
+
+def as_text_encoder(model: Any, **settings: Any) -> TextEncoder:
+    """The one way to get a :class:`TextEncoder`: ``model`` itself if it is one, else loaded with ``settings``.
+
+    ``settings`` are :class:`TextEncoder`'s keyword arguments; ``None`` values mean "the model's default".
+    """
+    if isinstance(model, TextEncoder):
+        return model
+    return TextEncoder(str(model), **settings)
 
 
 class TextEncoder:
@@ -89,13 +123,7 @@ class TextEncoder:
             max_seq_length=st.max_seq_length,
             source=st.source,
         )
-        model_max = getattr(self.model.config, "max_position_embeddings", None) or _FALLBACK_MAX_LENGTH
-        if max_length is None:
-            max_length = st.max_seq_length or min(model_max, _FALLBACK_MAX_LENGTH)
-        if max_length > model_max:
-            msg = f"max_length={max_length} exceeds the model's {model_max} position embeddings."
-            raise ValueError(msg)
-        self.max_length = int(max_length)
+        self.max_length = context_length(self.model.config, st, max_length)
         self.genes = GeneTokenizer(self.tokenizer, self.max_length, prefix)
         self.model.eval().requires_grad_(False).to(self.device)
         if self.tokenizer.pad_token_id is None:

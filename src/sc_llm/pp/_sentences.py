@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .._utils._anndata import check_values, get_gene_names, get_matrix, get_modality, iter_row_chunks
+from .._utils._anndata import check_values, get_gene_names, get_matrix, get_modality, h5ad_params, iter_row_chunks
 from .._utils._logging import logg
-from ..core.ranking import SentenceJoiner, rank_genes
+from ..core.sentences.ranking import SentenceJoiner, rank_genes
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -88,9 +88,8 @@ def cell_sentences(
         raise ValueError(msg)
     adata = adata.copy() if copy else adata
     target = get_modality(adata, mod)
-    X, var = get_matrix(target, layer=layer, use_raw=use_raw)
+    X, var, source = get_matrix(target, layer=layer, use_raw=use_raw)
     names = np.asarray(get_gene_names(var, gene_symbols), dtype=object)
-    source = "layers['" + layer + "']" if layer else ("raw.X" if X is getattr(target.raw, "X", None) else "X")
 
     start_time = logg.info(f"computing cell sentences from adata.{source}")
     sentences: list[str] = []
@@ -110,13 +109,15 @@ def cell_sentences(
         )
     target.obs[key_added] = pd.Series(sentences, index=target.obs_names, dtype=object)
     target.uns[key_added] = {
-        "params": {
-            "layer": layer,
-            "use_raw": source == "raw.X",
-            "gene_symbols": gene_symbols,
-            "n_genes": n_genes,
-            "tie_break": "var_order",
-        }
+        "params": h5ad_params(
+            {
+                "layer": layer,
+                "use_raw": source == "raw.X",
+                "gene_symbols": gene_symbols,
+                "n_genes": n_genes,
+                "tie_break": "var_order",
+            }
+        )
     }
     logg.info("    finished", time=start_time, deep=f"added\n    '{key_added}', cell sentences (adata.obs)")
     return adata if copy else None

@@ -1,5 +1,6 @@
 """Tools: embeddings, annotation, fusion classifiers, attributions."""
 
+from ..core.text_encoder import TextEncoder
 from ._ablation_study import ablation_study
 from ._attributions import attributions
 from ._compare import compare_annotators
@@ -10,6 +11,7 @@ from ._scmpt_model import ScMPT
 
 __all__ = [
     "ScMPT",
+    "TextEncoder",
     "ablation_study",
     "attributions",
     "compare_annotators",
