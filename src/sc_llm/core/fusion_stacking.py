@@ -221,3 +221,75 @@ def train_stacked_fusion(
         "best_epoch": float(np.mean(best)), "member_epochs": [int(e) for e in epochs], "device": str(device),
     }  # fmt: skip
     return module.eval(), history
+
+
+def fit_temperature(logits: np.ndarray, codes: np.ndarray, *, max_iter: int = 100) -> float:
+    """Temperature ``T > 0`` minimising the cross-entropy of ``softmax(logits / T)`` on ``codes`` (Guo et al. 2017).
+
+    Dividing by ``T`` leaves every prediction unchanged and only rescales the confidences.
+    """
+    z = torch.as_tensor(np.asarray(logits), dtype=torch.float64)
+    y = torch.as_tensor(np.asarray(codes), dtype=torch.long)
+    log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([log_t], max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(z / log_t.exp(), y)
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimizer.step(closure)
+    t = float(log_t.detach().exp())
+    return t if math.isfinite(t) and t > 0 else 1.0
+
+
+def train_any_fusion(
+    reps: Sequence[np.ndarray],
+    codes: np.ndarray,
+    n_classes: int,
+    *,
+    fusion: str = "stacked",
+    val_reps: Sequence[np.ndarray] | None = None,
+    val_codes: np.ndarray | None = None,
+    n_folds: int = 5,
+    architecture: dict[str, Any] | None = None,
+    calibrate: bool = True,
+    **fit: Any,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Train scMPT with the chosen ``fusion`` of two or more representations (one: a single network).
+
+    ``'stacked'`` (:func:`train_stacked_fusion` on the training cells plus any validation cells: the folds take
+    the validation split's role); ``'pretrained'`` (:func:`~sc_llm.core.fusion_training.train_fusion` with branch
+    pretraining) and ``'concat'`` (the first paper's network: concatenated features, trained end to end from
+    a random start). With ``calibrate`` and validation cells, a network's temperature is then fitted on them
+    (:func:`fit_temperature`); the stacked fusion is calibrated by its out-of-fold weights.
+
+    Returns
+    -------
+    ``(module, history)``; ``history['fusion']`` names the recipe used, ``history['temperature']`` the
+    temperature of a network.
+    """
+    from .fusion_defaults import FUSIONS
+    from .fusion_training import predict_proba, train_fusion
+
+    if fusion not in FUSIONS:
+        msg = f"`fusion` must be one of {list(FUSIONS)}, got {fusion!r}."
+        raise ValueError(msg)
+    has_val = val_reps is not None and val_codes is not None and len(val_codes) > 0
+    if fusion == "stacked" and len(reps) > 1:
+        if has_val:
+            reps = [np.concatenate([X, V]) for X, V in zip(reps, val_reps, strict=True)]
+            codes = np.concatenate([codes, val_codes])
+        module, history = train_stacked_fusion(reps, codes, n_classes, n_folds=n_folds, architecture=architecture,
+                                               **fit)  # fmt: skip
+        return module, {**history, "fusion": "stacked"}
+    module, history = train_fusion(reps, codes, n_classes, val_reps=val_reps, val_codes=val_codes,
+                                   pretrain=fusion == "pretrained", architecture=architecture, **fit)  # fmt: skip
+    history["fusion"] = fusion if len(reps) > 1 else "single"
+    if calibrate and has_val:
+        proba = predict_proba(module, val_reps, device=fit.get("device"))
+        module.temperature = fit_temperature(np.log(np.clip(proba, 1e-12, None)), val_codes)
+    history["temperature"] = module.temperature
+    return module, history

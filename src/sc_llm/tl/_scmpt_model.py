@@ -31,7 +31,8 @@ class ScMPT:
     Attributes
     ----------
     module
-        The :class:`sc_llm.core.fusion.FusionClassifier` (in eval mode).
+        The trained network, a :class:`sc_llm.core.fusion.FusionClassifier` (or, for ``fusion='stacked'``, a
+        :class:`sc_llm.core.fusion_stacking.StackedFusion`), in eval mode.
     classes
         Class labels, in the order of the probability columns.
     use_reps
@@ -87,7 +88,8 @@ class ScMPT:
 
         Classes are the categories present in ``labels``; ``**train`` as in :meth:`fit`.
         """
-        from ..core.fusion_training import stratified_split, train_fusion
+        from ..core.fusion_stacking import train_any_fusion
+        from ..core.fusion_training import stratified_split
 
         unknown = set(train) - set(TRAIN_DEFAULTS)
         if unknown:
@@ -115,13 +117,14 @@ class ScMPT:
         )
         arch = {k: p[k] for k in ARCHITECTURE_KEYS}
         fit = {k: p[k] for k in FIT_KEYS}
-        module, history = train_fusion(
+        module, history = train_any_fusion(
             [X[tr] for X in reps],
             codes[tr],
             len(labels.categories),
+            fusion=p["fusion"],
+            n_folds=int(p["n_folds"]),
             val_reps=[X[va] for X in reps] if len(va) else None,
             val_codes=codes[va] if len(va) else None,
-            pretrain=p["pretrain"],
             class_weights=weights,
             architecture=arch,
             device=device,
@@ -129,6 +132,8 @@ class ScMPT:
             **fit,
         )
         logg.info(f"    finished after {history['n_epochs']} epochs (best: {history['best_epoch']})", time=start)
+        if history["fusion"] == "stacked":  # the folds used the validation cells for training too
+            tr, va = np.arange(len(codes)), np.array([], dtype=np.int64)
         class_weight = (
             p["class_weight"]
             if p["class_weight"] is None or isinstance(p["class_weight"], str)
@@ -180,10 +185,15 @@ class ScMPT:
         **train
             ``hidden`` (feature width per representation, 128), ``dropout`` (0.3), ``scaling``
             (``'representation'``: centre features, one scale per representation; or ``'feature'``),
-            ``input_dropout`` (0), ``pretrain`` (True: train each representation's MLP first, start the fusion
-            from their validation-weighted logit sum, then fine-tune; see
-            ``sc_llm.core.fusion_training.train_fusion``), ``validation_fraction``
-            (0.1; stratified, used for early stopping; 0 trains ``max_epochs`` epochs without one),
+            ``input_dropout`` (0), ``fusion`` (how two or more representations are combined: ``'stacked'``, the
+            default: each representation's MLP is cross-fitted on ``n_folds`` (5) folds of the training cells and
+            the MLPs' mean probabilities are combined as a product of experts with non-negative weights learned
+            on the out-of-fold predictions; ``'pretrained'``: each representation's MLP is trained first, the
+            fusion starts from their validation-weighted logit sum and is fine-tuned; ``'concat'``: the first
+            paper's network, concatenated features trained end to end from a random start), ``n_folds`` (5),
+            ``validation_fraction`` (0.1; stratified, used for early stopping and to calibrate the
+            temperature of a network; ignored by ``'stacked'``, whose folds play its role; 0 trains
+            ``max_epochs`` epochs without one),
             ``class_weight`` (``None``, ``'balanced'`` or a ``{label: weight}`` dict), ``max_epochs`` (200),
             ``patience`` (15), ``batch_size`` (64), ``lr`` (1e-3), ``weight_decay`` (1e-2), ``seed`` (0).
         """
@@ -273,7 +283,7 @@ class ScMPT:
         import torch
 
         from ..core.device import resolve_device
-        from ..core.fusion import FusionClassifier
+        from ..core.fusion_stacking import build_module
 
         folder = Path(folder)
         if not (folder / CONFIG_FILE).is_file() or not (folder / WEIGHTS_FILE).is_file():
@@ -283,7 +293,7 @@ class ScMPT:
         if config.get("format") != "sc_llm.ScMPT" or config.get("format_version", 0) > FORMAT_VERSION:
             msg = f"{folder / CONFIG_FILE} is not an ScMPT config this version of sc_llm can read."
             raise ValueError(msg)
-        module = FusionClassifier(**config["module"])
+        module = build_module(config["module"])
         module.load_state_dict(torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True))
         module.to(resolve_device(device)).eval()
         return cls(
@@ -316,7 +326,8 @@ def _class_weights(spec: Any, labels: pd.Categorical) -> np.ndarray | None:
 
 def summarize_history(history: dict[str, Any]) -> dict[str, Any]:
     """Scalars of a training history: epochs run, best epoch, final/best losses (JSON and h5ad friendly)."""
-    keys = ("n_epochs", "best_epoch", "stopped_early", "branch_weights")
+    keys = ("fusion", "n_epochs", "best_epoch", "stopped_early", "branch_weights", "temperature", "weights", "oof_loss",
+            "oof_accuracy")
     out: dict[str, Any] = {k: history[k] for k in keys if k in history}
     if history.get("train_loss"):
         out["final_train_loss"] = float(history["train_loss"][-1])
