@@ -326,8 +326,17 @@ def _class_weights(spec: Any, labels: pd.Categorical) -> np.ndarray | None:
 
 def summarize_history(history: dict[str, Any]) -> dict[str, Any]:
     """Scalars of a training history: epochs run, best epoch, final/best losses (JSON and h5ad friendly)."""
-    keys = ("fusion", "n_epochs", "best_epoch", "stopped_early", "branch_weights", "temperature", "weights", "oof_loss",
-            "oof_accuracy")
+    keys = (
+        "fusion",
+        "n_epochs",
+        "best_epoch",
+        "stopped_early",
+        "branch_weights",
+        "temperature",
+        "weights",
+        "oof_loss",
+        "oof_accuracy",
+    )
     out: dict[str, Any] = {k: history[k] for k in keys if k in history}
     if history.get("train_loss"):
         out["final_train_loss"] = float(history["train_loss"][-1])
