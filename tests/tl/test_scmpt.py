@@ -266,11 +266,13 @@ def make_mudata(adata: ad.AnnData):
 def test_mudata_with_modality_qualified_keys(tmp_path):
     adata = two_bit_adata(200)
     mdata = make_mudata(adata)
-    sl.tl.scmpt_annotate(mdata, label_key="cell_type", use_reps=["rna:X_scgpt", "text:X_ember"], **FAST)
+    sl.tl.scmpt_annotate(
+        mdata, label_key="cell_type", use_reps=["rna:X_scgpt", "text:X_ember"], fusion="pretrained", **FAST
+    )
     assert mdata.uns["scmpt"]["metrics"]["accuracy"] > 0.85
     assert mdata.obsm["scmpt_proba"].shape == (200, 4)
     # same result as the equivalent AnnData: the text modality's rows were aligned to the MuData's cells
-    sl.tl.scmpt_annotate(adata, label_key="cell_type", use_reps=["X_a", "X_b"], **FAST)
+    sl.tl.scmpt_annotate(adata, label_key="cell_type", use_reps=["X_a", "X_b"], fusion="pretrained", **FAST)
     np.testing.assert_allclose(mdata.obsm["scmpt_proba"], adata[mdata.obs_names].obsm["scmpt_proba"], rtol=1e-5)
     model = ScMPT.fit(mdata, label_key="cell_type", use_reps=["rna:X_scgpt", "text:X_ember"], **FAST)
     assert model.predict(mdata).notna().all()

@@ -134,18 +134,7 @@ class ScMPT:
         logg.info(f"    finished after {history['n_epochs']} epochs (best: {history['best_epoch']})", time=start)
         if history["fusion"] == "stacked":  # the folds used the validation cells for training too
             tr, va = np.arange(len(codes)), np.array([], dtype=np.int64)
-        class_weight = (
-            p["class_weight"]
-            if p["class_weight"] is None or isinstance(p["class_weight"], str)
-            else {str(k): float(v) for k, v in dict(p["class_weight"]).items()}
-        )
-        params = {
-            **p,
-            "class_weight": class_weight,
-            "n_train": len(tr),
-            "n_validation": len(va),
-            "device": history["device"],
-        }
+        params = _recorded_params(p, len(tr), len(va), history["device"])
         return cls(
             module,
             classes=list(labels.categories),
@@ -304,6 +293,16 @@ class ScMPT:
             params=config.get("params"),
             history=config.get("history"),
         )
+
+
+def _recorded_params(p: dict[str, Any], n_train: int, n_validation: int, device: str) -> dict[str, Any]:
+    """Training parameters as recorded in :attr:`ScMPT.params` (a class-weight dict with string keys)."""
+    class_weight = (
+        p["class_weight"]
+        if p["class_weight"] is None or isinstance(p["class_weight"], str)
+        else {str(k): float(v) for k, v in dict(p["class_weight"]).items()}
+    )
+    return {**p, "class_weight": class_weight, "n_train": n_train, "n_validation": n_validation, "device": device}
 
 
 def _class_weights(spec: Any, labels: pd.Categorical) -> np.ndarray | None:
