@@ -10,6 +10,7 @@ from ._embed import embed
 from ._generate_cells import generate_cells
 from ._knn import knn_annotate
 from ._perturb import perturb
+from ._perturb_llm import _llm as _register_llm  # noqa: F401  (registers method='llm')
 from ._scmpt import scmpt_annotate
 from ._scmpt_model import ScMPT
 

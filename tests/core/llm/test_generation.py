@@ -27,11 +27,11 @@ def test_constraint_walks_the_prefix_tree():
     c = GeneConstraint(GeneTrie(vocab), [9], max_genes=2)
     c(torch.tensor([[5]]), torch.zeros(1, 10))
     row = c.rows[0]
-    assert sorted(c.allowed(row)) == [1, 3]  # no empty sentence
+    assert sorted(c.allowed(row).tolist()) == [1, 3]  # no empty sentence
     c._advance(row, 1)  # "A" complete, "AB" possible
-    assert sorted(c.allowed(row)) == [1, 2, 3, 9]  # 1 starts "AB" after "A"; "A" itself cannot come again
+    assert sorted(c.allowed(row).tolist()) == [1, 2, 3, 9]  # 1 starts "AB" after "A"; "A" itself cannot come again
     c._advance(row, 3)  # "A" then "C": two genes, the maximum
-    assert c.allowed(row) == [9]
+    assert list(c.allowed(row)) == [9]
     c._advance(row, 9)
     assert row.finished and row.n_done == 2
 
@@ -42,9 +42,9 @@ def test_constraint_forbids_repeats():
     c(torch.tensor([[5]]), torch.zeros(1, 10))
     row = c.rows[0]
     c._advance(row, 1)
-    assert sorted(c.allowed(row)) == [2, 9]
+    assert sorted(c.allowed(row).tolist()) == [2, 9]
     c._advance(row, 2)
-    assert c.allowed(row) == [9]  # every gene used: only the end remains
+    assert list(c.allowed(row)) == [9]  # every gene used: only the end remains
 
 
 @pytest.mark.parametrize("do_sample", [False, True])

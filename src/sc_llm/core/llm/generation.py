@@ -48,14 +48,14 @@ class GeneTrie:
         self.max_depth = max((len(s) for s in vocab.ids), default=1)
 
 
-@dataclass
 class _RowState:
-    node: int = 0
-    n_done: int = 0
-    finished: bool = False
+    """Where one sentence is in the tree, and how many genes under every node it has written."""
 
-    def __post_init__(self):
-        self.used: dict[int, int] = {}
+    def __init__(self, n_nodes: int):
+        self.node = 0
+        self.n_done = 0
+        self.finished = False
+        self.used = np.zeros(n_nodes, dtype=np.int32)
         self.done_genes: set[int] = set()
 
 
@@ -77,22 +77,21 @@ class GeneConstraint:
         self.max_genes, self.min_genes = int(max_genes), int(min_genes)
         self.rows: list[_RowState] | None = None
         self.prompt_len: int | None = None
+        self._count = np.asarray(trie.count, dtype=np.int32)
+        self._tokens = [np.fromiter(c.keys(), dtype=np.int64, count=len(c)) for c in trie.children]
+        self._nodes = [np.fromiter(c.values(), dtype=np.int64, count=len(c)) for c in trie.children]
 
-    def _available(self, row: _RowState, node: int, also_used: int = -1) -> list[int]:
+    def _available(self, row: _RowState, node: int, also_used: int = -1) -> np.ndarray:
         """Child tokens of ``node`` whose subtree still holds a gene this row has not written."""
-        out = []
-        for t, child in self.trie.children[node].items():
-            left = self.trie.count[child] - row.used.get(child, 0)
-            if also_used >= 0 and child in self.trie.paths[also_used]:
-                left -= 1
-            if left > 0:
-                out.append(t)
-        return out
+        nodes = self._nodes[node]
+        left = self._count[nodes] - row.used[nodes]
+        if also_used >= 0:
+            left = left - np.isin(nodes, self.trie.paths[also_used])
+        return self._tokens[node][left > 0]
 
     def _complete(self, row: _RowState) -> None:
         gi = self.trie.gene[row.node]
-        for n in self.trie.paths[gi]:
-            row.used[n] = row.used.get(n, 0) + 1
+        row.used[self.trie.paths[gi]] += 1
         row.done_genes.add(gi)
         row.n_done += 1
 
@@ -113,33 +112,34 @@ class GeneConstraint:
         else:  # a token outside the vocabulary (only when not constrained): the sentence is broken
             row.finished = True
 
-    def allowed(self, row: _RowState) -> list[int]:
+    def allowed(self, row: _RowState) -> list[int] | np.ndarray:
         """Token ids allowed next for one row."""
         if row.finished:
             return self.end_ids
         gi = self.trie.gene[row.node] if row.node != 0 else -1
         ending_ok = row.node == 0 or (gi >= 0 and gi not in row.done_genes)
         n_after = row.n_done + (1 if row.node != 0 else 0)  # genes complete if the current one ends now
-        out = self._available(row, row.node) if row.node != 0 else []
+        parts = [self._available(row, row.node)] if row.node != 0 else []
         if ending_ok and n_after < self.max_genes:
-            out += self._available(row, 0, also_used=gi)
+            parts.append(self._available(row, 0, also_used=gi))
         if ending_ok and n_after >= self.min_genes:
-            out += self.end_ids
-        return out or self.end_ids
+            parts.append(np.asarray(self.end_ids, dtype=np.int64))
+        out = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        return out if len(out) else self.end_ids
 
     def __call__(self, input_ids, scores):
         """Mask ``scores`` (batch × vocab) to the allowed tokens of every row."""
         import torch
 
         if self.rows is None or self.prompt_len is None:
-            self.rows = [_RowState() for _ in range(input_ids.shape[0])]
+            self.rows = [_RowState(len(self._count)) for _ in range(input_ids.shape[0])]
             self.prompt_len = input_ids.shape[1]
         elif input_ids.shape[1] > self.prompt_len:
             for row, t in zip(self.rows, input_ids[:, -1].tolist(), strict=True):
                 self._advance(row, t)
         mask = torch.ones(scores.shape, dtype=torch.bool)
         for i, row in enumerate(self.rows):
-            mask[i, self.allowed(row)] = False
+            mask[i, torch.as_tensor(np.asarray(self.allowed(row), dtype=np.int64))] = False
         return scores.masked_fill(mask.to(scores.device), float("-inf"))
 
 
