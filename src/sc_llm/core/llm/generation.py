@@ -227,6 +227,8 @@ def generate_sentences(
     seed: int = 0,
     batch_size: int = 16,
     progress: bool = False,
+    max_new_tokens: int | None = None,
+    generate_kwargs: dict[str, Any] | None = None,
 ) -> GenerationResult:
     """Generate one cell sentence per prompt (token ids), batched with left padding and a KV cache.
 
@@ -250,6 +252,10 @@ def generate_sentences(
         Sentences generated together.
     progress
         Show a progress bar over batches.
+    max_new_tokens
+        Token limit per sentence (default: enough for ``max_genes`` of the longest genes and the end token).
+    generate_kwargs
+        Further arguments of ``model.generate`` (e.g. ``min_new_tokens`` for fixed-length benchmarks).
     """
     import torch
     from tqdm.auto import tqdm
@@ -257,7 +263,7 @@ def generate_sentences(
 
     trie = GeneTrie(vocab)
     device = next(model.parameters()).device
-    max_new = trie.max_depth * int(max_genes) + 1
+    max_new = max_new_tokens or trie.max_depth * int(max_genes) + 1
     sample_kw = {"do_sample": True, "temperature": temperature, "top_k": top_k, "top_p": top_p} if do_sample else {}
     genes: list[list[str]] = [[] for _ in prompts]
     n_words = np.zeros(len(prompts), dtype=np.int64)
@@ -274,6 +280,7 @@ def generate_sentences(
                 input_ids=ids, attention_mask=mask, max_new_tokens=max_new, logits_processor=processors,
                 eos_token_id=list(end_ids), pad_token_id=tokenizer.pad_token_id, use_cache=True,
                 **({"do_sample": False, "top_k": None, "top_p": None, "temperature": None} | sample_kw),
+                **(generate_kwargs or {}),
             )  # fmt: skip
             for row, i in zip(out[:, ids.shape[1] :].tolist(), idx, strict=True):
                 genes[i], n_words[i] = parse_sentence(row, vocab, tokenizer, end_ids)
