@@ -84,9 +84,9 @@ def test_tutorial_03_cell_language_models_runs(tmp_path, monkeypatch):
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert not [o for c in code for o in c.outputs if o.output_type == "error"]
     text = {i: "".join(o.get("text", "") for o in c.outputs if o.output_type == "stream") for i, c in enumerate(code)}
-    assert "valid genes in generated sentences: 1.0" in text[4]
-    table = text[5]
+    assert "valid genes in generated sentences: 1.0" in text[3]
+    table = text[4]
     for method in ("control", "mean_shift", "llm"):
         assert re.search(rf"^{method}\s+-?\d", table, re.M), table
-    assert re.search(r"20 generated CD14\+Mono cells, valid genes 1\.000", text[6])
+    assert re.search(r"20 generated CD14\+Mono cells, valid genes 1\.000", text[5])
     assert (tmp_path / "kang_cell_lm" / "cell_lm.json").is_file()
