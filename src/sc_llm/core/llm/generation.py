@@ -70,10 +70,18 @@ class GeneConstraint:
         Tokens that end a sentence (e.g. ``'.'`` and EOS); allowed once ``min_genes`` genes are complete.
     max_genes, min_genes
         Bounds on the number of genes per sentence.
+    stop_ids
+        Tokens allowed once a sentence has ended (default ``end_ids``); generation should stop on them. Pass
+        EOS when an end token can also occur inside gene names (``'.'`` in ``AC009133.22``): a token that
+        continues the current gene is read as part of it, and the sentence then ends only at a gene boundary.
     """
 
-    def __init__(self, trie: GeneTrie, end_ids: Sequence[int], *, max_genes: int, min_genes: int = 1):
+    def __init__(
+        self, trie: GeneTrie, end_ids: Sequence[int], *, max_genes: int, min_genes: int = 1,
+        stop_ids: Sequence[int] | None = None,
+    ):  # fmt: skip
         self.trie, self.end_ids = trie, list(end_ids)
+        self.stop_ids = list(stop_ids) if stop_ids is not None else self.end_ids
         self.max_genes, self.min_genes = int(max_genes), int(min_genes)
         self.rows: list[_RowState] | None = None
         self.prompt_len: int | None = None
@@ -99,12 +107,12 @@ class GeneConstraint:
         if row.finished:
             return
         children = self.trie.children
-        if t in self.end_ids:
+        if row.node != 0 and t in children[row.node]:
+            row.node = children[row.node][t]
+        elif t in self.end_ids or t in self.stop_ids:
             if row.node != 0 and self.trie.gene[row.node] >= 0:
                 self._complete(row)
             row.finished = True
-        elif row.node != 0 and t in children[row.node]:
-            row.node = children[row.node][t]
         elif t in children[0]:
             if row.node != 0 and self.trie.gene[row.node] >= 0:
                 self._complete(row)
@@ -115,7 +123,7 @@ class GeneConstraint:
     def allowed(self, row: _RowState) -> list[int] | np.ndarray:
         """Token ids allowed next for one row."""
         if row.finished:
-            return self.end_ids
+            return self.stop_ids
         gi = self.trie.gene[row.node] if row.node != 0 else -1
         ending_ok = row.node == 0 or (gi >= 0 and gi not in row.done_genes)
         n_after = row.n_done + (1 if row.node != 0 else 0)  # genes complete if the current one ends now
@@ -169,21 +177,25 @@ class GenerationResult:
 
 
 def parse_sentence(ids: Sequence[int], vocab: GeneVocab, tokenizer: Any, end_ids: Sequence[int]):
-    """Words of generated ids up to the end token → ``(valid genes in order, number of words)``.
+    """Words of generated ids up to the end → ``(valid genes in order, number of words)``.
 
-    Token mode maps ids to genes (any other token is an invalid word); text mode decodes the text and
-    splits on whitespace. Repeated genes count as invalid.
+    Token mode maps ids up to the first end token to genes (any other token is an invalid word); text mode
+    decodes the ids up to EOS (an end token such as ``'.'`` may sit inside a gene name), splits on
+    whitespace and drops a period glued to the last word. Repeated genes count as invalid.
     """
     ids = list(ids)
+    cut = end_ids if vocab.mode == "token" else [tokenizer.eos_token_id]
     for i, t in enumerate(ids):
-        if t in end_ids:
+        if t in cut:
             ids = ids[:i]
             break
     if vocab.mode == "token":
         by_id = {s[0]: g for g, s in zip(vocab.genes, vocab.ids, strict=True)}
         words = [by_id.get(t) for t in ids]
     else:
-        words = tokenizer.decode(ids, skip_special_tokens=True).replace(".", " ").split()
+        words = tokenizer.decode(ids, skip_special_tokens=True).split()
+        # a closing period glued to the last word is not part of it (gene names may hold dots: AC009133.22)
+        words = [w if w in vocab.position else w.rstrip(".") for w in words]
     seen: set[str] = set()
     valid = []
     for w in words:
@@ -263,7 +275,8 @@ def generate_sentences(
 
     trie = GeneTrie(vocab)
     device = next(model.parameters()).device
-    max_new = max_new_tokens or trie.max_depth * int(max_genes) + 1
+    max_new = max_new_tokens or trie.max_depth * int(max_genes) + 2
+    stop = [tokenizer.eos_token_id]  # constrained: the processor ends a sentence with its end tokens, then EOS
     sample_kw = {"do_sample": True, "temperature": temperature, "top_k": top_k, "top_p": top_p} if do_sample else {}
     genes: list[list[str]] = [[] for _ in prompts]
     n_words = np.zeros(len(prompts), dtype=np.int64)
@@ -275,16 +288,19 @@ def generate_sentences(
             ids, mask = _left_pad([prompts[i] for i in idx], tokenizer.pad_token_id, device)
             processors = LogitsProcessorList()
             if constrained:
-                processors.append(GeneConstraint(trie, end_ids, max_genes=max_genes, min_genes=min_genes))
+                processors.append(
+                    GeneConstraint(trie, end_ids, max_genes=max_genes, min_genes=min_genes, stop_ids=stop)
+                )
             out = model.generate(
                 input_ids=ids, attention_mask=mask, max_new_tokens=max_new, logits_processor=processors,
-                eos_token_id=list(end_ids), pad_token_id=tokenizer.pad_token_id, use_cache=True,
+                eos_token_id=stop if constrained else list(end_ids), pad_token_id=tokenizer.pad_token_id,
+                use_cache=True,
                 **({"do_sample": False, "top_k": None, "top_p": None, "temperature": None} | sample_kw),
                 **(generate_kwargs or {}),
             )  # fmt: skip
             for row, i in zip(out[:, ids.shape[1] :].tolist(), idx, strict=True):
                 genes[i], n_words[i] = parse_sentence(row, vocab, tokenizer, end_ids)
-                n_tokens += _n_generated(row, end_ids)
+                n_tokens += _n_generated(row, stop if constrained else end_ids)
     n_valid = np.array([len(g) for g in genes], dtype=np.int64)
     return GenerationResult(genes, n_words, n_valid, n_tokens, time.perf_counter() - start)
 
