@@ -35,8 +35,10 @@ def main() -> int:
     adata = sc.datasets.pbmc68k_reduced()
     sl.pp.cell_sentences(adata)
     n_genes = adata.obs["cell_sentence"].str.split().str.len()
-    print(f"pbmc68k_reduced: {adata.n_obs} cells, {adata.obs['bulk_labels'].nunique()} labels, "
-          f"{n_genes.mean():.0f} expressed genes per cell (median {n_genes.median():.0f})")  # fmt: skip
+    print(
+        f"pbmc68k_reduced: {adata.n_obs} cells, {adata.obs['bulk_labels'].nunique()} labels, "
+        f"{n_genes.mean():.0f} expressed genes per cell (median {n_genes.median():.0f})"
+    )
 
     start = time.perf_counter()
     sl.tl.ablation_study(adata, model=model, label_key="bulk_labels", cache_dir=args.cache, batch_size=args.batch_size)
@@ -45,9 +47,11 @@ def main() -> int:
     params = adata.uns["ablation_study"]["params"]
     with pd.option_context("display.width", 160, "display.max_columns", 20, "display.precision", 3):
         print(res)
-    print(f"encoder max_length={params['encoder']['max_length']}, k={params['k']}, "
-          f"{params['n_reference']} reference / {params['n_test']} test cells; study took {elapsed:.0f} s "
-          f"(cache: {args.cache})")  # fmt: skip
+    print(
+        f"encoder max_length={params['encoder']['max_length']}, k={params['k']}, "
+        f"{params['n_reference']} reference / {params['n_test']} test cells; study took {elapsed:.0f} s "
+        f"(cache: {args.cache})"
+    )
 
     f1 = res["f1_macro"]
     base = f1["baseline"]

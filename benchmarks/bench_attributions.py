@@ -19,6 +19,8 @@ CPU is shared. The 700-cell embedding is cached under ``--cache`` (shared with `
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import time
 from pathlib import Path
 
@@ -42,14 +44,17 @@ CANONICAL = {
 
 
 def embed_cached(adata, model: str, cache: Path) -> None:
-    """``sl.tl.embed`` with the embedding cached on disk (same key as ``sl.tl.ablation_study``'s cache)."""
-    from sc_llm.core.text_encoder import TextEncoder
-    from sc_llm.tl._ablation_study import cached_encode
-
-    enc = TextEncoder(model, device="cpu")
-    sentences = adata.obs["cell_sentence"].tolist()
-    adata.obsm["X_minilm"] = cached_encode(enc, sentences, cache, 32, True)
-    adata.uns["minilm"] = {"params": {**enc.params(), "encoder": "text", "sentence_key": "cell_sentence"}}
+    """``sl.tl.embed`` into ``obsm['X_minilm']``, kept in ``cache`` (keyed by model and sentences) for reruns."""
+    digest = hashlib.sha256("\n".join([model, *adata.obs["cell_sentence"]]).encode()).hexdigest()[:24]
+    path = cache / f"attributions_minilm_{digest}.npz"
+    if path.is_file():
+        saved = np.load(path)
+        adata.obsm["X_minilm"] = saved["X"]
+        adata.uns["minilm"] = {"params": json.loads(str(saved["params"]))}
+        return
+    sl.tl.embed(adata, model=model, key_added="X_minilm", device="cpu")
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez(path, X=adata.obsm["X_minilm"], params=json.dumps(adata.uns["minilm"]["params"]))
 
 
 def main() -> int:
@@ -59,8 +64,12 @@ def main() -> int:
     parser.add_argument("--baseline", default="unk", help="integrated-gradients baseline token: pad, unk, mask, zero")
     parser.add_argument("--num-samples", type=int, default=200, help="LIME perturbed sentences per cell")
     parser.add_argument("--n-cells", type=int, default=10)
-    parser.add_argument("--cell-selection", default="confident", choices=("random", "confident"),
-                        help="cells explained per group: most confidently predicted, or random")  # fmt: skip
+    parser.add_argument(
+        "--cell-selection",
+        default="confident",
+        choices=("random", "confident"),
+        help="cells explained per group: most confidently predicted, or random",
+    )
     parser.add_argument("--figure", default="/tmp/sc_llm_attributions.png")
     args = parser.parse_args()
 
@@ -72,12 +81,10 @@ def main() -> int:
     embed_cached(adata, model_path, Path(args.cache))
     genes = set(adata.raw.var_names)
     markers = {g: [m for m in ms if m in genes] for g, ms in CANONICAL.items()}
-    print("canonical markers present in the data:", {g: ms for g, ms in markers.items()})
+    print("canonical markers present in the data:", markers)
 
     # the machine's speed now: plain MiniLM embedding of 64 full-length cell sentences
-    from sc_llm.core.text_encoder import TextEncoder
-
-    enc = TextEncoder(model_path, device="cpu")
+    enc = sl.tl.TextEncoder(model_path, device="cpu")
     t = time.perf_counter()
     enc.encode(adata.obs["cell_sentence"].tolist()[:64], progress=False)
     ref_speed = 64 / (time.perf_counter() - t)
@@ -87,8 +94,16 @@ def main() -> int:
     val = clf.history.get("val_accuracy") or [np.nan]
     print(f"MLP on MiniLM: best validation accuracy {val[clf.history['best_epoch'] - 1]:.3f}")
 
-    kwargs = {"model": clf, "groupby": "bulk_labels", "groups": list(CANONICAL), "n_cells": args.n_cells,
-              "top_n": 10, "markers": markers, "cell_selection": args.cell_selection, "progress": True}  # fmt: skip
+    kwargs = {
+        "classifier": clf,
+        "groupby": "bulk_labels",
+        "groups": list(CANONICAL),
+        "n_cells": args.n_cells,
+        "top_n": 10,
+        "markers": markers,
+        "cell_selection": args.cell_selection,
+        "progress": True,
+    }
     times = {}
     t = time.perf_counter()
     sl.tl.attributions(adata, method="integrated_gradients", n_steps=args.n_steps, baseline=args.baseline, **kwargs)
@@ -110,13 +125,17 @@ def main() -> int:
         print("\nmarker overlap:")
         print(res["marker_overlap"].to_string(index=False))
     ig = res["params"]["integrated_gradients"]
-    print(f"\nIG: n_steps={args.n_steps}, baseline={args.baseline!r}, max |delta| / |f(x) - f(baseline)| = "
-          f"{ig['max_relative_delta']:.3g}; LIME: num_samples={args.num_samples}; cells: {args.cell_selection}; "
-          f"rebuilt-embedding relative error {ig['embedding_relative_error']:.2g}")  # fmt: skip
+    print(
+        f"\nIG: n_steps={args.n_steps}, baseline={args.baseline!r}, max |delta| / |f(x) - f(baseline)| = "
+        f"{ig['max_relative_delta']:.3g}; LIME: num_samples={args.num_samples}; cells: {args.cell_selection}; "
+        f"rebuilt-embedding relative error {ig['embedding_relative_error']:.2g}"
+    )
     n_cells = sum(len(v) for v in ig["cells"].values())
-    print(f"time: IG {times['integrated_gradients']:.0f} s, LIME {times['lime']:.0f} s, total {total:.0f} s for "
-          f"{len(CANONICAL)} groups x {args.n_cells} cells ({n_cells} cells); "
-          f"= {total * ref_speed / 700:.1f} x the time to embed all 700 cells once at the reference speed")  # fmt: skip
+    print(
+        f"time: IG {times['integrated_gradients']:.0f} s, LIME {times['lime']:.0f} s, total {total:.0f} s for "
+        f"{len(CANONICAL)} groups x {args.n_cells} cells ({n_cells} cells); "
+        f"= {total * ref_speed / 700:.1f} x the time to embed all 700 cells once at the reference speed"
+    )
 
     fig = sl.pl.attributions(adata, return_fig=True, show=False)
     fig.savefig(args.figure, dpi=80)

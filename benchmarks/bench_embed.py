@@ -66,8 +66,15 @@ def main() -> None:
         for who in ("ours", "peer") if r % 2 == 0 else ("peer", "ours"):
             t0 = time.perf_counter()
             if who == "ours":
-                sl.tl.embed(adata, model=model, batch_size=args.batch_size, device="cpu", dtype="float32",
-                            progress=False, key_added="X_minilm")  # fmt: skip
+                sl.tl.embed(
+                    adata,
+                    model=model,
+                    batch_size=args.batch_size,
+                    device="cpu",
+                    dtype="float32",
+                    progress=False,
+                    key_added="X_minilm",
+                )
             else:
                 ref = st.encode(sentences, batch_size=args.batch_size, convert_to_numpy=True, show_progress_bar=False)
             times[who].append(time.perf_counter() - t0)

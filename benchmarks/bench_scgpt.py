@@ -128,10 +128,19 @@ def _embed_atlas(path: Path, ckpt: Path, backed: bool) -> None:
     sl.tl.embed(adata, model=str(ckpt), batch_size=64, device="cpu", progress=False)
     elapsed = time.perf_counter() - t
     params = adata.uns["scgpt"]["params"]
-    print(json.dumps({
-        "peak_rss_mb": _peak_rss_mb(), "rss_before_embed_mb": before, "matrix_mb": data_mb, "seconds": elapsed,
-        "cells": adata.n_obs, "genes_matched": params["n_genes_matched"], "shape": list(adata.obsm["X_scgpt"].shape),
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "peak_rss_mb": _peak_rss_mb(),
+                "rss_before_embed_mb": before,
+                "matrix_mb": data_mb,
+                "seconds": elapsed,
+                "cells": adata.n_obs,
+                "genes_matched": params["n_genes_matched"],
+                "shape": list(adata.obsm["X_scgpt"].shape),
+            }
+        )
+    )
 
 
 def memory(work: Path, n_cells: int, n_genes: int, nnz_per_cell: int, in_memory: bool) -> None:

@@ -64,8 +64,10 @@ def time_training(adata, label_key: str) -> tuple[float, float]:
     sl.tl.knn_annotate(adata, use_rep=TEXT, label_key=label_key, copy=True)
     knn_s = time.perf_counter() - start
     n_epochs = model.history["n_epochs"]
-    print(f"  training the fusion on {adata.n_obs} cells: {fit_s:.1f} s (branch MLPs, then {n_epochs} fine-tuning "
-          f"epochs); kNN leave-one-out on the same cells: {knn_s:.2f} s (ratio {fit_s / knn_s:.0f}x)")  # fmt: skip
+    print(
+        f"  training the fusion on {adata.n_obs} cells: {fit_s:.1f} s (branch MLPs, then {n_epochs} fine-tuning "
+        f"epochs); kNN leave-one-out on the same cells: {knn_s:.2f} s (ratio {fit_s / knn_s:.0f}x)"
+    )
     return fit_s, knn_s
 
 
@@ -84,8 +86,10 @@ def run(name: str, adata, label_key: str, seeds: list[int]) -> bool:
     fusion = table["f1_macro_mean"].iloc[0]
     best_single = table.loc[[f"MLP ({TEXT})", f"MLP ({EXPR})"], "f1_macro_mean"].max()
     ok = fusion >= best_single - TOLERANCE
-    print(f"  fusion macro-F1 {fusion:.3f} vs best single-rep MLP {best_single:.3f} "
-          f"(diff {fusion - best_single:+.3f}; target >= -{TOLERANCE}): {'PASS' if ok else 'FAIL'}")  # fmt: skip
+    print(
+        f"  fusion macro-F1 {fusion:.3f} vs best single-rep MLP {best_single:.3f} "
+        f"(diff {fusion - best_single:+.3f}; target >= -{TOLERANCE}): {'PASS' if ok else 'FAIL'}"
+    )
     return ok
 
 
@@ -101,8 +105,10 @@ def main() -> None:
 
     pbmc = prepare("pbmc68k_reduced", sc.datasets.pbmc68k_reduced(), "bulk_labels", cache)
     kang = prepare("kang2018", sl.datasets.kang2018(args.kang), "cell_type", cache)
-    results = {"pbmc68k_reduced": run("pbmc68k_reduced", pbmc, "bulk_labels", seeds),
-               "kang2018": run("kang2018", kang, "cell_type", seeds)}  # fmt: skip
+    results = {
+        "pbmc68k_reduced": run("pbmc68k_reduced", pbmc, "bulk_labels", seeds),
+        "kang2018": run("kang2018", kang, "cell_type", seeds),
+    }
     print("\n== training time (CPU)")
     fit_s, _ = time_training(kang, "cell_type")
     print(f"  target < 60 s on ~2,000 cells: {'PASS' if fit_s < 60 else 'FAIL'}")

@@ -150,8 +150,19 @@ def main() -> None:
         child(args)
         return
 
-    cmd = [sys.executable, __file__, "--child", "--cells", str(args.cells), "--genes", str(args.genes),
-           "--nnz", str(args.nnz), "--n-genes", str(args.n_genes)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        "--cells",
+        str(args.cells),
+        "--genes",
+        str(args.genes),
+        "--nnz",
+        str(args.nnz),
+        "--n-genes",
+        str(args.n_genes),
+    ]
     env = {**os.environ, "TQDM_DISABLE": "1"}
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if res.returncode:
@@ -165,8 +176,10 @@ def main() -> None:
     print(f"RSS before sl.pp.cell_sentences      : {r['rss_before'] / GB:7.2f} GB")
     kernel = "n/a" if r["peak_kernel"] is None else f"{r['peak_kernel'] / GB:.2f} GB"
     print(f"peak RSS during (kernel / sampled)   : {kernel} / {r['peak_sampled'] / GB:.2f} GB")
-    print(f"sentences held in .obs (str objects) : {r['output_bytes'] / GB:7.2f} GB, "
-          f"{r['genes_per_cell_min']}-{r['genes_per_cell_max']} genes per cell")  # fmt: skip
+    print(
+        f"sentences held in .obs (str objects) : {r['output_bytes'] / GB:7.2f} GB, "
+        f"{r['genes_per_cell_min']}-{r['genes_per_cell_max']} genes per cell"
+    )
     print(f"time                                 : {r['seconds']:7.1f} s ({args.cells / r['seconds']:,.0f} cells/s)")
     print(f"peak above the input                 : {above / GB:7.2f} GB   (target <= 4 GB)")
 

@@ -82,15 +82,24 @@ def save_tiny_bert(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
     )
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
-        mask_token="[MASK]", model_max_length=128,
-    )  # fmt: skip
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=128,
+    )
     fast.save_pretrained(folder)
     torch.manual_seed(0)
     config = BertConfig(
-        vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=2 * hidden, max_position_embeddings=128,
-    )  # fmt: skip
+        vocab_size=len(vocab),
+        hidden_size=hidden,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=2 * hidden,
+        max_position_embeddings=128,
+    )
     BertModel(config).save_pretrained(folder)
     if sentence_transformers is not None:
         st = sentence_transformers
@@ -156,11 +165,24 @@ def save_tiny_scgpt(
     tokens = [*np.array(unique)[rng.permutation(len(unique))], "<pad>", "<cls>", "<eoc>"]
     vocab = {t: i for i, t in enumerate(tokens)}
     args = {
-        "embsize": d_model, "nheads": n_heads, "d_hid": d_hid, "nlayers": n_layers, "n_layers_cls": 3,
-        "dropout": 0.2, "pad_token": "<pad>", "pad_value": -2, "mask_value": -1, "n_bins": 51,
-        "input_emb_style": input_emb_style, "max_seq_len": 1200, "fast_transformer": flash, "lr": 1e-4,
-        "MVC": True, "USE_CLS": False, "fp16": True,
-    }  # fmt: skip
+        "embsize": d_model,
+        "nheads": n_heads,
+        "d_hid": d_hid,
+        "nlayers": n_layers,
+        "n_layers_cls": 3,
+        "dropout": 0.2,
+        "pad_token": "<pad>",
+        "pad_value": -2,
+        "mask_value": -1,
+        "n_bins": 51,
+        "input_emb_style": input_emb_style,
+        "max_seq_len": 1200,
+        "fast_transformer": flash,
+        "lr": 1e-4,
+        "MVC": True,
+        "USE_CLS": False,
+        "fp16": True,
+    }
     if input_emb_style == "category":  # scGPT's recipe: bins 0..n_bins-1, then the pad and mask values
         args |= {"pad_value": args["n_bins"], "mask_value": args["n_bins"] + 1}
     args.update(args_update or {})
@@ -177,10 +199,13 @@ def save_tiny_scgpt(
     }
     if input_emb_style == "continuous":
         state |= {
-            "value_encoder.linear1.weight": rand(d, 1), "value_encoder.linear1.bias": rand(d),
-            "value_encoder.linear2.weight": rand(d, d), "value_encoder.linear2.bias": rand(d),
-            "value_encoder.norm.weight": rand(d, scale=0.1, loc=1.0), "value_encoder.norm.bias": rand(d, scale=0.1),
-        }  # fmt: skip
+            "value_encoder.linear1.weight": rand(d, 1),
+            "value_encoder.linear1.bias": rand(d),
+            "value_encoder.linear2.weight": rand(d, d),
+            "value_encoder.linear2.bias": rand(d),
+            "value_encoder.norm.weight": rand(d, scale=0.1, loc=1.0),
+            "value_encoder.norm.bias": rand(d, scale=0.1),
+        }
     elif input_emb_style == "category":
         state |= {
             "value_encoder.embedding.weight": rand(args["n_bins"] + 2, d, scale=1.0),
@@ -191,17 +216,25 @@ def save_tiny_scgpt(
     for i in range(n_layers):
         p = f"transformer_encoder.layers.{i}."
         state |= {
-            p + qkv + "weight": rand(3 * d, d), p + qkv + "bias": rand(3 * d, scale=0.1),
-            p + "self_attn.out_proj.weight": rand(d, d), p + "self_attn.out_proj.bias": rand(d, scale=0.1),
-            p + "linear1.weight": rand(d_hid, d), p + "linear1.bias": rand(d_hid, scale=0.1),
-            p + "linear2.weight": rand(d, d_hid), p + "linear2.bias": rand(d, scale=0.1),
-            p + "norm1.weight": rand(d, scale=0.1, loc=1.0), p + "norm1.bias": rand(d, scale=0.1),
-            p + "norm2.weight": rand(d, scale=0.1, loc=1.0), p + "norm2.bias": rand(d, scale=0.1),
-        }  # fmt: skip
+            p + qkv + "weight": rand(3 * d, d),
+            p + qkv + "bias": rand(3 * d, scale=0.1),
+            p + "self_attn.out_proj.weight": rand(d, d),
+            p + "self_attn.out_proj.bias": rand(d, scale=0.1),
+            p + "linear1.weight": rand(d_hid, d),
+            p + "linear1.bias": rand(d_hid, scale=0.1),
+            p + "linear2.weight": rand(d, d_hid),
+            p + "linear2.bias": rand(d, scale=0.1),
+            p + "norm1.weight": rand(d, scale=0.1, loc=1.0),
+            p + "norm1.bias": rand(d, scale=0.1),
+            p + "norm2.weight": rand(d, scale=0.1, loc=1.0),
+            p + "norm2.bias": rand(d, scale=0.1),
+        }
     state |= {
-        "decoder.fc.0.weight": rand(d, d), "decoder.fc.0.bias": rand(d),
-        "cls_decoder.out_layer.weight": rand(1, d), "mvc_decoder.gene2query.weight": rand(d, d),
-    }  # fmt: skip
+        "decoder.fc.0.weight": rand(d, d),
+        "decoder.fc.0.bias": rand(d),
+        "cls_decoder.out_layer.weight": rand(1, d),
+        "mvc_decoder.gene2query.weight": rand(d, d),
+    }
     (folder / "args.json").write_text(json.dumps(args, indent=2))
     (folder / "vocab.json").write_text(json.dumps(vocab, indent=2))
     torch.save(state, folder / "best_model.pt")

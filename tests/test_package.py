@@ -1,5 +1,6 @@
-"""Package-wide conventions: light import, public signatures, CI running the README's test command."""
+"""Package-wide conventions: light import, public signatures, size limits, CI running the README's test command."""
 
+import ast
 import inspect
 import re
 import subprocess
@@ -11,7 +12,18 @@ import pytest
 import sc_llm as sl
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("torch", "transformers", "captum", "lime", "peft", "sentence_transformers", "torchtext", "flash_attn")
+HEAVY = (
+    "torch",
+    "transformers",
+    "captum",
+    "lime",
+    "peft",
+    "openai",
+    "ot",
+    "sentence_transformers",
+    "torchtext",
+    "flash_attn",
+)
 
 
 def test_deferred_imports():
@@ -20,15 +32,30 @@ def test_deferred_imports():
     assert out.stdout.strip() == ""
 
 
+def test_submodules_load_on_first_access_without_scanpy():
+    """`import sc_llm` imports no submodule; touching them imports neither scanpy (seconds) nor the heavy stack."""
+    code = (
+        "import sys, sc_llm as sl\n"
+        "before = [m for m in ('sc_llm.pp', 'sc_llm.tl', 'pandas', 'numpy') if m in sys.modules]\n"
+        "sl.pp, sl.tl, sl.pl, sl.metrics, sl.datasets\n"
+        f"after = [m for m in {(*HEAVY, 'scanpy', 'anndata', 'matplotlib')!r} if m in sys.modules]\n"
+        "print(before, after, [n for n in dir(sl) if not n.startswith('_')])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[] [] ['datasets', 'metrics', 'pl', 'pp', 'tl']"
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        sl.nope  # noqa: B018
+
+
 def test_no_torchtext_or_flash_attn_anywhere():
     for path in (ROOT / "src" / "sc_llm").rglob("*.py"):
         text = path.read_text()
         assert not re.search(r"^\s*(import|from)\s+(torchtext|flash_attn)\b", text, re.M), path
 
 
-# Functions that take no input AnnData and return a NEW one (like sc.datasets): first parameter is not `adata`,
-# no `copy`; they still take keyword-only options, `key_added`, and have numpydoc sections.
-RETURNS_NEW_ANNDATA = {"sc_llm.tl.generate_cells"}
+# Functions that take no input AnnData and return a NEW one (like sc.datasets): one positional parameter (the
+# model), no `copy` and no `mod`; they still take keyword-only options and have numpydoc sections.
+GENERATORS = {"sc_llm.tl.generate_cells"}
 
 
 def public_functions():
@@ -42,14 +69,13 @@ def public_functions():
 @pytest.mark.parametrize(("name", "func"), list(public_functions()), ids=lambda x: x if isinstance(x, str) else "")
 def test_signature_convention(name, func):
     params = list(inspect.signature(func).parameters.values())
+    names = {p.name for p in params}
     positional = [p.name for p in params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
-    if name in RETURNS_NEW_ANNDATA:
+    if name in GENERATORS:
         assert len(positional) == 1, f"{name}: one positional parameter (the model), the rest keyword-only"
-        assert "key_added" in {p.name for p in params} and "copy" not in {p.name for p in params}
     else:
         assert params[0].name == "adata", f"{name}: first parameter must be `adata`"
         assert positional in (["adata"], ["adata", "reference"]), f"{name}: only adata (and reference) positional"
-    names = {p.name for p in params}
     assert "inplace" not in names, f"{name}: use copy=, not inplace="
     doc = inspect.getdoc(func) or ""
     assert "Parameters\n----------" in doc and "Returns\n-------" in doc, f"{name}: numpydoc sections"
@@ -59,7 +85,14 @@ def test_signature_convention(name, func):
     }
     missing = {p.name for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD} - documented
     assert not missing, f"{name}: parameters not documented: {missing}"
-    if not name.startswith("sc_llm.pl.") and name not in RETURNS_NEW_ANNDATA:
+    if name in GENERATORS:
+        assert "copy" not in names and "mod" not in names, f"{name}: builds cells from a model, no copy/mod"
+        return
+    assert "mod" in names, f"{name}: MuData is handled by `mod=` on every public function"
+    if inspect.signature(func).return_annotation in ("AnnData", "MuData"):
+        # a function returning a NEW AnnData (predicted or decoded cells) writes nothing into `adata`
+        assert "copy" not in names and "key_added" not in names, f"{name}: returns a new AnnData, no copy/key_added"
+    elif not name.startswith("sc_llm.pl."):
         assert "copy" in names and "key_added" in names, f"{name}: writes results, so takes key_added and copy"
         assert inspect.signature(func).parameters["copy"].default is False
 
@@ -87,3 +120,41 @@ def test_api_page_lists_every_public_name():
         for name in mod.__all__
     }
     assert public == listed
+
+
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_CODE_LINES = 60
+
+
+def function_code_lines(lines: list[str], node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """Lines of a function's body that hold code: the docstring, blank lines and comment-only lines excluded."""
+    body = node.body
+    has_doc = isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+    has_doc = has_doc and isinstance(body[0].value.value, str)
+    if has_doc and len(body) == 1:
+        return 0
+    first = body[1].lineno if has_doc else body[0].lineno
+    text = lines[first - 1 : node.end_lineno]
+    return sum(1 for line in text if line.strip() and not line.strip().startswith("#"))
+
+
+def test_size_limits():
+    too_long = []
+    for path in sorted((ROOT / "src" / "sc_llm").rglob("*.py")):
+        text = path.read_text()
+        lines = text.splitlines()
+        name = path.relative_to(ROOT).as_posix()
+        if len(lines) > MAX_MODULE_LINES:
+            too_long.append(f"{name}: {len(lines)} lines (module)")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                n = function_code_lines(lines, node)
+                if n > MAX_FUNCTION_CODE_LINES:
+                    too_long.append(f"{name}:{node.lineno} {node.name}: {n} code lines")
+    assert not too_long, "split these (kernel + runner, or a new module):\n" + "\n".join(too_long)
+
+
+def test_function_code_lines_counts_code_only():
+    source = 'def f(x):\n    """Doc.\n\n    More.\n    """\n    # comment\n\n    y = x\n    return y\n'
+    node = ast.parse(source).body[0]
+    assert function_code_lines(source.splitlines(), node) == 2

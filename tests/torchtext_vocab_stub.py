@@ -106,7 +106,7 @@ def install() -> None:
         import torchtext.vocab  # noqa: F401
 
         return
-    except Exception:  # missing, or its compiled library fails to load on this torch
+    except Exception:  # noqa: BLE001 - missing, or its compiled library fails to load on this torch (any error)
         pass
     module = types.ModuleType("torchtext.vocab", __doc__)
     module.Vocab, module.vocab = Vocab, vocab

@@ -1,12 +1,18 @@
 """sc_llm: large language models for single-cell RNA-seq, inside scanpy workflows.
 
-``import sc_llm as sl`` stays light: torch, transformers and the interpretability libraries are imported
-inside the functions that need them.
+``import sc_llm as sl`` stays light: the submodules (``sl.pp``, ``sl.tl``, ``sl.pl``, ``sl.metrics``,
+``sl.datasets``) are imported on first access, and torch, transformers, scanpy and the interpretability
+libraries inside the functions that need them. ``sc-llm --help`` therefore answers at once.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from __future__ import annotations
 
-from . import datasets, metrics, pl, pp, tl
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs; at run time see __getattr__
+    from . import datasets, metrics, pl, pp, tl
 
 try:
     __version__ = version("sc-llm")
@@ -14,3 +20,17 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
     __version__ = "0.0.0+unknown"
 
 __all__ = ["__version__", "datasets", "metrics", "pl", "pp", "tl"]
+_SUBMODULES = frozenset({"datasets", "metrics", "pl", "pp", "tl"})
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        module = importlib.import_module(f".{name}", __name__)
+        globals()[name] = module
+        return module
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

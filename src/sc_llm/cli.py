@@ -1,10 +1,22 @@
-"""Command-line entry point: ``sc-llm demo``."""
+"""Command-line entry point: ``sc-llm demo`` (also ``python -m sc_llm``).
+
+Only the standard library is imported until a command runs, so ``sc-llm --help`` and ``--version`` answer
+at once. Errors are one line on stderr: exit code 2 for a usage error, 1 for a failure while running
+(``--traceback`` shows the full traceback instead).
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line: the problem and where to read the options."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def _packaged_minilm() -> str:
@@ -36,7 +48,6 @@ def run_demo(out: Path, *, model: str | None = None, seed: int = 0, k: int = 10,
 
     import sc_llm as sl
 
-    out.mkdir(parents=True, exist_ok=True)
     model = model or _packaged_minilm()
     adata = sl.datasets.pbmc68k_reduced()
     truth = adata.obs["bulk_labels"]
@@ -65,16 +76,29 @@ def run_demo(out: Path, *, model: str | None = None, seed: int = 0, k: int = 10,
     fig, axes = plt.subplots(1, 2, figsize=(13, 5), constrained_layout=True)
     sc.pl.umap(adata, color="bulk_labels", ax=axes[0], show=False, title="true label", legend_loc=None)
     sc.pl.umap(adata, color="knn_text", ax=axes[1], show=False, title="text-embedding 10-NN label")
+    out.mkdir(parents=True, exist_ok=True)  # only now: a failed run leaves no empty folder behind
     fig.savefig(out / "umap_true_vs_predicted.png", dpi=120)
     plt.close(fig)
     adata.write_h5ad(out / "pbmc68k_annotated.h5ad")
     return adata, table
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the ``sc-llm`` command line."""
-    parser = argparse.ArgumentParser(prog="sc-llm", description="Large language models for single-cell RNA-seq.")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _one_line(error: BaseException) -> str:
+    """An exception as one line: its message (newlines folded), prefixed by its type unless self-explanatory."""
+    text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+    text = " ".join(text.split()) or type(error).__name__
+    if not isinstance(error, (OSError, ValueError, KeyError, ImportError, SystemExit)):
+        text = f"{type(error).__name__}: {text}"
+    return text
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = _Parser(prog="sc-llm", description="Large language models for single-cell RNA-seq.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--traceback", action="store_true", help="on failure, show the full Python traceback")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = sub.add_parser(
         "demo",
         help="annotate pbmc68k_reduced with text-encoder embeddings of cell sentences (offline)",
@@ -87,8 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--model", default=None, help="text encoder: hub id or local folder (default: packaged MiniLM)")
     demo.add_argument("--seed", type=int, default=0, help="seed of the split, PCA and UMAP")
     demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    args = parser.parse_args(argv)
+    demo.set_defaults(run=_demo_command)
+    return parser
 
+
+def _demo_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if args.out.exists() and not args.out.is_dir():
+        parser.error(f"--out {str(args.out)!r} is a file; pass a folder (it is created if missing)")
     import pandas as pd
 
     _, table = run_demo(args.out, model=args.model, seed=args.seed, progress=not args.no_progress)
@@ -96,6 +125,27 @@ def main(argv: list[str] | None = None) -> int:
         print(table.to_string())
     print(f"\nwrote {args.out / 'pbmc68k_annotated.h5ad'} and {args.out / 'umap_true_vs_predicted.png'}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``sc-llm`` command line; return its exit code (usage errors exit with code 2)."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args, parser)
+    except KeyboardInterrupt:
+        print("sc-llm: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if args.traceback:
+            raise
+        print(f"sc-llm: error: {_one_line(e)} (run with `sc-llm --traceback ...` for details)", file=sys.stderr)
+        return 1
+    except SystemExit as e:  # e.g. the demo's missing optional dependency: a message, not a traceback
+        if isinstance(e.code, int) or e.code is None:
+            raise
+        print(f"sc-llm: error: {_one_line(e)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from sc_llm.core.ablation import gene_token_spans
 from sc_llm.core.attribution import SentenceClassifier, baseline_ids, integrated_gradients, lime_gene_scores
 from sc_llm.core.fusion import FusionClassifier
+from sc_llm.core.gene_tokens import gene_token_spans
 from sc_llm.core.text_encoder import TextEncoder
 
 GENES = [f"GENE{i}" for i in range(100)]

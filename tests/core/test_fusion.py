@@ -125,9 +125,17 @@ def test_training_learns_the_fusion_and_is_reproducible():
         torch.manual_seed(seed)
         net = FusionClassifier([8, 6], 4, hidden=16, dropout=0.1)
         hist = train_classifier(
-            net, [X[tr] for X in reps], codes[tr], val_reps=[X[va] for X in reps], val_codes=codes[va],
-            max_epochs=60, patience=10, batch_size=32, lr=1e-2, seed=seed,
-        )  # fmt: skip
+            net,
+            [X[tr] for X in reps],
+            codes[tr],
+            val_reps=[X[va] for X in reps],
+            val_codes=codes[va],
+            max_epochs=60,
+            patience=10,
+            batch_size=32,
+            lr=1e-2,
+            seed=seed,
+        )
         return net, hist
 
     net, hist = fit(0)
@@ -167,8 +175,9 @@ def test_early_stopping_on_unlearnable_labels():
     codes = rng.integers(0, 2, 200)
     torch.manual_seed(0)
     net = FusionClassifier([5], 2, hidden=32, dropout=0.0)
-    hist = train_classifier(net, [X[:150]], codes[:150], val_reps=[X[150:]], val_codes=codes[150:],
-                            max_epochs=300, patience=5, lr=1e-2)  # fmt: skip
+    hist = train_classifier(
+        net, [X[:150]], codes[:150], val_reps=[X[150:]], val_codes=codes[150:], max_epochs=300, patience=5, lr=1e-2
+    )
     assert hist["stopped_early"]
     assert hist["n_epochs"] == hist["best_epoch"] + 5
     assert hist["n_epochs"] < 300
@@ -261,8 +270,9 @@ def test_keep_initial_never_ends_worse_than_the_start_on_validation():
     train_classifier(net, reps, codes, max_epochs=30, lr=1e-2)
     start = copy.deepcopy(net.state_dict())
     # a huge learning rate makes every further epoch worse: the starting weights must come back
-    hist = train_classifier(net, reps, codes, val_reps=reps, val_codes=codes, lr=10.0, max_epochs=5, patience=2,
-                            keep_initial=True)  # fmt: skip
+    hist = train_classifier(
+        net, reps, codes, val_reps=reps, val_codes=codes, lr=10.0, max_epochs=5, patience=2, keep_initial=True
+    )
     assert hist["best_epoch"] == 0
     for k, v in start.items():
         assert torch.equal(net.state_dict()[k], v), k

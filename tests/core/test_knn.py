@@ -59,3 +59,16 @@ def test_vote_majority_ties_and_padding():
     assert top[2].tolist() == [2, -1, -1] and score[2].tolist() == [1.0, 0.0, 0.0]
     top, score = vote(np.array([[0, 0]]), np.ones((1, 2)), n_classes=1, top=3)
     assert top.tolist() == [[0, -1, -1]]
+
+
+def test_knn_vote_is_neighbours_then_vote():
+    from sc_llm.core.knn import knn_vote
+
+    rng = np.random.default_rng(3)
+    ref, qry = rng.normal(size=(80, 6)), rng.normal(size=(25, 6))
+    codes = rng.integers(0, 4, 80)
+    idx, sim = cosine_knn(ref, qry, 7)
+    expected = vote(codes[idx], sim, 4, 3)
+    got = knn_vote(ref, codes, qry, 7, 4, top=3)
+    np.testing.assert_array_equal(got[0], expected[0])
+    np.testing.assert_array_equal(got[1], expected[1])

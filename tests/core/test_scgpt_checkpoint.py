@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import json
-import pickle
+import pickle  # noqa: TID251 - writes a pickled checkpoint to check that loading refuses it
 
 import pytest
 import torch

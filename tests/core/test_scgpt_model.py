@@ -31,10 +31,19 @@ def test_cls_output_equals_scgpt_transformer_model(scgpt_pkg, make_scgpt, style)
     ours = load_encoder(folder, config, vocab)
     pad_value = config.pad_value if style != "category" else config.n_bins
     ref = TransformerModel(
-        len(vocab), config.d_model, config.n_heads, config.d_hid, config.n_layers, vocab=vocab, dropout=0.2,
-        pad_token="<pad>", pad_value=pad_value, input_emb_style=style, n_input_bins=config.n_bins + 2,
+        len(vocab),
+        config.d_model,
+        config.n_heads,
+        config.d_hid,
+        config.n_layers,
+        vocab=vocab,
+        dropout=0.2,
+        pad_token="<pad>",
+        pad_value=pad_value,
+        input_emb_style=style,
+        n_input_bins=config.n_bins + 2,
         use_fast_transformer=False,
-    )  # fmt: skip
+    )
     load_pretrained(ref, torch.load(folder / "best_model.pt", weights_only=True), verbose=False)
     ref.eval()
     genes, values, padding = _inputs(vocab, pad_value=pad_value)

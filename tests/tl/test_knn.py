@@ -30,9 +30,13 @@ def test_reference_transfer_writes_documented_keys(split):
     assert metrics["accuracy"] == pytest.approx((pred == query.obs["bulk_labels"]).mean())
     assert metrics["n"] == len(test) and metrics["accuracy"] > 0.7  # pbmc68k PCA separates the main types
     assert query.uns["knn_label"]["params"] == {
-        "use_rep": "X_pca", "label_key": "bulk_labels", "k": 10, "method": "auto",
-        "reference": "external", "n_reference": len(train),
-    }  # fmt: skip
+        "use_rep": "X_pca",
+        "label_key": "bulk_labels",
+        "k": 10,
+        "method": "auto",
+        "reference": "external",
+        "n_reference": len(train),
+    }
 
 
 def test_same_object_reference_equals_explicit_reference(split):

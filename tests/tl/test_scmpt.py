@@ -19,8 +19,9 @@ def two_bit_adata(n: int = 240, seed: int = 0) -> ad.AnnData:
     b = rng.normal(size=(n, 6)).astype(np.float32) * 5 + 10
     a[:, 0] += 4 * (codes % 2)
     b[:, 0] += 20 * (codes // 2)
-    obs = pd.DataFrame({"cell_type": pd.Categorical(np.array(["t0", "t1", "t2", "t3"])[codes])},
-                       index=[f"cell{i}" for i in range(n)])  # fmt: skip
+    obs = pd.DataFrame(
+        {"cell_type": pd.Categorical(np.array(["t0", "t1", "t2", "t3"])[codes])}, index=[f"cell{i}" for i in range(n)]
+    )
     adata = ad.AnnData(np.zeros((n, 3), dtype=np.float32), obs=obs)
     adata.obsm["X_a"], adata.obsm["X_b"] = a, b
     return adata
@@ -84,8 +85,10 @@ def test_reference_without_truth_in_query_and_copy():
 
 def test_seeded_runs_are_identical_and_seeds_differ():
     adata = two_bit_adata(160)
-    runs = [sl.tl.scmpt_annotate(adata, label_key="cell_type", use_reps=["X_a", "X_b"], seed=s, copy=True, **FAST)
-            for s in (1, 1, 2)]  # fmt: skip
+    runs = [
+        sl.tl.scmpt_annotate(adata, label_key="cell_type", use_reps=["X_a", "X_b"], seed=s, copy=True, **FAST)
+        for s in (1, 1, 2)
+    ]
     np.testing.assert_array_equal(runs[0].obsm["scmpt_proba"], runs[1].obsm["scmpt_proba"])
     assert not np.array_equal(runs[0].obsm["scmpt_proba"], runs[2].obsm["scmpt_proba"])
 
@@ -263,3 +266,29 @@ def test_mudata_errors():
     with pytest.raises(ValueError, match="missing from modality 'text'"):
         sl.tl.scmpt_annotate(mdata, label_key="cell_type", use_reps=["rna:X_scgpt", "text:X_ember"], **FAST)
     assert "scmpt" not in mdata.obs
+
+
+def test_predict_from_arrays_equals_predict_from_anndata():
+    adata = two_bit_adata(160)
+    model = ScMPT.fit(adata[:120], label_key="cell_type", use_reps=["X_a", "X_b"], **FAST)
+    query = adata[120:].copy()
+    arrays = [query.obsm["X_a"], query.obsm["X_b"]]
+    np.testing.assert_array_equal(model.predict_proba(arrays), model.predict_proba(query))
+    from_arrays = model.predict(arrays)
+    assert list(from_arrays) == list(model.predict(query)) and list(from_arrays.index) == list(range(40))
+    with pytest.raises(ValueError, match="one 2-d array per representation"):
+        model.predict([query.obsm["X_a"]])
+    with pytest.raises(ValueError, match="has 5 dimensions but the model was trained on 6"):
+        model.predict_proba([query.obsm["X_a"], query.obsm["X_b"][:, :5]])
+
+
+def test_mod_selects_one_modality_of_a_mudata():
+    adata = two_bit_adata(200)
+    mdata = make_mudata(adata)
+    rna = mdata.mod["rna"]
+    rna.obsm["X_b"] = adata.obsm["X_b"]
+    rna.obs["cell_type"] = adata.obs["cell_type"].to_numpy()
+    sl.tl.scmpt_annotate(mdata, label_key="cell_type", use_reps=["X_scgpt", "X_b"], mod="rna", **FAST)
+    assert "scmpt" in rna.obs and "scmpt" in rna.uns and "scmpt" not in mdata.uns
+    sl.tl.scmpt_annotate(adata, label_key="cell_type", use_reps=["X_a", "X_b"], **FAST)
+    np.testing.assert_allclose(rna.obsm["scmpt_proba"], adata.obsm["scmpt_proba"], rtol=1e-6)

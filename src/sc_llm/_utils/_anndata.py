@@ -1,14 +1,16 @@
-"""Resolve what an AnnData-facing function reads: the modality, the matrix, the gene names."""
+"""Resolve what an AnnData-facing function reads: the modality, the matrix, the gene names, ``.obs``/``.obsm`` keys."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
+
+from ._validation import check_gene_names
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -16,10 +18,21 @@ if TYPE_CHECKING:
 _ENSEMBL = re.compile(r"^ENS[A-Z]*G\d{6,}(\.\d+)?$")
 
 
-def get_modality(data: Any, mod: str | None = None) -> AnnData:
-    """Return the AnnData to work on: ``data`` itself, or modality ``mod`` of a MuData."""
-    if type(data).__name__ == "MuData":
+def is_mudata(data: Any) -> bool:
+    """Tell whether ``data`` is a MuData (checked by name, so mudata need not be installed)."""
+    return type(data).__name__ == "MuData"
+
+
+def get_modality(data: Any, mod: str | None = None, *, whole_mudata: bool = False) -> Any:
+    """Return the AnnData to work on: ``data`` itself, or modality ``mod`` of a MuData.
+
+    ``mod=None`` on a MuData picks ``'rna'``; with ``whole_mudata`` it returns the MuData itself (for tools
+    that read modality-qualified keys such as ``'rna:X_scgpt'``).
+    """
+    if is_mudata(data):
         if mod is None:
+            if whole_mudata:
+                return data
             if "rna" in data.mod:
                 mod = "rna"
             else:
@@ -36,10 +49,10 @@ def get_modality(data: Any, mod: str | None = None) -> AnnData:
 
 
 def get_matrix(adata: AnnData, *, layer: str | None = None, use_raw: bool | None = None):
-    """Return ``(X, var)`` for ``layer``, ``.raw`` or ``.X``, checking that the choice exists.
+    """Return ``(X, var, source)`` for ``layer``, ``.raw`` or ``.X``, checking that the choice exists.
 
     ``use_raw=None`` means: use ``.raw`` when it exists and no layer is given (scanpy's convention for
-    expression-reading tools).
+    expression-reading tools). ``source`` names what was read: ``"layers['name']"``, ``'raw.X'`` or ``'X'``.
     """
     if layer is not None and use_raw:
         msg = "Pass either `layer` or `use_raw=True`, not both."
@@ -50,13 +63,19 @@ def get_matrix(adata: AnnData, *, layer: str | None = None, use_raw: bool | None
         if adata.raw is None:
             msg = "`use_raw=True` but `adata.raw` is None. Pass `use_raw=False` or a `layer`."
             raise ValueError(msg)
-        return adata.raw.X, adata.raw.var
+        return adata.raw.X, adata.raw.var, "raw.X"
     if layer is not None:
         if layer not in adata.layers:
             msg = f"Layer {layer!r} not found in `adata.layers` (available: {list(adata.layers)})."
             raise KeyError(msg)
-        return adata.layers[layer], adata.var
-    return adata.X, adata.var
+        return adata.layers[layer], adata.var, f"layers[{layer!r}]"
+    if adata.X is None:
+        msg = (
+            "`adata.X` is None: there is no expression to read. Pass `layer=` naming one of "
+            f"{list(adata.layers)}, `use_raw=True` when `adata.raw` is set, or set `adata.X`."
+        )
+        raise ValueError(msg)
+    return adata.X, adata.var, "X"
 
 
 def get_gene_names(var: pd.DataFrame, gene_symbols: str | None = None) -> np.ndarray:
@@ -89,11 +108,8 @@ def get_gene_names(var: pd.DataFrame, gene_symbols: str | None = None) -> np.nda
                 f"Pass `gene_symbols=` naming a `.var` column holding symbols (candidate columns: {candidates})."
             )
             raise ValueError(msg)
-    bad = [n for n in names[:1000] if not n or any(c.isspace() for c in n)]
-    if bad:
-        msg = f"Gene names must be non-empty and free of whitespace; found {bad[:5]!r}. Rename them first."
-        raise ValueError(msg)
-    return names
+    where = f"`.var[{gene_symbols!r}]`" if gene_symbols is not None else "`var_names`"
+    return check_gene_names(names, where)
 
 
 def iter_row_chunks(X, chunk_size: int) -> Iterator[tuple[int, int, sparse.csr_matrix]]:
@@ -114,7 +130,10 @@ def iter_row_chunks(X, chunk_size: int) -> Iterator[tuple[int, int, sparse.csr_m
             continue
         chunk = X[start:stop]
         if not sparse.issparse(chunk):
-            chunk = sparse.csr_matrix(np.asarray(chunk))
+            chunk = np.asarray(chunk)
+            if chunk.dtype == np.float16:  # scipy.sparse has no float16; float32 holds every float16 exactly
+                chunk = chunk.astype(np.float32)
+            chunk = sparse.csr_matrix(chunk)
         elif chunk.format != "csr":
             chunk = chunk.tocsr()
         yield start, stop, chunk
@@ -162,3 +181,25 @@ def check_obs(adata: AnnData, key: str) -> pd.Series:
         msg = f"`{key}` not found in `adata.obs` (available: {list(adata.obs.columns)})."
         raise KeyError(msg)
     return adata.obs[key]
+
+
+def h5ad_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The one rule for ``None`` in ``.uns[key]['params']``: an unset option is written as the string ``'none'``.
+
+    anndata 0.11 drops ``None`` values when writing h5ad, so they would vanish on a round trip; ``'none'``
+    survives it. Nested dicts follow the same rule. Read parameters back with :func:`read_params`.
+    """
+    return {k: h5ad_params(v) if isinstance(v, Mapping) else "none" if v is None else v for k, v in params.items()}
+
+
+def read_params(uns: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """``uns[key]['params']`` with ``'none'`` read back as ``None`` (``{}`` when absent); see :func:`h5ad_params`."""
+    params = uns.get(key, {})
+    return _none_back(params.get("params", {}) if isinstance(params, Mapping) else {})
+
+
+def _none_back(params: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        k: _none_back(v) if isinstance(v, Mapping) else None if isinstance(v, str) and v == "none" else v
+        for k, v in params.items()
+    }

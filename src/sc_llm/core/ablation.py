@@ -2,8 +2,8 @@
 
 Every transform takes sentences as lists of gene names (most expressed first) and returns new lists; the
 random ones take a :class:`numpy.random.Generator`, so a seed fixes the result. How many genes fit in an
-encoder's context is decided by its tokenizer: :func:`gene_token_spans` finds each gene's token positions
-with the same :class:`~sc_llm.core.gene_tokens.GeneTokenizer` that :class:`~sc_llm.core.text_encoder.TextEncoder`
+encoder's context is decided by its tokenizer: :func:`~sc_llm.core.gene_tokens.n_in_context` counts them with
+the same :class:`~sc_llm.core.gene_tokens.GeneTokenizer` that :class:`~sc_llm.core.text_encoder.TextEncoder`
 uses, so "in context" means exactly the genes the encoder reads.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .gene_tokens import GeneTokenizer
+from .gene_tokens import GeneTokenizer, n_in_context
 
 HASH_LENGTH = 10
 
@@ -77,85 +77,6 @@ def fraction_count(n: Sequence[int] | np.ndarray, fraction: float) -> np.ndarray
     """``ceil(fraction * n)`` per entry: the number of genes in the top ``fraction`` (at least one if ``n > 0``)."""
     n = np.asarray(n, dtype=np.int64)
     return np.minimum(np.ceil(fraction * n - 1e-9).astype(np.int64), n)
-
-
-def _word_spans_by_prefixes(genes: GeneTokenizer, leading: list[Sentence]) -> list[list[tuple[int, int]]]:
-    """Gene spans from tokenising every prefix of each sentence (any tokenizer; quadratic in the gene count)."""
-    head, tail = len(genes._head), len(genes._tail)
-    spans = []
-    for words in leading:
-        ids, truncated = genes([" ".join(words[: j + 1]) for j in range(len(words))])
-        row, start = [], head + len(genes.prefix_ids)
-        for x, cut in zip(ids, truncated, strict=True):
-            if cut:
-                break
-            row.append((start, len(x) - tail))
-            start = len(x) - tail
-        spans.append(row)
-    return spans
-
-
-def _word_spans_by_offsets(genes: GeneTokenizer, leading: list[Sentence]) -> list[list[tuple[int, int]]]:
-    tok = genes.tokenizer
-    if not getattr(tok, "is_fast", False):
-        msg = f"{type(tok).__name__} is not a fast tokenizer: it returns no character offsets."
-        raise TypeError(msg)
-    head = len(genes._head)
-    texts = [genes._text(words) for words in leading]
-    enc = tok(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-    spans = []
-    for words, offsets in zip(leading, enc["offset_mapping"], strict=True):
-        start_char = len(genes.prefix) + 1 if genes.prefix else 0
-        word_chars = []
-        for w in words:
-            word_chars.append((start_char, start_char + len(w)))
-            start_char += len(w) + 1
-        row = []
-        t = 0
-        for cs, ce in word_chars:
-            while t < len(offsets) and offsets[t][1] <= cs:
-                t += 1
-            first = t
-            while t < len(offsets) and offsets[t][0] < ce:
-                t += 1
-            if t > genes.budget or first == t:
-                break
-            row.append((head + first, head + t))
-        spans.append(row)
-    return spans
-
-
-def gene_token_spans(
-    genes: GeneTokenizer, sentences: Sequence[str]
-) -> tuple[list[list[int]], list[list[tuple[int, int]]]]:
-    """Token ids of each sentence (as the encoder sees them) and the token span of every gene that fits whole.
-
-    Parameters
-    ----------
-    genes
-        The encoder's gene tokenizer (``TextEncoder.genes``).
-    sentences
-        Space-separated gene names.
-
-    Returns
-    -------
-    ``(ids, spans)``: ``ids[i]`` are the token ids with special tokens; ``spans[i][j] = (start, stop)`` are the
-    positions in ``ids[i]`` of gene ``j`` of sentence ``i``, for the leading genes whose tokens all fit in the
-    context. ``len(spans[i])`` is the number of in-context genes.
-    """
-    ids, _ = genes(sentences)
-    leading = [genes.leading_words(s)[0] for s in sentences]
-    if getattr(genes.tokenizer, "is_fast", False):
-        # the encoder's ids equal whole-text tokenisation (checked by GeneTokenizer.calibrate, or done so in
-        # its 'text' mode), so character offsets of the text locate every gene's tokens
-        return ids, _word_spans_by_offsets(genes, leading)
-    return ids, _word_spans_by_prefixes(genes, leading)
-
-
-def n_in_context(genes: GeneTokenizer, sentences: Sequence[Sentence]) -> np.ndarray:
-    """Count the leading genes of each sentence whose tokens fit whole in the encoder's context."""
-    _, spans = gene_token_spans(genes, [" ".join(words) for words in sentences])
-    return np.array([len(s) for s in spans], dtype=np.int64)
 
 
 MODES = (

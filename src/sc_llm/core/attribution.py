@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .ablation import gene_token_spans
+from .gene_tokens import gene_token_spans
 from .text_encoder import TextEncoder
 
 BASELINES = ("pad", "zero", "mask", "unk")
@@ -157,8 +157,11 @@ def integrated_gradients(
                 for s, e in row:
                     base[i, s:e] = 0.0
         else:
-            token = {"pad": enc.tokenizer.pad_token_id, "mask": enc.tokenizer.mask_token_id,
-                     "unk": enc.tokenizer.unk_token_id}[baseline]  # fmt: skip
+            token = {
+                "pad": enc.tokenizer.pad_token_id,
+                "mask": enc.tokenizer.mask_token_id,
+                "unk": enc.tokenizer.unk_token_id,
+            }[baseline]
             if token is None:
                 msg = f"The tokenizer has no {baseline} token; choose another `baseline`, e.g. 'pad'."
                 raise ValueError(msg)
@@ -167,9 +170,14 @@ def integrated_gradients(
     ig = IntegratedGradients(model.logits_from_embeds)
     target = torch.as_tensor(list(targets), device=enc.device)
     attr, delta = ig.attribute(
-        embeds, baselines=base, target=target, additional_forward_args=(mask, *fixed), n_steps=n_steps,
-        internal_batch_size=internal_batch_size, return_convergence_delta=True,
-    )  # fmt: skip
+        embeds,
+        baselines=base,
+        target=target,
+        additional_forward_args=(mask, *fixed),
+        n_steps=n_steps,
+        internal_batch_size=internal_batch_size,
+        return_convergence_delta=True,
+    )
     with torch.no_grad():
         fx = model.logits_from_embeds(embeds, mask, *fixed).gather(1, target[:, None])[:, 0]
         fb = model.logits_from_embeds(base, mask, *fixed).gather(1, target[:, None])[:, 0]
@@ -231,7 +239,8 @@ def lime_gene_scores(
         return np.log(np.clip(proba, 1e-12, None)) if log_proba else proba
 
     explainer = LimeTextExplainer(split_expression=r"\s+", bow=True, feature_selection="none", random_state=seed)
-    exp = explainer.explain_instance(" ".join(words), predict, labels=(int(target),), num_features=len(words),
-                                     num_samples=num_samples)  # fmt: skip
+    exp = explainer.explain_instance(
+        " ".join(words), predict, labels=(int(target),), num_features=len(words), num_samples=num_samples
+    )
     weights = dict(exp.as_list(label=int(target)))
     return np.array([weights.get(w, 0.0) for w in words], dtype=np.float64)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from typing import Any
 
 
@@ -24,15 +25,33 @@ def resolve_device(device: Any = None):
     return device
 
 
+_DTYPES = ("float32", "bfloat16", "float16")
+
+
 def autocast_dtype(device, dtype: Any = None):
     """Compute dtype for autocast: bf16 (or fp16 without bf16 support) on CUDA, ``None`` (fp32) elsewhere.
 
-    An explicit ``dtype`` (a ``torch.dtype`` or its name) wins.
+    An explicit ``dtype`` (a ``torch.dtype`` or its name: ``'float32'``, ``'bfloat16'``, ``'float16'``) wins on
+    CUDA. Reduced precision is CUDA autocast only: elsewhere it is refused with a warning and fp32 is used
+    (and recorded), so what is recorded is what was computed.
     """
     import torch
 
     if dtype is not None:
-        return getattr(torch, dtype) if isinstance(dtype, str) else dtype
+        name = dtype.removeprefix("torch.") if isinstance(dtype, str) else str(dtype).removeprefix("torch.")
+        if name not in _DTYPES:
+            msg = f"`dtype` must be one of {_DTYPES} (or None for the device's default), got {dtype!r}."
+            raise ValueError(msg)
+        if name == "float32":
+            return None
+        if device.type != "cuda":
+            warnings.warn(
+                f"dtype={name!r} applies to CUDA autocast only; computing in float32 on {device.type}.",
+                UserWarning,
+                stacklevel=3,
+            )
+            return None
+        return getattr(torch, name)
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return None

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import linalg, stats
 from scipy.spatial.distance import cdist
 
 EXACT_OT_MAX_PAIRS = 4_000_000
@@ -122,8 +121,9 @@ def wasserstein(
     -------
     ``(distance, method used)`` with the method ``'exact'`` or ``'sliced'``.
     """
-    import ot
+    from .._utils._deps import import_optional
 
+    ot = import_optional("ot", "perturb", package="POT")
     X, Y = _check_pair(X, Y)
     if p < 1:
         msg = f"`p` must be ≥ 1, got {p}."
@@ -153,6 +153,8 @@ def frechet_from_moments(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov
     (the squared 2-Wasserstein distance between the Gaussians; the quantity FID reports).
     Reference: Dowson, D. C. & Landau, B. V. J. Multivar. Anal. 12, 450–455 (1982).
     """
+    from scipy import linalg
+
     diff = np.asarray(mu1, dtype=np.float64) - np.asarray(mu2, dtype=np.float64)
     cov1 = np.atleast_2d(np.asarray(cov1, dtype=np.float64))
     cov2 = np.atleast_2d(np.asarray(cov2, dtype=np.float64))
@@ -223,6 +225,8 @@ def kendall_tau(a: np.ndarray, b: np.ndarray) -> float:
     discordant :math:`n_d`, ties in either vector :math:`n_1, n_2`). C2S-Scale scores gene programs this way.
     Reference: Kendall, M. G. "The treatment of ties in ranking problems", Biometrika 33, 239–251 (1945).
     """
+    from scipy import stats
+
     a = np.asarray(a, dtype=np.float64).ravel()
     b = np.asarray(b, dtype=np.float64).ravel()
     if a.shape != b.shape:
@@ -240,6 +244,8 @@ def wilcoxon_z(X1: np.ndarray, X0: np.ndarray) -> np.ndarray:
     / sqrt(n1 n0 (n + 1) / 12)``, positive where group 1 is higher. Reference: Wilcoxon, F. Biometrics
     Bulletin 1, 80–83 (1945); Mann, H. B. & Whitney, D. R. Ann. Math. Stat. 18, 50–60 (1947).
     """
+    from scipy import stats
+
     X1, X0 = _check_pair(X1, X0)
     n1, n0 = len(X1), len(X0)
     ranks = stats.rankdata(np.vstack([X1, X0]), axis=0)

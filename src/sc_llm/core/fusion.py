@@ -15,8 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-DEFAULT_HIDDEN = 128
-DEFAULT_DROPOUT = 0.3
+from .fusion_defaults import TRAIN_DEFAULTS
 
 
 class FusionClassifier(nn.Module):
@@ -45,10 +44,10 @@ class FusionClassifier(nn.Module):
         self,
         in_dims: Sequence[int],
         n_classes: int,
-        hidden: int = DEFAULT_HIDDEN,
-        dropout: float = DEFAULT_DROPOUT,
-        scaling: str = "representation",
-        input_dropout: float = 0.0,
+        hidden: int = TRAIN_DEFAULTS["hidden"],
+        dropout: float = TRAIN_DEFAULTS["dropout"],
+        scaling: str = TRAIN_DEFAULTS["scaling"],
+        input_dropout: float = TRAIN_DEFAULTS["input_dropout"],
     ):
         super().__init__()
         in_dims = [int(d) for d in in_dims]
@@ -83,8 +82,14 @@ class FusionClassifier(nn.Module):
 
     def config(self) -> dict[str, Any]:
         """Return the constructor arguments, JSON-serialisable."""
-        return {"in_dims": self.in_dims, "n_classes": self.n_classes, "hidden": self.hidden, "dropout": self.dropout,
-                "scaling": self.scaling, "input_dropout": self.input_dropout}  # fmt: skip
+        return {
+            "in_dims": self.in_dims,
+            "n_classes": self.n_classes,
+            "hidden": self.hidden,
+            "dropout": self.dropout,
+            "scaling": self.scaling,
+            "input_dropout": self.input_dropout,
+        }
 
     @torch.no_grad()
     def set_input_scaling(self, reps: Sequence[np.ndarray | torch.Tensor]) -> None:

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .fusion import FusionClassifier
+from .fusion_defaults import TRAIN_DEFAULTS
 
 
 def stratified_split(codes: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -84,6 +85,22 @@ def _evaluate(module, reps, codes, loss_fn, device, batch_size) -> tuple[float, 
     return total / len(codes), correct / len(codes)
 
 
+def _train_epoch(module, X_train, y_train, order, optimizer, loss_fn, device, batch_size: int) -> float:
+    """One pass over the training cells in ``order``; the summed (not averaged) training loss."""
+    module.train()
+    total = 0.0
+    for s in range(0, len(order), batch_size):
+        idx = order[s : s + batch_size]
+        xb = [X[idx].to(device, non_blocking=True) for X in X_train]
+        yb = y_train[idx].to(device, non_blocking=True)
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(module(*xb), yb)
+        loss.backward()
+        optimizer.step()
+        total += float(loss.detach()) * len(idx)
+    return total
+
+
 def train_classifier(
     module: FusionClassifier,
     reps: Sequence[np.ndarray],
@@ -92,13 +109,13 @@ def train_classifier(
     val_reps: Sequence[np.ndarray] | None = None,
     val_codes: np.ndarray | None = None,
     class_weights: np.ndarray | None = None,
-    max_epochs: int = 200,
-    patience: int = 15,
-    batch_size: int = 64,
-    lr: float = 1e-3,
-    weight_decay: float = 1e-2,
+    max_epochs: int = TRAIN_DEFAULTS["max_epochs"],
+    patience: int = TRAIN_DEFAULTS["patience"],
+    batch_size: int = TRAIN_DEFAULTS["batch_size"],
+    lr: float = TRAIN_DEFAULTS["lr"],
+    weight_decay: float = TRAIN_DEFAULTS["weight_decay"],
     device: Any = None,
-    seed: int = 0,
+    seed: int = TRAIN_DEFAULTS["seed"],
     progress: bool = False,
     keep_initial: bool = False,
 ) -> dict[str, Any]:
@@ -145,18 +162,8 @@ def train_classifier(
         torch.manual_seed(seed)  # dropout masks; forked, so the caller's RNG is unchanged
         bar = tqdm(range(max_epochs), desc="training", unit="epoch", disable=not progress, leave=False)
         for epoch in bar:
-            module.train()
             order = torch.randperm(n, generator=generator)
-            total = 0.0
-            for s in range(0, n, batch_size):
-                idx = order[s : s + batch_size]
-                xb = [X[idx].to(device, non_blocking=True) for X in X_train]
-                yb = y_train[idx].to(device, non_blocking=True)
-                optimizer.zero_grad(set_to_none=True)
-                loss = loss_fn(module(*xb), yb)
-                loss.backward()
-                optimizer.step()
-                total += float(loss.detach()) * len(idx)
+            total = _train_epoch(module, X_train, y_train, order, optimizer, loss_fn, device, batch_size)
             history["train_loss"].append(total / n)
             if not has_val:
                 continue
@@ -177,9 +184,11 @@ def train_classifier(
     module.eval()
     n_epochs = len(history["train_loss"])
     history.update(
-        best_epoch=(best_epoch if has_val else n_epochs - 1) + 1, n_epochs=n_epochs,
-        stopped_early=bool(has_val and n_epochs < max_epochs), device=str(device),
-    )  # fmt: skip
+        best_epoch=(best_epoch if has_val else n_epochs - 1) + 1,
+        n_epochs=n_epochs,
+        stopped_early=bool(has_val and n_epochs < max_epochs),
+        device=str(device),
+    )
     return history
 
 
@@ -245,8 +254,10 @@ def choose_branch_weights(
     device = resolve_device(device)
     y = torch.as_tensor(np.asarray(val_codes), dtype=torch.long)
     with torch.inference_mode(), _cpu_threads(device):
-        logits = [b.to(device).eval()(torch.as_tensor(np.asarray(X, dtype=np.float32)).to(device)).cpu()
-                  for b, X in zip(branches, val_reps, strict=True)]  # fmt: skip
+        logits = [
+            b.to(device).eval()(torch.as_tensor(np.asarray(X, dtype=np.float32)).to(device)).cpu()
+            for b, X in zip(branches, val_reps, strict=True)
+        ]
         best, best_loss = None, math.inf
         for combo in itertools.product(grid, repeat=len(branches)):
             if max(combo) != 1.0:  # relative weights: the most trusted branch keeps its own logits
@@ -266,7 +277,7 @@ def train_fusion(
     val_codes: np.ndarray | None = None,
     pretrain: bool = True,
     architecture: dict[str, Any] | None = None,
-    seed: int = 0,
+    seed: int = TRAIN_DEFAULTS["seed"],
     **fit: Any,
 ) -> tuple[FusionClassifier, dict[str, Any]]:
     """Build and train a :class:`FusionClassifier` on ``reps``: scMPT's training recipe.
@@ -296,14 +307,22 @@ def train_fusion(
         branches = []
         for i, X in enumerate(reps):
             branch = build([X.shape[1]])
-            train_classifier(branch, [X], codes, val_reps=[val_reps[i]] if has_val else None,
-                             val_codes=val_codes if has_val else None, seed=seed, **fit)  # fmt: skip
+            train_classifier(
+                branch,
+                [X],
+                codes,
+                val_reps=[val_reps[i]] if has_val else None,
+                val_codes=val_codes if has_val else None,
+                seed=seed,
+                **fit,
+            )
             branches.append(branch)
         if has_val:
             weights = choose_branch_weights(branches, val_reps, val_codes, device=fit.get("device"))
         init_from_branches(module, branches, weights)
-    history = train_classifier(module, reps, codes, val_reps=val_reps, val_codes=val_codes, seed=seed,
-                               keep_initial=pretrain, **fit)  # fmt: skip
+    history = train_classifier(
+        module, reps, codes, val_reps=val_reps, val_codes=val_codes, seed=seed, keep_initial=pretrain, **fit
+    )
     if pretrain:
         history["branch_weights"] = [1.0] * len(reps) if weights is None else weights
     return module, history

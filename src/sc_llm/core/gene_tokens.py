@@ -6,6 +6,9 @@ a cell's token ids are the concatenation of its leading genes' ids, cut at the t
 tokenising the full sentence with truncation whenever the tokenizer splits on whitespace first (WordPiece,
 byte-level BPE, SentencePiece with a word-boundary marker); :class:`GeneTokenizer` checks that equality
 on the data at hand and otherwise tokenises each cell's leading words as text.
+
+Which tokens belong to which gene (:func:`gene_token_spans`) and how many genes fit whole in the context
+(:func:`n_in_context`) are answered here too, so that nothing outside this module reads the tokenizer's internals.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from itertools import chain
 from typing import Any
+
+import numpy as np
 
 _PROBE_CELLS = 8
 _PROBE_WORDS = 48
@@ -53,6 +58,13 @@ class GeneTokenizer:
             msg = f"max_length={max_length} leaves no room for tokens after the special tokens."
             raise ValueError(msg)
         self.prefix_ids: list[int] = self._encode(self.prefix) if self.prefix else []
+        if len(self.prefix_ids) >= self.budget:
+            msg = (
+                f"The prefix takes {len(self.prefix_ids)} tokens but only {self.budget} fit in max_length={max_length} "
+                "(after the special tokens), leaving no room for genes: every cell would get the same embedding. "
+                "Shorten the prefix or raise `max_length`."
+            )
+            raise ValueError(msg)
         self.mode: str | None = None  # set by calibrate()
         self._cache: dict[tuple[str, bool], list[int]] = {}
 
@@ -137,3 +149,82 @@ class GeneTokenizer:
         out = [self._head + ids[: self.budget] + self._tail for ids in enc]
         truncated = [len(ids) > self.budget or more for ids, (_, more) in zip(enc, leading, strict=True)]
         return out, truncated
+
+
+def _word_spans_by_prefixes(genes: GeneTokenizer, leading: list[list[str]]) -> list[list[tuple[int, int]]]:
+    """Gene spans from tokenising every prefix of each sentence (any tokenizer; quadratic in the gene count)."""
+    head, tail = len(genes._head), len(genes._tail)
+    spans = []
+    for words in leading:
+        ids, truncated = genes([" ".join(words[: j + 1]) for j in range(len(words))])
+        row, start = [], head + len(genes.prefix_ids)
+        for x, cut in zip(ids, truncated, strict=True):
+            if cut:
+                break
+            row.append((start, len(x) - tail))
+            start = len(x) - tail
+        spans.append(row)
+    return spans
+
+
+def _word_spans_by_offsets(genes: GeneTokenizer, leading: list[list[str]]) -> list[list[tuple[int, int]]]:
+    tok = genes.tokenizer
+    if not getattr(tok, "is_fast", False):
+        msg = f"{type(tok).__name__} is not a fast tokenizer: it returns no character offsets."
+        raise TypeError(msg)
+    head = len(genes._head)
+    texts = [genes._text(words) for words in leading]
+    enc = tok(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    spans = []
+    for words, offsets in zip(leading, enc["offset_mapping"], strict=True):
+        start_char = len(genes.prefix) + 1 if genes.prefix else 0
+        word_chars = []
+        for w in words:
+            word_chars.append((start_char, start_char + len(w)))
+            start_char += len(w) + 1
+        row = []
+        t = 0
+        for cs, ce in word_chars:
+            while t < len(offsets) and offsets[t][1] <= cs:
+                t += 1
+            first = t
+            while t < len(offsets) and offsets[t][0] < ce:
+                t += 1
+            if t > genes.budget or first == t:
+                break
+            row.append((head + first, head + t))
+        spans.append(row)
+    return spans
+
+
+def gene_token_spans(
+    genes: GeneTokenizer, sentences: Sequence[str]
+) -> tuple[list[list[int]], list[list[tuple[int, int]]]]:
+    """Token ids of each sentence (as the encoder sees them) and the token span of every gene that fits whole.
+
+    Parameters
+    ----------
+    genes
+        The encoder's gene tokenizer (``TextEncoder.genes``).
+    sentences
+        Space-separated gene names.
+
+    Returns
+    -------
+    ``(ids, spans)``: ``ids[i]`` are the token ids with special tokens; ``spans[i][j] = (start, stop)`` are the
+    positions in ``ids[i]`` of gene ``j`` of sentence ``i``, for the leading genes whose tokens all fit in the
+    context. ``len(spans[i])`` is the number of in-context genes.
+    """
+    ids, _ = genes(sentences)
+    leading = [genes.leading_words(s)[0] for s in sentences]
+    if getattr(genes.tokenizer, "is_fast", False):
+        # the encoder's ids equal whole-text tokenisation (checked by GeneTokenizer.calibrate, or done so in
+        # its 'text' mode), so character offsets of the text locate every gene's tokens
+        return ids, _word_spans_by_offsets(genes, leading)
+    return ids, _word_spans_by_prefixes(genes, leading)
+
+
+def n_in_context(genes: GeneTokenizer, sentences: Sequence[Sequence[str]]) -> np.ndarray:
+    """Count the leading genes of each sentence whose tokens fit whole in the encoder's context."""
+    _, spans = gene_token_spans(genes, [" ".join(words) for words in sentences])
+    return np.array([len(s) for s in spans], dtype=np.int64)

@@ -33,7 +33,7 @@ def offline_hint(model: str) -> str:
     return (
         f"Could not load model {model!r}: it is not a local folder, and it is not in the Hugging Face cache "
         "or the hub could not be reached. Pass `model=` a local folder holding the model (config.json, "
-        "tokenizer and weights), or download it once with network access (`huggingface-cli download "
+        "tokenizer and weights), or download it once with network access (`hf download "
         f"{model}`) so the cache holds it; set `HF_HUB_OFFLINE=1` to use only the cache"
         + (" (it is set now)." if os.environ.get("HF_HUB_OFFLINE") else ".")
     )
@@ -97,6 +97,42 @@ def read_sentence_config(model: str, *, revision: str | None = None) -> Sentence
     )
 
 
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "vocab.txt",
+    "vocab.json",
+    "tokenizer.model",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+)
+_WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "model*.bin")
+
+
+def check_local_folder(model: str, *, weights: bool = True) -> None:
+    """Name what a local model folder lacks (config, tokenizer, weights) before transformers gives a vaguer error."""
+    folder = Path(model).expanduser()
+    found = sorted(p.name for p in folder.iterdir())
+    lacks = []
+    if not (folder / "config.json").is_file():
+        lacks.append("config.json")
+    if not any((folder / f).is_file() for f in _TOKENIZER_FILES):
+        lacks.append(f"tokenizer files (one of {list(_TOKENIZER_FILES)})")
+    if weights and not any(next(folder.glob(pat), None) for pat in _WEIGHT_PATTERNS):
+        lacks.append("weights (*.safetensors or pytorch_model.bin)")
+    if lacks:
+        msg = (
+            f"Model folder {str(folder)!r} is not a complete Hugging Face model: it lacks {', '.join(lacks)} "
+            f"(found {found[:10]}). Pass a folder written by `save_pretrained` or `hf download`; an scGPT checkpoint "
+            "folder needs args.json, vocab.json and best_model.pt."
+        )
+        raise FileNotFoundError(msg)
+
+
+def _weight_files(model: str) -> list[str]:
+    folder = Path(model).expanduser()
+    return sorted(str(p) for pat in _WEIGHT_PATTERNS for p in folder.glob(pat))
+
+
 def load_hf_encoder(
     model: str, *, revision: str | None = None, trust_remote_code: bool = False
 ) -> tuple[Any, Any, str | None]:
@@ -104,15 +140,59 @@ def load_hf_encoder(
     from transformers import AutoModel, AutoTokenizer
 
     local = is_local(model)
+    if local:
+        check_local_folder(model)
     kwargs: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code}
     try:
         tokenizer = AutoTokenizer.from_pretrained(model, **kwargs)
-        net = AutoModel.from_pretrained(model, **kwargs)
     except OSError as e:
         if local:
             raise
         raise OSError(offline_hint(model)) from e
-    commit = getattr(net.config, "_commit_hash", None)
+    try:
+        net = AutoModel.from_pretrained(model, **kwargs)
+    except OSError as e:
+        if local:
+            raise _damaged(model, e) from e
+        raise OSError(offline_hint(model)) from e
+    except Exception as e:  # safetensors / torch raise their own types for truncated files
+        if local:
+            raise _damaged(model, e) from e
+        raise
+    return tokenizer, net, _commit(model, net.config, local)
+
+
+def _damaged(model: str, error: Exception) -> OSError:
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    files = _weight_files(model)
+    return OSError(
+        f"Could not read the weights of {model!r} ({type(error).__name__}: {first}). The weight file "
+        f"{files[0] if len(files) == 1 else files} may be truncated or damaged: download or save it again."
+    )
+
+
+def load_hf_tokenizer(
+    model: str, *, revision: str | None = None, trust_remote_code: bool = False
+) -> tuple[Any, Any, str | None]:
+    """Load ``(tokenizer, config, commit)`` without the weights (offline errors as :func:`load_hf_encoder`)."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    local = is_local(model)
+    if local:
+        check_local_folder(model, weights=False)
+    kwargs: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model, **kwargs)
+        config = AutoConfig.from_pretrained(model, **kwargs)
+    except OSError as e:
+        if local:
+            raise
+        raise OSError(offline_hint(model)) from e
+    return tokenizer, config, _commit(model, config, local)
+
+
+def _commit(model: str, config: Any, local: bool) -> str | None:
+    commit = getattr(config, "_commit_hash", None)
     if local and commit is None and len(Path(model).name) == 40:
         commit = Path(model).name  # a hub cache snapshot folder is named after its commit
-    return tokenizer, net, commit
+    return commit

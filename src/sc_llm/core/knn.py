@@ -110,3 +110,27 @@ def vote(neighbor_codes: np.ndarray, similarities: np.ndarray, n_classes: int, t
         codes = np.hstack([codes, np.full((n, pad), -1)])
         frac = np.hstack([frac, np.zeros((n, pad))])
     return codes, frac.astype(np.float32)
+
+
+def knn_vote(
+    reference: np.ndarray,
+    reference_codes: np.ndarray,
+    query: np.ndarray,
+    k: int,
+    n_classes: int,
+    *,
+    top: int = 1,
+    exclude_self: bool = False,
+    method: str = "auto",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Label ``query`` rows by a cosine ``k``-NN majority vote among ``reference`` rows (class codes).
+
+    :func:`cosine_knn` then :func:`vote`; the one kNN classifier of sc_llm (``sl.tl.knn_annotate``,
+    ``compare_annotators``' baseline, ``ablation_study``'s score).
+
+    Returns
+    -------
+    ``(codes, scores)``, each ``(n_query, top)``, as :func:`vote`.
+    """
+    idx, sim = cosine_knn(reference, query, k, exclude_self=exclude_self, method=method)
+    return vote(np.asarray(reference_codes)[idx], sim, n_classes, top)

@@ -9,7 +9,7 @@ import numpy as np
 
 from .device import autocast, autocast_dtype, dtype_name, resolve_device
 from .gene_tokens import GeneTokenizer
-from .hf_loading import SentenceConfig, load_hf_encoder, read_sentence_config
+from .hf_loading import SentenceConfig, load_hf_encoder, load_hf_tokenizer, read_sentence_config
 
 _FALLBACK_MAX_LENGTH = 512
 
@@ -35,6 +35,40 @@ def pool(hidden, mask, mode: str):
         return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
     msg = f"Unknown pooling {mode!r}."
     raise ValueError(msg)
+
+
+def context_length(config: Any, st: SentenceConfig, max_length: int | None = None) -> int:
+    """Tokens per sentence, special tokens included, checked against the model's position embeddings.
+
+    ``max_length``, else the sentence-transformers ``max_seq_length``, else the position-embedding size capped
+    at 512.
+    """
+    model_max = getattr(config, "max_position_embeddings", None) or _FALLBACK_MAX_LENGTH
+    if max_length is None:
+        max_length = st.max_seq_length or min(model_max, _FALLBACK_MAX_LENGTH)
+    if max_length > model_max:
+        msg = f"max_length={max_length} exceeds the model's {model_max} position embeddings."
+        raise ValueError(msg)
+    return int(max_length)
+
+
+def load_gene_tokenizer(
+    model: str, *, max_length: int | None = None, prefix: str | None = None, revision: str | None = None
+) -> GeneTokenizer:
+    """The :class:`GeneTokenizer` a :class:`TextEncoder` of ``model`` would use, without loading its weights."""
+    tokenizer, config, _ = load_hf_tokenizer(str(model), revision=revision)
+    st = read_sentence_config(str(model), revision=revision)
+    return GeneTokenizer(tokenizer, context_length(config, st, max_length), prefix)
+
+
+def as_text_encoder(model: Any, **settings: Any) -> TextEncoder:
+    """The one way to get a :class:`TextEncoder`: ``model`` itself if it is one, else loaded with ``settings``.
+
+    ``settings`` are :class:`TextEncoder`'s keyword arguments; ``None`` values mean "the model's default".
+    """
+    if isinstance(model, TextEncoder):
+        return model
+    return TextEncoder(str(model), **settings)
 
 
 class TextEncoder:
@@ -89,13 +123,7 @@ class TextEncoder:
             max_seq_length=st.max_seq_length,
             source=st.source,
         )
-        model_max = getattr(self.model.config, "max_position_embeddings", None) or _FALLBACK_MAX_LENGTH
-        if max_length is None:
-            max_length = st.max_seq_length or min(model_max, _FALLBACK_MAX_LENGTH)
-        if max_length > model_max:
-            msg = f"max_length={max_length} exceeds the model's {model_max} position embeddings."
-            raise ValueError(msg)
-        self.max_length = int(max_length)
+        self.max_length = context_length(self.model.config, st, max_length)
         self.genes = GeneTokenizer(self.tokenizer, self.max_length, prefix)
         self.model.eval().requires_grad_(False).to(self.device)
         if self.tokenizer.pad_token_id is None:
@@ -152,7 +180,9 @@ class TextEncoder:
             out = self._torch.nn.functional.normalize(out, p=2, dim=1)
         return out
 
-    def encode_ids(self, ids: Sequence[Sequence[int]], *, batch_size: int = 32, progress: bool = True) -> np.ndarray:
+    def encode_ids(
+        self, ids: Sequence[Sequence[int]], *, batch_size: int = 32, progress: bool = True, desc: str = "embedding"
+    ) -> np.ndarray:
         """Embed pre-tokenised sequences; batches are formed by length and the input order is restored."""
         from tqdm.auto import tqdm
 
@@ -160,7 +190,7 @@ class TextEncoder:
         n = len(ids)
         out = np.zeros((n, self.dim), dtype=np.float32)
         order = np.argsort([-len(x) for x in ids], kind="stable")
-        with torch.inference_mode(), tqdm(total=n, disable=not progress, desc="embedding", unit="cell") as bar:
+        with torch.inference_mode(), tqdm(total=n, disable=not progress, desc=desc, unit="cell") as bar:
             for start in range(0, n, batch_size):
                 idx = order[start : start + batch_size]
                 input_ids, mask = self.batch([ids[i] for i in idx])
@@ -169,8 +199,8 @@ class TextEncoder:
         return out
 
     def encode(
-        self, sentences: Sequence[str], *, batch_size: int = 32, progress: bool = True
+        self, sentences: Sequence[str], *, batch_size: int = 32, progress: bool = True, desc: str = "embedding"
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Embed cell sentences: ``(embeddings, truncated)``."""
+        """Embed cell sentences: ``(embeddings, truncated)``; ``desc`` labels the progress bar."""
         ids, truncated = self.tokenize(sentences)
-        return self.encode_ids(ids, batch_size=batch_size, progress=progress), truncated
+        return self.encode_ids(ids, batch_size=batch_size, progress=progress, desc=desc), truncated

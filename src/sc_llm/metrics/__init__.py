@@ -1,6 +1,12 @@
-"""Evaluation metrics used by the papers, on plain arrays or AnnData objects."""
+"""Evaluation metrics used by the papers, on plain arrays or AnnData objects.
 
-from ._classification import classification_scores, kmeans_ari
+One private module per kind: ``_classification`` (accuracy, macro precision/recall/F1), ``_clustering``
+(k-means ARI) and, for generated cells, ``_generative`` (distances, mean-expression agreement) with
+``_perturbation_scores`` bundling them.
+"""
+
+from ._classification import classification_scores
+from ._clustering import kmeans_ari
 from ._generative import (
     de_genes,
     energy_distance,

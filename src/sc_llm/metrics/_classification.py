@@ -1,4 +1,4 @@
-"""Classification and clustering scores: accuracy, macro precision/recall/F1, k-means ARI."""
+"""Classification scores: accuracy and macro precision/recall/F1."""
 
 from __future__ import annotations
 
@@ -35,17 +35,3 @@ def classification_scores(y_true: Sequence, y_pred: Sequence) -> dict[str, float
         "f1_macro": float(f),
         "n": len(y_true),
     }
-
-
-def kmeans_ari(X: np.ndarray, labels: Sequence, *, n_clusters: int | None = None, seed: int = 0) -> float:
-    """Adjusted Rand index between k-means clusters of ``X`` and ``labels``.
-
-    ``n_clusters`` defaults to the number of distinct labels, as in the first paper's clustering evaluation.
-    """
-    from sklearn.cluster import KMeans
-    from sklearn.metrics import adjusted_rand_score
-
-    labels = np.asarray(labels, dtype=object).astype(str)
-    k = n_clusters or len(np.unique(labels))
-    clusters = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(np.asarray(X, dtype=np.float32))
-    return float(adjusted_rand_score(labels, clusters))

@@ -11,9 +11,16 @@ from ..core import distances as D
 from ._generative import MIN_DE_CELLS, _gene_index, _matrix, _same_genes
 
 SCORE_NAMES = (
-    "r2_mean_all", "r2_mean_de", "pearson_delta_all", "pearson_delta_de", "kendall_tau_de",
-    "energy_distance", "mmd2", "wasserstein", "frechet",
-)  # fmt: skip
+    "r2_mean_all",
+    "r2_mean_de",
+    "pearson_delta_all",
+    "pearson_delta_de",
+    "kendall_tau_de",
+    "energy_distance",
+    "mmd2",
+    "wasserstein",
+    "frechet",
+)
 """Numeric keys of :func:`perturbation_scores`' result, in table order."""
 
 HIGHER_IS_BETTER = {name: name.startswith(("r2", "pearson", "kendall")) for name in SCORE_NAMES}
@@ -77,8 +84,10 @@ def perturbation_scores(
     ``use_rep`` key) and the cell and DEG counts ``'n_pred'``, ``'n_real'``, ``'n_control'``, ``'n_de'``.
     """
     names = _same_genes(pred, real, control)
-    P, R, C = (_matrix(d, layer=layer, what=w) for d, w in ((pred, "predicted cells"), (real, "real cells"),
-                                                            (control, "control cells")))  # fmt: skip
+    P, R, C = (
+        _matrix(d, layer=layer, what=w)
+        for d, w in ((pred, "predicted cells"), (real, "real cells"), (control, "control cells"))
+    )
     if not P.shape[1] == R.shape[1] == C.shape[1]:
         shapes = f"{P.shape[1]}, {R.shape[1]}, {C.shape[1]}"
         msg = f"Predicted, real and control cells have different numbers of genes: {shapes}."
@@ -101,9 +110,17 @@ def perturbation_scores(
 
 
 def score_arrays(
-    P: np.ndarray, R: np.ndarray, C: np.ndarray, de: np.ndarray, Ps: np.ndarray, Rs: np.ndarray, *,
-    space: str, wasserstein_method: str = "auto", seed: int = 0,
-) -> dict[str, Any]:  # fmt: skip
+    P: np.ndarray,
+    R: np.ndarray,
+    C: np.ndarray,
+    de: np.ndarray,
+    Ps: np.ndarray,
+    Rs: np.ndarray,
+    *,
+    space: str,
+    wasserstein_method: str = "auto",
+    seed: int = 0,
+) -> dict[str, Any]:
     """:func:`perturbation_scores` on resolved arrays.
 
     ``P, R, C``: expression of predicted, real and control cells; ``de``: DEG column indices; ``Ps, Rs``: the
@@ -125,8 +142,11 @@ def score_arrays(
         "frechet": D.frechet_distance(Ps, Rs),
         "wasserstein_method": used,
         "space": space,
-        "n_pred": len(P), "n_real": len(R), "n_control": len(C), "n_de": len(de),
-    }  # fmt: skip
+        "n_pred": len(P),
+        "n_real": len(R),
+        "n_control": len(C),
+        "n_de": len(de),
+    }
     return out
 
 

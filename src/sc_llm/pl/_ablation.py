@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .._utils._anndata import get_modality
 from ._attributions import finish_figure
 
 if TYPE_CHECKING:
@@ -15,9 +16,12 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 METRIC_LABELS = {
-    "accuracy": "accuracy", "precision_macro": "macro precision", "recall_macro": "macro recall",
-    "f1_macro": "macro F1", "ari": "k-means ARI",
-}  # fmt: skip
+    "accuracy": "accuracy",
+    "precision_macro": "macro precision",
+    "recall_macro": "macro recall",
+    "f1_macro": "macro F1",
+    "ari": "k-means ARI",
+}
 
 
 def ablation_study(
@@ -30,6 +34,7 @@ def ablation_study(
     show: bool | None = None,
     save: bool | str | None = None,
     return_fig: bool = False,
+    mod: str | None = None,
 ) -> Figure | list[Axes] | None:
     """Plot each ablation's scores as grouped horizontal bars, with the baseline's scores as dashed lines.
 
@@ -52,6 +57,8 @@ def ablation_study(
         ``True`` or a filename suffix to save to ``scanpy.settings.figdir`` (name ``'ablation_study'``).
     return_fig
         Return the :class:`~matplotlib.figure.Figure`.
+    mod
+        Modality holding the results when ``adata`` is a MuData (default ``'rna'``).
 
     Returns
     -------
@@ -59,6 +66,7 @@ def ablation_study(
     """
     import matplotlib.pyplot as plt
 
+    adata = get_modality(adata, mod)
     if key not in adata.uns or "results" not in adata.uns[key]:
         msg = f"No ablation study in `adata.uns[{key!r}]`. Run `sl.tl.ablation_study(adata, ...)` first."
         raise KeyError(msg)

@@ -8,7 +8,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .._utils._anndata import get_modality
+
 if TYPE_CHECKING:
+    import pandas as pd
     from anndata import AnnData
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -18,8 +21,9 @@ OTHER_COLOR = "#95a5a6"
 METHOD_LABELS = {"integrated_gradients": "Integrated gradients", "lime": "LIME"}
 
 
-def finish_figure(fig: Figure, axes: list[Axes], name: str, *, show: bool | None, save: bool | str | None,
-                  return_fig: bool) -> Figure | list[Axes] | None:  # fmt: skip
+def finish_figure(
+    fig: Figure, axes: list[Axes], name: str, *, show: bool | None, save: bool | str | None, return_fig: bool
+) -> Figure | list[Axes] | None:
     """Save and show a figure the scanpy way; return the figure, the axes (``show=False``) or ``None``.
 
     ``save=True`` writes ``sc.settings.figdir / f"{name}.{file_format_figs}"``; a string is appended to
@@ -63,6 +67,30 @@ def _panel(ax: Axes, table, top_n: int, title: str) -> None:
         ax.text(0.5, 0.5, "no positive attribution", ha="center", va="center", transform=ax.transAxes)
 
 
+def _panels(
+    adata: AnnData, key: str, groups: Sequence[str] | None, methods: Sequence[str] | None, top_n: int, ncols: int
+) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """The stored top-gene table and the groups and methods to draw, checked against what was run."""
+    if key not in adata.uns or "top_genes" not in adata.uns[key]:
+        msg = f"No attributions in `adata.uns[{key!r}]`. Run `sl.tl.attributions(adata, ...)` first."
+        raise KeyError(msg)
+    if top_n < 1 or ncols < 1:
+        msg = f"`top_n` and `ncols` must be positive, got {top_n} and {ncols}."
+        raise ValueError(msg)
+    table = adata.uns[key]["top_genes"]
+    ran = [m for m in ("integrated_gradients", "lime") if m in set(table["method"])]
+    ran += sorted(set(table["method"]) - set(ran))
+    methods = ran if methods is None else list(methods)
+    present = list(dict.fromkeys(adata.uns[key]["marker_overlap"]["group"].astype(str)))
+    groups = present if groups is None else [str(g) for g in groups]
+    for what, asked, have in (("methods", methods, ran), ("groups", groups, present)):
+        missing = [x for x in asked if x not in have]
+        if missing or not asked:
+            msg = f"{what.capitalize()} {missing or asked} not in `adata.uns[{key!r}]` (available: {have})."
+            raise ValueError(msg)
+    return table, groups, methods
+
+
 def attributions(
     adata: AnnData,
     *,
@@ -75,6 +103,7 @@ def attributions(
     show: bool | None = None,
     save: bool | str | None = None,
     return_fig: bool = False,
+    mod: str | None = None,
 ) -> Figure | list[Axes] | None:
     """Plot the top attributed genes of each group from :func:`sc_llm.tl.attributions`.
 
@@ -104,6 +133,8 @@ def attributions(
         ``True`` or a filename suffix to save to ``scanpy.settings.figdir`` (name ``'attributions'``).
     return_fig
         Return the :class:`~matplotlib.figure.Figure`.
+    mod
+        Modality holding the attributions when ``adata`` is a MuData (default ``'rna'``).
 
     Returns
     -------
@@ -112,23 +143,8 @@ def attributions(
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
-    if key not in adata.uns or "top_genes" not in adata.uns[key]:
-        msg = f"No attributions in `adata.uns[{key!r}]`. Run `sl.tl.attributions(adata, ...)` first."
-        raise KeyError(msg)
-    if top_n < 1 or ncols < 1:
-        msg = f"`top_n` and `ncols` must be positive, got {top_n} and {ncols}."
-        raise ValueError(msg)
-    table = adata.uns[key]["top_genes"]
-    ran = [m for m in ("integrated_gradients", "lime") if m in set(table["method"])]
-    ran += sorted(set(table["method"]) - set(ran))
-    methods = ran if methods is None else list(methods)
-    present = list(dict.fromkeys(adata.uns[key]["marker_overlap"]["group"].astype(str)))
-    groups = present if groups is None else [str(g) for g in groups]
-    for what, asked, have in (("methods", methods, ran), ("groups", groups, present)):
-        missing = [x for x in asked if x not in have]
-        if missing or not asked:
-            msg = f"{what.capitalize()} {missing or asked} not in `adata.uns[{key!r}]` (available: {have})."
-            raise ValueError(msg)
+    adata = get_modality(adata, mod)
+    table, groups, methods = _panels(adata, key, groups, methods, top_n, ncols)
     n_panels = len(groups) * len(methods)
     if ax is not None and n_panels != 1:
         msg = f"`ax` holds one panel but {n_panels} were asked for; pass one group and one method, or no `ax`."
@@ -157,8 +173,9 @@ def attributions(
             _panel(axes[i * len(methods) + j], sub, top_n, title)
     if table["is_marker"].any():
         handles = [Patch(color=MARKER_COLOR, label="marker gene"), Patch(color=OTHER_COLOR, label="other gene")]
-        fig.legend(handles=handles, loc="upper center", ncol=2, frameon=False, fontsize="small",
-                   bbox_to_anchor=(0.5, 1.0))  # fmt: skip
+        fig.legend(
+            handles=handles, loc="upper center", ncol=2, frameon=False, fontsize="small", bbox_to_anchor=(0.5, 1.0)
+        )
     if ax is None:
         fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight()))
     return finish_figure(fig, axes, "attributions", show=show, save=save, return_fig=return_fig)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._utils._anndata import get_modality
 from ..core.distances import r2_means, top_de_genes
 from ..metrics._generative import MIN_DE_CELLS, _matrix
 from ..metrics._perturbation_scores import HIGHER_IS_BETTER, SCORE_NAMES
@@ -18,11 +19,16 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 SCORE_LABELS = {
-    "r2_mean_all": "R² of means, all genes", "r2_mean_de": "R² of means, DEGs",
-    "pearson_delta_all": "Pearson r of deltas, all genes", "pearson_delta_de": "Pearson r of deltas, DEGs",
-    "kendall_tau_de": "Kendall τ of deltas, DEGs", "energy_distance": "energy distance", "mmd2": "MMD²",
-    "wasserstein": "Wasserstein-2", "frechet": "Fréchet distance",
-}  # fmt: skip
+    "r2_mean_all": "R² of means, all genes",
+    "r2_mean_de": "R² of means, DEGs",
+    "pearson_delta_all": "Pearson r of deltas, all genes",
+    "pearson_delta_de": "Pearson r of deltas, DEGs",
+    "kendall_tau_de": "Kendall τ of deltas, DEGs",
+    "energy_distance": "energy distance",
+    "mmd2": "MMD²",
+    "wasserstein": "Wasserstein-2",
+    "frechet": "Fréchet distance",
+}
 
 
 def _named_predictions(predictions: Any) -> dict[str, AnnData]:
@@ -70,6 +76,7 @@ def perturbation(
     layer: str | None = None,
     n_de: int = 100,
     n_labels: int = 10,
+    mod: str | None = None,
     show: bool | None = None,
     save: bool | str | None = None,
     return_fig: bool = False,
@@ -103,6 +110,8 @@ def perturbation(
         Number of DEGs highlighted and scored.
     n_labels
         Number of DEGs named.
+    mod
+        Modality to use when ``adata`` is a MuData (default ``'rna'``).
     show
         Show the figure; default ``scanpy.settings.autoshow``.
     save
@@ -116,9 +125,16 @@ def perturbation(
     """
     import matplotlib.pyplot as plt
 
+    adata = get_modality(adata, mod)
     named = _named_predictions(predictions)
-    is_ctrl, is_pert = _real_cells(adata, condition_key=condition_key, control=control, perturbation=perturbation,
-                                   cell_type_key=cell_type_key, cell_type=cell_type)  # fmt: skip
+    is_ctrl, is_pert = _real_cells(
+        adata,
+        condition_key=condition_key,
+        control=control,
+        perturbation=perturbation,
+        cell_type_key=cell_type_key,
+        cell_type=cell_type,
+    )
     X = _matrix(adata, layer=layer, what="real cells")
     real, ctrl = X[is_pert], X[is_ctrl]
     de = top_de_genes(real, ctrl, n_de)
@@ -137,8 +153,10 @@ def perturbation(
             ax.annotate(genes[g], (real_mean[g], pm[g]), fontsize=6, xytext=(2, 2), textcoords="offset points")
         hi = float(max(real_mean.max(), pm.max())) * 1.05
         ax.plot([0, hi], [0, hi], color="black", linewidth=0.6, linestyle="--")
-        ax.set_title(f"{name}\nR² all {r2_means(pm, real_mean):.3f}, DEGs {r2_means(pm[de], real_mean[de]):.3f}",
-                     fontsize="medium")  # fmt: skip
+        ax.set_title(
+            f"{name}\nR² all {r2_means(pm, real_mean):.3f}, DEGs {r2_means(pm[de], real_mean[de]):.3f}",
+            fontsize="medium",
+        )
         ax.set_xlabel(f"real {perturbation}: mean expression")
         ax.spines[["top", "right"]].set_visible(False)
     axes[0].set_ylabel("predicted: mean expression")
@@ -153,6 +171,7 @@ def perturbation_comparison(
     key: str = "perturbation_comparison",
     metrics: Sequence[str] = ("r2_mean_de", "pearson_delta_de", "energy_distance", "mmd2"),
     methods: Sequence[str] | None = None,
+    mod: str | None = None,
     show: bool | None = None,
     save: bool | str | None = None,
     return_fig: bool = False,
@@ -171,6 +190,8 @@ def perturbation_comparison(
         Scores to draw (keys of :func:`sc_llm.metrics.perturbation_scores`).
     methods
         Methods to show, top to bottom; default all, in the comparison's order.
+    mod
+        Modality to use when ``adata`` is a MuData (default ``'rna'``).
     show
         Show the figure; default ``scanpy.settings.autoshow``.
     save
@@ -184,6 +205,7 @@ def perturbation_comparison(
     """
     import matplotlib.pyplot as plt
 
+    adata = get_modality(adata, mod)
     if key not in adata.uns or "per_cell_type" not in adata.uns[key]:
         msg = f"No comparison in `adata.uns[{key!r}]`. Run `sl.tl.compare_perturbation(adata, ...)` first."
         raise KeyError(msg)
@@ -199,8 +221,9 @@ def perturbation_comparison(
     if missing or not methods:
         msg = f"Methods {missing or methods} not in the comparison (available: {available})."
         raise ValueError(msg)
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics) + 1.2, 0.45 * len(methods) + 1.4),
-                             squeeze=False, sharey=True)  # fmt: skip
+    fig, axes = plt.subplots(
+        1, len(metrics), figsize=(3.2 * len(metrics) + 1.2, 0.45 * len(methods) + 1.4), squeeze=False, sharey=True
+    )
     axes = list(axes[0])
     y = np.arange(len(methods))[::-1].astype(float)
     colors = plt.get_cmap("tab10").colors

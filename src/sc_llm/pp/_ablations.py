@@ -7,19 +7,25 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from .._utils._anndata import check_obs, get_modality
+from .._utils._anndata import get_modality, h5ad_params
 from .._utils._logging import logg
+from .._utils._validation import check_writes, read_sentences, split_sentence
 from ..core.ablation import HASH_LENGTH, MODES, NEEDS_TOKENIZER, ablate
 
 if TYPE_CHECKING:
     from anndata import AnnData
 
-    from ..core.text_encoder import TextEncoder
+    from ..core.gene_tokens import GeneTokenizer
 
 AblationMode = Literal[
-    "hash", "random_hash", "shuffle_all", "shuffle_in_context", "shuffle_top_in_context",
-    "hash_shuffle_in_context", "shorten",
-]  # fmt: skip
+    "hash",
+    "random_hash",
+    "shuffle_all",
+    "shuffle_in_context",
+    "shuffle_top_in_context",
+    "hash_shuffle_in_context",
+    "shorten",
+]
 _FRACTION_MODES = ("shuffle_top_in_context", "shorten")
 
 
@@ -30,15 +36,18 @@ def default_ablation_key(sentence_key: str, mode: str, fraction: float | None) -
     return f"{sentence_key}_{mode}"
 
 
-def context_encoder(
+def context_tokenizer(
     model: Any, *, max_length: int | None = None, prefix: str | None = None, revision: str | None = None
-) -> TextEncoder:
-    """Load ``model`` as a :class:`~sc_llm.core.text_encoder.TextEncoder` on the CPU (returned as is if it is one)."""
-    from ..core.text_encoder import TextEncoder
+) -> tuple[GeneTokenizer, str]:
+    """``(gene tokenizer, model id)`` deciding which genes are in context; loads the tokenizer only, no weights.
+
+    A :class:`~sc_llm.core.text_encoder.TextEncoder` passed as ``model`` lends its own gene tokenizer.
+    """
+    from ..core.text_encoder import TextEncoder, load_gene_tokenizer
 
     if isinstance(model, TextEncoder):
-        return model
-    return TextEncoder(str(model), revision=revision, device="cpu", max_length=max_length, prefix=prefix)
+        return model.genes, model.model_id
+    return load_gene_tokenizer(str(model), max_length=max_length, prefix=prefix, revision=revision), str(model)
 
 
 def ablate_sentences(
@@ -136,35 +145,34 @@ def ablate_sentences(
         )
         raise ValueError(msg)
     target = get_modality(adata, mod)
-    if sentence_key not in target.obs:
-        msg = f"No cell sentences in `adata.obs[{sentence_key!r}]`. Run `sl.pp.cell_sentences(adata)` first."
-        raise KeyError(msg)
-    sentences = check_obs(target, sentence_key).fillna("").astype(str)
+    sentences = read_sentences(target, sentence_key)
     key_added = key_added or default_ablation_key(sentence_key, mode, fraction)
+    check_writes(target, {"obs": [key_added], "uns": [key_added]}, {"obs": [sentence_key]})
 
     start = logg.info(f"ablating {len(sentences)} cell sentences: {mode}")
-    enc = None
+    genes, model_id = None, None
     if mode in NEEDS_TOKENIZER:
-        enc = context_encoder(model, max_length=max_length, prefix=prefix, revision=revision)
-    words = [s.split() for s in sentences]
-    rng = np.random.default_rng(seed)
-    ablated, n_ctx = ablate(words, mode, rng=rng, genes=None if enc is None else enc.genes, fraction=fraction)
+        genes, model_id = context_tokenizer(model, max_length=max_length, prefix=prefix, revision=revision)
+    words = [split_sentence(s) for s in sentences]
+    ablated, n_ctx = ablate(words, mode, rng=np.random.default_rng(seed), genes=genes, fraction=fraction)
 
     adata = adata.copy() if copy else adata
     target = get_modality(adata, mod)
     target.obs[key_added] = pd.Series([" ".join(w) for w in ablated], index=target.obs_names, dtype=object)
     target.uns[key_added] = {
-        "params": {
-            "mode": mode,
-            "sentence_key": sentence_key,
-            "seed": seed,
-            "fraction": fraction if mode in _FRACTION_MODES else None,
-            "hash_length": HASH_LENGTH if "hash" in mode else None,
-            "model": None if enc is None else enc.model_id,
-            "max_length": None if enc is None else enc.max_length,
-            "prefix": None if enc is None else (enc.genes.prefix or None),
-            "mean_in_context": None if n_ctx is None else float(np.mean(n_ctx)) if len(n_ctx) else 0.0,
-        }
+        "params": h5ad_params(
+            {
+                "mode": mode,
+                "sentence_key": sentence_key,
+                "seed": seed,
+                "fraction": fraction if mode in _FRACTION_MODES else None,
+                "hash_length": HASH_LENGTH if "hash" in mode else None,
+                "model": model_id,
+                "max_length": None if genes is None else genes.max_length,
+                "prefix": None if genes is None else (genes.prefix or None),
+                "mean_in_context": None if n_ctx is None else float(np.mean(n_ctx)) if len(n_ctx) else 0.0,
+            }
+        )
     }
     logg.info("    finished", time=start, deep=f"added\n    '{key_added}', ablated cell sentences (adata.obs)")
     return adata if copy else None

@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .._utils._anndata import check_values, get_gene_names, get_matrix, get_modality, iter_row_chunks
+from .._utils._anndata import check_values, get_gene_names, get_matrix, get_modality, h5ad_params, iter_row_chunks
 from .._utils._logging import logg
-from ..core.ranking import SentenceJoiner, rank_genes
+from .._utils._validation import check_count, check_writes
+from ..core.sentences.ranking import SentenceJoiner, rank_genes
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -80,17 +81,15 @@ def cell_sentences(
     >>> adata.obs["cell_sentence"].iloc[0].split()[:3]  # doctest: +SKIP
     ['MALAT1', 'TMSB4X', 'B2M']
     """
-    if n_genes is not None and n_genes < 1:
-        msg = f"`n_genes` must be a positive integer or None, got {n_genes}."
-        raise ValueError(msg)
-    if chunk_size < 1:
-        msg = f"`chunk_size` must be positive, got {chunk_size}."
-        raise ValueError(msg)
+    n_genes = check_count(n_genes, "n_genes", allow_none=True)
+    chunk_size = check_count(chunk_size, "chunk_size")
+    target = get_modality(adata, mod)
+    X, var, source = get_matrix(target, layer=layer, use_raw=use_raw)
+    names = np.asarray(get_gene_names(var, gene_symbols), dtype=object)
+    check_writes(target, {"obs": [key_added], "uns": [key_added]}, {})
     adata = adata.copy() if copy else adata
     target = get_modality(adata, mod)
-    X, var = get_matrix(target, layer=layer, use_raw=use_raw)
-    names = np.asarray(get_gene_names(var, gene_symbols), dtype=object)
-    source = "layers['" + layer + "']" if layer else ("raw.X" if X is getattr(target.raw, "X", None) else "X")
+    X, var, source = get_matrix(target, layer=layer, use_raw=use_raw)
 
     start_time = logg.info(f"computing cell sentences from adata.{source}")
     sentences: list[str] = []
@@ -110,13 +109,15 @@ def cell_sentences(
         )
     target.obs[key_added] = pd.Series(sentences, index=target.obs_names, dtype=object)
     target.uns[key_added] = {
-        "params": {
-            "layer": layer,
-            "use_raw": source == "raw.X",
-            "gene_symbols": gene_symbols,
-            "n_genes": n_genes,
-            "tie_break": "var_order",
-        }
+        "params": h5ad_params(
+            {
+                "layer": layer,
+                "use_raw": source == "raw.X",
+                "gene_symbols": gene_symbols,
+                "n_genes": n_genes,
+                "tie_break": "var_order",
+            }
+        )
     }
     logg.info("    finished", time=start_time, deep=f"added\n    '{key_added}', cell sentences (adata.obs)")
     return adata if copy else None

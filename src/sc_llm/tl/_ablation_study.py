@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -10,10 +12,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .._utils._anndata import check_obs
+from .._utils._anndata import check_obs, get_modality, h5ad_params
 from .._utils._logging import logg
-from ..core.ablation import MODES, NEEDS_TOKENIZER, ablate, n_in_context
-from ..core.knn import cosine_knn, vote
+from .._utils._readers import read_labels
+from .._utils._validation import read_sentences, split_sentence
+from ..core.ablation import MODES, NEEDS_TOKENIZER, ablate
+from ..core.gene_tokens import n_in_context
+from ..core.knn import knn_vote
 from ..metrics import classification_scores, kmeans_ari
 
 if TYPE_CHECKING:
@@ -83,10 +88,20 @@ def cached_encode(enc: TextEncoder, sentences: list[str], cache_dir: Path | None
     h.update("\n".join(sentences).encode())
     path = cache_dir / f"emb_{h.hexdigest()[:24]}.npy"
     if path.is_file():
-        return np.load(path)
+        try:
+            X = np.load(path, allow_pickle=False)
+            if X.shape == (len(sentences), enc.dim) and np.isfinite(X).all():
+                return X
+            problem = f"shape {X.shape} instead of {(len(sentences), enc.dim)}, or non-finite values"
+        except (OSError, ValueError, EOFError) as e:  # truncated or not a .npy file
+            problem = f"it cannot be read ({e})"
+        warnings.warn(f"Ignoring the damaged cache file {str(path)!r}: {problem}; recomputing it.", stacklevel=3)
     X = enc.encode(sentences, batch_size=batch_size, progress=progress)[0]
     cache_dir.mkdir(parents=True, exist_ok=True)
-    np.save(path, X)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("wb") as f:  # write whole, then rename: an interrupted run never leaves a partial cache file
+        np.save(f, X)
+    tmp.replace(path)
     return X
 
 
@@ -134,6 +149,7 @@ def ablation_study(
     revision: str | None = None,
     device: str | None = None,
     cache_dir: str | Path | None = None,
+    mod: str | None = None,
     progress: bool = True,
     key_added: str = "ablation_study",
     copy: bool = False,
@@ -148,9 +164,9 @@ def ablation_study(
     Parameters
     ----------
     adata
-        Annotated data matrix with cell sentences and labels.
+        Annotated data matrix with cell sentences and labels (or a MuData, see ``mod``).
     model
-        Text encoder (hub id, local folder or :class:`~sc_llm.core.text_encoder.TextEncoder`).
+        Text encoder (hub id, local folder or :class:`~sc_llm.tl.TextEncoder`).
     label_key
         ``.obs`` column with the cell labels.
     ablations
@@ -174,6 +190,8 @@ def ablation_study(
     cache_dir
         Folder where embeddings are kept (keyed by the encoder settings and the sentences), so that a rerun
         only embeds what changed.
+    mod
+        Modality to use when ``adata`` is a MuData (default ``'rna'``); results go into that modality.
     progress
         Show progress bars.
     key_added
@@ -199,64 +217,85 @@ def ablation_study(
     if split_key is None and not 0 < test_size < 1:
         msg = f"`test_size` must be in (0, 1), got {test_size}."
         raise ValueError(msg)
-    specs = resolve_ablations(ablations, list(adata.obs.columns))
-    labels = check_obs(adata, label_key)
-    base = check_obs(adata, sentence_key).fillna("").astype(str).tolist()
+    target = get_modality(adata, mod)
+    specs = resolve_ablations(ablations, list(target.obs.columns))
+    labels = read_labels(target, label_key)
+    base = read_sentences(target, sentence_key)
     for name, spec in specs.items():
         if "sentence_key" in spec:
-            check_obs(adata, spec["sentence_key"])
+            read_sentences(target, spec["sentence_key"])
         elif spec.get("mode") is not None and not 0 < spec.get("fraction", 0.1) <= 1:
             msg = f"Ablation {name!r}: `fraction` must be in (0, 1]."
             raise ValueError(msg)
-    ref, test = split_rows(labels, check_obs(adata, split_key) if split_key else None, test_size, seed)
-    labelled = np.flatnonzero(labels.notna().to_numpy())
-    truth = labels.astype(str).to_numpy()
-    categories = np.unique(truth[ref])
-    ref_codes = np.searchsorted(categories, truth[ref])
+    ref, test = split_rows(labels, check_obs(target, split_key) if split_key else None, test_size, seed)
 
-    from ..core.text_encoder import TextEncoder
+    from ..core.text_encoder import as_text_encoder
 
-    if isinstance(model, TextEncoder):
-        enc = model
-    else:
-        enc = TextEncoder(str(model), revision=revision, device=device, max_length=max_length, prefix=prefix)
+    enc = as_text_encoder(model, revision=revision, device=device, max_length=max_length, prefix=prefix)
     cache = None if cache_dir is None else Path(cache_dir)
     start = logg.info(f"ablation study: {len(specs)} ablations of {len(base)} cell sentences with {enc.model_id!r}")
-    words = [s.split() for s in base]
+    words = [split_sentence(s) for s in base]
     rows = []
     for name, spec in specs.items():
-        mode = spec.get("mode")
-        if "sentence_key" in spec:
-            ablated = [s.split() for s in check_obs(adata, spec["sentence_key"]).fillna("").astype(str)]
-        elif mode is None:
-            ablated = words
-        else:
-            rng = np.random.default_rng(seed)  # as `sl.pp.ablate_sentences(seed=seed)`
-            ablated, _ = ablate(words, mode, rng=rng, genes=enc.genes if mode in NEEDS_TOKENIZER else None,
-                                fraction=spec.get("fraction", 0.1))  # fmt: skip
-        sentences = [" ".join(w) for w in ablated]
+        ablated = ablated_words(target, words, spec, enc.genes, seed)
         logg.info(f"    {name}: embedding")
-        X = cached_encode(enc, sentences, cache, batch_size, progress)
-        idx, sim = cosine_knn(X[ref], X[test], k)
-        codes, _ = vote(ref_codes[idx], sim, len(categories), 1)
-        scores = classification_scores(truth[test], categories[codes[:, 0]])
-        ari = kmeans_ari(X[labelled], truth[labelled], seed=seed)
-        rows.append({
-            "ablation": name, "mode": mode or ("column" if "sentence_key" in spec else "none"),
-            "fraction": spec.get("fraction", np.nan), **{m: scores[m] for m in METRICS[:4]}, "ari": ari,
-            "mean_in_context": float(n_in_context(enc.genes, ablated).mean()) if ablated else 0.0,
-        })  # fmt: skip
+        X = cached_encode(enc, [" ".join(w) for w in ablated], cache, batch_size, progress)
+        mode = spec.get("mode") or ("column" if "sentence_key" in spec else "none")
+        rows.append(
+            {
+                "ablation": name,
+                "mode": mode,
+                "fraction": spec.get("fraction", np.nan),
+                **score_embedding(X, labels, ref, test, k=k, seed=seed),
+                "mean_in_context": float(n_in_context(enc.genes, ablated).mean()) if ablated else 0.0,
+            }
+        )
     results = pd.DataFrame(rows).set_index("ablation")
 
     adata = adata.copy() if copy else adata
-    adata.uns[key_added] = {
+    target = get_modality(adata, mod)
+    target.uns[key_added] = {
         "results": results,
-        "params": {
-            "label_key": label_key, "sentence_key": sentence_key, "k": k, "test_size": test_size,
-            "split_key": split_key, "seed": seed, "n_reference": len(ref), "n_test": len(test),
-            "ablations": {n: {kk: v for kk, v in s.items() if v is not None} for n, s in specs.items()},
-            "encoder": {kk: v for kk, v in enc.params().items() if v is not None},
-        },
-    }  # fmt: skip
+        "params": h5ad_params(
+            {
+                "label_key": label_key,
+                "sentence_key": sentence_key,
+                "k": k,
+                "test_size": test_size,
+                "split_key": split_key,
+                "seed": seed,
+                "n_reference": len(ref),
+                "n_test": len(test),
+                "ablations": {n: {kk: v for kk, v in s.items() if v is not None} for n, s in specs.items()},
+                "encoder": {kk: v for kk, v in enc.params().items() if v is not None},
+            }
+        ),
+    }
     logg.info("    finished", time=start, deep=f"added\n    '{key_added}', ablation results (adata.uns)")
     return adata if copy else None
+
+
+def ablated_words(target: AnnData, words: list[list[str]], spec: Mapping[str, Any], genes: Any, seed: int):
+    """The gene words of one ablation: read from an ``.obs`` column, the original ones, or ablated here."""
+    mode = spec.get("mode")
+    if "sentence_key" in spec:
+        return [split_sentence(s) for s in read_sentences(target, spec["sentence_key"])]
+    if mode is None:
+        return words
+    rng = np.random.default_rng(seed)  # as `sl.pp.ablate_sentences(seed=seed)`
+    genes = genes if mode in NEEDS_TOKENIZER else None
+    return ablate(words, mode, rng=rng, genes=genes, fraction=spec.get("fraction", 0.1))[0]
+
+
+def score_embedding(
+    X: np.ndarray, labels: pd.Series, ref: np.ndarray, test: np.ndarray, *, k: int, seed: int
+) -> dict[str, float]:
+    """The kernel of :func:`ablation_study`: kNN scores of ``test`` from ``ref`` rows, k-means ARI of labelled rows."""
+    labelled_rows = np.flatnonzero(labels.notna().to_numpy())
+    truth = labels.astype(str).to_numpy()
+    categories = np.unique(truth[ref])
+    ref_codes = np.searchsorted(categories, truth[ref])
+    codes, _ = knn_vote(X[ref], ref_codes, X[test], k, len(categories))
+    scores = classification_scores(truth[test], categories[codes[:, 0]])
+    ari = kmeans_ari(X[labelled_rows], truth[labelled_rows], seed=seed)
+    return {**{m: scores[m] for m in METRICS[:4]}, "ari": ari}

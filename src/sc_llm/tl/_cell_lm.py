@@ -183,7 +183,7 @@ def _plain(base: dict | None) -> dict:
 def _fit_decoder(adata, genes: Sequence[list[str]], layer, use_raw, gene_symbols, kind: str, seed: int):
     from ._decode import fit_decoder_arrays
 
-    X, var = get_matrix(adata, layer=layer, use_raw=use_raw)
+    X, var, _ = get_matrix(adata, layer=layer, use_raw=use_raw)
     names = get_gene_names(var, gene_symbols)
     sentences = [" ".join(g) for g in genes]
     return fit_decoder_arrays(

@@ -8,10 +8,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .._utils._anndata import get_modality, h5ad_params
 from .._utils._logging import logg
-from ..core.knn import cosine_knn, vote
+from .._utils._readers import check_class_sizes, labelled, read_labels, read_reps
+from ..core.fusion_defaults import TRAIN_DEFAULTS
+from ..core.knn import knn_vote
 from ..metrics import classification_scores
-from ._scmpt_model import TRAIN_DEFAULTS, ScMPT, check_class_sizes, labelled, read_labels, read_reps
+from ._scmpt_model import ScMPT
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -24,10 +27,12 @@ def summarize_comparison(
 ) -> pd.DataFrame:
     """``'mean ± sd'`` strings of a :func:`compare_annotators` table, for printing (stored as ``'summary'``)."""
     return pd.DataFrame(
-        {s: [f"{m:.{digits}f} ± {d:.{digits}f}" for m, d in zip(table[f"{s}_mean"], table[f"{s}_sd"], strict=True)]
-         for s in scores},
+        {
+            s: [f"{m:.{digits}f} ± {d:.{digits}f}" for m, d in zip(table[f"{s}_mean"], table[f"{s}_sd"], strict=True)]
+            for s in scores
+        },
         index=table.index,
-    )  # fmt: skip
+    )
 
 
 def compare_annotators(
@@ -36,8 +41,9 @@ def compare_annotators(
     label_key: str,
     use_reps: Sequence[str] = ("X_scgpt", "X_ember"),
     seeds: Sequence[int] = (0, 1, 2, 3, 4),
-    test_fraction: float = 0.2,
+    test_size: float = 0.2,
     k: int = 10,
+    mod: str | None = None,
     device: str | None = None,
     progress: bool = True,
     key_added: str = "scmpt_comparison",
@@ -63,10 +69,14 @@ def compare_annotators(
         ``.obsm`` keys of the representations (≥ 1; with one, the fusion row is that representation's MLP).
     seeds
         One train/test split and training run per seed.
-    test_fraction
+    test_size
         Fraction of every class held out for testing; every class needs ≥ 3 labelled cells.
     k
         Neighbours of the kNN baseline.
+    mod
+        On a MuData: the modality to work in (its ``.obsm`` keys and ``.obs`` labels; results go to it).
+        ``None``: the MuData itself, with modality-qualified keys (``'rna:X_scgpt'``) to compare across
+        modalities.
     device
         Torch device of the MLPs; ``None`` picks CUDA, then MPS, then CPU.
     progress
@@ -93,13 +103,59 @@ def compare_annotators(
     ``'per_seed'`` : :class:`pandas.DataFrame`
         ``method``, ``seed`` and the four scores of every run.
     ``'params'`` : :class:`dict`
-        ``label_key``, ``use_reps``, ``seeds``, ``test_fraction``, ``k`` and the training arguments.
+        ``label_key``, ``use_reps``, ``seeds``, ``test_size``, ``k`` and the training arguments.
     """
-    from tqdm.auto import tqdm
+    seeds = _check_arguments(seeds, test_size, k, train)
+    use_reps = [use_reps] if isinstance(use_reps, str) else list(use_reps)
+    target = get_modality(adata, mod, whole_mudata=True)
+    reps = read_reps(target, use_reps)
+    has, labels = labelled(read_labels(target, label_key), f"obs[{label_key!r}]")
+    reps = [X[has] for X in reps]
+    check_class_sizes(labels, 3, "a stratified test split plus a validation split")
 
-    from ..core.fusion_training import predict_proba, stratified_split
-    from ._scmpt import h5ad_safe
+    methods = comparison_methods(use_reps)
+    start = logg.info(f"comparing {len(methods)} annotators on {use_reps} over {len(seeds)} seeds")
+    per_seed = run_comparison(
+        reps,
+        labels,
+        methods,
+        use_reps=use_reps,
+        label_key=label_key,
+        seeds=seeds,
+        test_size=test_size,
+        k=k,
+        device=device,
+        progress=progress,
+        train=train,
+    )
+    table = comparison_table(per_seed, [m for m, _, _ in methods], len(seeds))
 
+    adata = adata.copy() if copy else adata
+    target = get_modality(adata, mod, whole_mudata=True)
+    target.uns[key_added] = {
+        "table": table,
+        "summary": summarize_comparison(table),
+        "per_seed": per_seed,
+        "params": h5ad_params(
+            {
+                "label_key": label_key,
+                "use_reps": use_reps,
+                "seeds": seeds,
+                "test_size": test_size,
+                "k": k,
+                **{key: v for key, v in {**TRAIN_DEFAULTS, **train}.items() if key != "seed"},
+            }
+        ),
+    }
+    logg.info(
+        "    finished",
+        time=start,
+        deep=f"added '{key_added}' (adata.uns)\n{target.uns[key_added]['summary'].to_string()}",
+    )
+    return adata if copy else None
+
+
+def _check_arguments(seeds: Sequence[int], test_size: float, k: int, train: dict[str, Any]) -> list[int]:
     if "seed" in train:
         msg = "Pass `seeds=[...]` rather than `seed`: every seed is one split and one training run."
         raise TypeError(msg)
@@ -111,70 +167,77 @@ def compare_annotators(
     if not seeds or len(set(seeds)) != len(seeds):
         msg = f"`seeds` must list at least one seed, without repeats; got {seeds}."
         raise ValueError(msg)
-    if not 0.0 < test_fraction < 1.0:
-        msg = f"`test_fraction` must be in (0, 1), got {test_fraction}."
+    if not 0.0 < test_size < 1.0:
+        msg = f"`test_size` must be in (0, 1), got {test_size}."
         raise ValueError(msg)
     if k < 1:
         msg = f"`k` must be positive, got {k}."
         raise ValueError(msg)
-    use_reps = [use_reps] if isinstance(use_reps, str) else list(use_reps)
-    reps = read_reps(adata, use_reps)
-    has, labels = labelled(read_labels(adata, label_key), f"obs[{label_key!r}]")
-    reps = [X[has] for X in reps]
-    check_class_sizes(labels, 3, "a stratified test split plus a validation split")
-    codes = np.asarray(labels.codes)
+    return seeds
 
-    methods: list[tuple[str, list[int], str]] = [(f"scMPT ({' + '.join(use_reps)})", list(range(len(use_reps))), "mlp")]
+
+def comparison_methods(use_reps: Sequence[str]) -> list[tuple[str, list[int], str]]:
+    """``(row name, indices of the representations used, 'mlp' | 'knn')`` of every compared annotator."""
+    methods = [(f"scMPT ({' + '.join(use_reps)})", list(range(len(use_reps))), "mlp")]
     if len(use_reps) > 1:
         methods += [(f"MLP ({r})", [i], "mlp") for i, r in enumerate(use_reps)]
-    methods += [(f"kNN ({r})", [i], "knn") for i, r in enumerate(use_reps)]
+    return methods + [(f"kNN ({r})", [i], "knn") for i, r in enumerate(use_reps)]
 
-    start = logg.info(f"comparing {len(methods)} annotators on {use_reps} over {len(seeds)} seeds")
+
+def run_comparison(
+    reps: Sequence[np.ndarray],
+    labels: pd.Categorical,
+    methods: Sequence[tuple[str, list[int], str]],
+    *,
+    use_reps: Sequence[str],
+    label_key: str,
+    seeds: Sequence[int],
+    test_size: float,
+    k: int,
+    device: Any,
+    progress: bool,
+    train: dict[str, Any],
+) -> pd.DataFrame:
+    """The kernel of :func:`compare_annotators`: train and score every method on every seed's split (arrays in)."""
+    from tqdm.auto import tqdm
+
+    from ..core.fusion_training import stratified_split
+
+    codes = np.asarray(labels.codes)
     rows = []
     bar = tqdm(total=len(seeds) * len(methods), desc="comparing", unit="run", disable=not progress)
     for seed in seeds:
-        tr, te = stratified_split(codes, test_fraction, seed)
+        tr, te = stratified_split(codes, test_size, seed)
         train_labels = pd.Categorical.from_codes(codes[tr], categories=labels.categories)
         truth = np.asarray(labels)[te]
         for name, which, kind in methods:
             if kind == "mlp":
                 model = ScMPT.from_arrays(
-                    [reps[i][tr] for i in which], train_labels, use_reps=[use_reps[i] for i in which],
-                    label_key=label_key, device=device, progress=False, **{**train, "seed": seed},
-                )  # fmt: skip
-                pred = np.asarray(model.classes)[
-                    predict_proba(model.module, [reps[i][te] for i in which], device=device).argmax(1)
-                ]
+                    [reps[i][tr] for i in which],
+                    train_labels,
+                    use_reps=[use_reps[i] for i in which],
+                    label_key=label_key,
+                    device=device,
+                    progress=False,
+                    **{**train, "seed": seed},
+                )
+                pred = np.asarray(model.predict([reps[i][te] for i in which], device=device))
             else:
-                idx, sim = cosine_knn(reps[which[0]][tr], reps[which[0]][te], k)
-                top, _ = vote(codes[tr][idx], sim, len(labels.categories), top=1)
+                top, _ = knn_vote(reps[which[0]][tr], codes[tr], reps[which[0]][te], k, len(labels.categories))
                 pred = np.asarray(labels.categories)[top[:, 0]]
             scores = classification_scores(truth, pred)
             rows.append({"method": name, "seed": seed, **{s: scores[s] for s in SCORES}, "n_test": scores["n"]})
             bar.update()
     bar.close()
+    return pd.DataFrame(rows)
 
-    per_seed = pd.DataFrame(rows)
+
+def comparison_table(per_seed: pd.DataFrame, methods: Sequence[str], n_seeds: int) -> pd.DataFrame:
+    """Mean and sample sd over seeds of every score, one row per method (in ``methods`` order)."""
     grouped = per_seed.groupby("method", sort=False)
-    table = pd.DataFrame(index=pd.Index([m for m, _, _ in methods], name="method"))
+    table = pd.DataFrame(index=pd.Index(list(methods), name="method"))
     for s in SCORES:
         table[f"{s}_mean"] = grouped[s].mean()
-        table[f"{s}_sd"] = grouped[s].std(ddof=1).fillna(0.0) if len(seeds) > 1 else 0.0
+        table[f"{s}_sd"] = grouped[s].std(ddof=1).fillna(0.0) if n_seeds > 1 else 0.0
     table["n_test"] = grouped["n_test"].first().astype(np.int64)
-
-    adata = adata.copy() if copy else adata
-    adata.uns[key_added] = {
-        "table": table,
-        "summary": summarize_comparison(table),
-        "per_seed": per_seed,
-        "params": h5ad_safe({
-            "label_key": label_key, "use_reps": use_reps, "seeds": seeds, "test_fraction": test_fraction, "k": k,
-            **{key: v for key, v in {**TRAIN_DEFAULTS, **train}.items() if key != "seed"},
-        }),
-    }  # fmt: skip
-    logg.info(
-        "    finished",
-        time=start,
-        deep=f"added '{key_added}' (adata.uns)\n{adata.uns[key_added]['summary'].to_string()}",
-    )
-    return adata if copy else None
+    return table

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .._utils._anndata import get_gene_names, get_matrix
+from .._utils._anndata import get_gene_names, get_matrix, get_modality, h5ad_params
 from .._utils._logging import logg
 from ..core.distances import top_de_genes
 from ..metrics._generative import MIN_DE_CELLS
@@ -75,10 +75,67 @@ def _fold_task(X, names, types, is_ctrl, is_pert, t, *, perturbation, control, s
     train = np.flatnonzero((is_ctrl | is_pert) & ~(is_pert & held))
     q, r = np.flatnonzero(is_ctrl & held), np.flatnonzero(is_pert & held)
     return PerturbationTask(
-        train_X=dense(X, train), train_perturbed=is_pert[train], train_cell_types=types[train],
-        query_X=dense(X, q), query_cell_types=types[q], var_names=names, perturbation=perturbation,
-        control=control, seed=seed, truth_X=dense(X, r), truth_cell_types=types[r], options=dict(options),
-    )  # fmt: skip
+        train_X=dense(X, train),
+        train_perturbed=is_pert[train],
+        train_cell_types=types[train],
+        query_X=dense(X, q),
+        query_cell_types=types[q],
+        var_names=names,
+        perturbation=perturbation,
+        control=control,
+        seed=seed,
+        truth_X=dense(X, r),
+        truth_cell_types=types[r],
+        options=dict(options),
+    )
+
+
+def _check_methods(methods: str | Sequence[str], model: str | None) -> list:
+    """The registered methods named, with clear errors for none, repeats or a missing checkpoint."""
+    ms = [get_method(m) for m in ([methods] if isinstance(methods, str) else methods)]
+    if not ms or len({m.name for m in ms}) != len(ms):
+        msg = f"`methods` must name at least one method, without repeats; got {list(methods)}."
+        raise ValueError(msg)
+    if any(m.needs_model for m in ms) and model is None:
+        msg = f"Methods {[m.name for m in ms if m.needs_model]} need a pretrained checkpoint: pass `model=`."
+        raise ValueError(msg)
+    return ms
+
+
+def _without_truth(task: PerturbationTask) -> PerturbationTask:
+    """The task as a method that must not see the real perturbed cells gets it."""
+    sentences = {k: v for k, v in task._sentences.items() if k != "truth"}
+    return replace(task, truth_X=None, truth_cell_types=None, _sentences=sentences)
+
+
+def _score_fold(task, ms, held_out, *, n_de, n_comps, decoder, decoder_kind, source_adata, seed, bar) -> list[dict]:
+    """Run every method on one held-out cell type and score its predictions (one row per method)."""
+    de = top_de_genes(task.truth_X, task.query_X, n_de)
+    pca, space = pca_space(task.truth_X, task.query_X, n_comps, seed) if n_comps is not None else (None, "genes")
+    real_s = task.truth_X if pca is None else pca.transform(task.truth_X)
+    rows = []
+    for m in ms:
+        tic = time.perf_counter()
+        sub = task if m.needs_truth else _without_truth(task)
+        result = run_method(m, sub, decoder=decoder, decoder_kind=decoder_kind, source_adata=source_adata)
+        task.decoder = task.decoder or sub.decoder
+        task._sentences.update({k: v for k, v in sub._sentences.items() if k != "truth"})
+        seconds = time.perf_counter() - tic
+        pred_s = result.X if pca is None else pca.transform(result.X)
+        scores = score_arrays(result.X, task.truth_X, task.query_X, de, pred_s, real_s, space=space, seed=seed)
+        rows.append({"held_out": held_out, "method": m.name, **scores, "seconds": seconds})
+        bar.update()
+    return rows
+
+
+def _method_table(per: pd.DataFrame, methods: list[str], *, n_folds: int) -> pd.DataFrame:
+    """Mean and sd over held-out cell types of every score, one row per method."""
+    grouped = per.groupby("method", sort=False)
+    table = pd.DataFrame(index=pd.Index(methods, name="method"))
+    for s in (*SCORE_NAMES, "seconds"):
+        table[f"{s}_mean"] = grouped[s].mean()
+        table[f"{s}_sd"] = grouped[s].std(ddof=1) if n_folds > 1 else 0.0
+    return table
 
 
 def compare_perturbation(
@@ -98,6 +155,7 @@ def compare_perturbation(
     layer: str | None = None,
     use_raw: bool | None = None,
     gene_symbols: str | None = None,
+    mod: str | None = None,
     seed: int = 0,
     progress: bool = True,
     key_added: str = "perturbation_comparison",
@@ -143,6 +201,8 @@ def compare_perturbation(
         Read ``.raw``; defaults to ``True`` when ``.raw`` exists and no ``layer`` is given.
     gene_symbols
         ``.var`` column of the gene names used in sentences, when they are not ``var_names``.
+    mod
+        Modality to use when ``adata`` is a MuData (default ``'rna'``).
     seed
         Seed of the methods, the PCA of the scores and sliced Wasserstein.
     progress
@@ -170,17 +230,13 @@ def compare_perturbation(
     """
     from tqdm.auto import tqdm
 
-    ms = [get_method(m) for m in ([methods] if isinstance(methods, str) else methods)]
-    if not ms or len({m.name for m in ms}) != len(ms):
-        msg = f"`methods` must name at least one method, without repeats; got {list(methods)}."
-        raise ValueError(msg)
-    if any(m.needs_model for m in ms) and model is None:
-        msg = f"Methods {[m.name for m in ms if m.needs_model]} need a pretrained checkpoint: pass `model=`."
-        raise ValueError(msg)
+    ms = _check_methods(methods, model)
+    out = adata.copy() if copy else adata
+    adata = get_modality(out, mod)
     is_ctrl, is_pert = condition_masks(adata, condition_key, control, perturbation)
     types = cell_types(adata, cell_type_key)
     chosen = _held_out_types(types, is_ctrl, is_pert, held_out)
-    X, var = get_matrix(adata, layer=layer, use_raw=use_raw)
+    X, var, _ = get_matrix(adata, layer=layer, use_raw=use_raw)
     names = np.asarray(get_gene_names(var, gene_symbols), dtype=object)
     options = {**method_kwargs, **({"n_comps": n_comps} if n_comps is not None else {})}
 
@@ -188,43 +244,50 @@ def compare_perturbation(
     rows: list[dict[str, Any]] = []
     bar = tqdm(total=len(chosen) * len(ms), desc="perturbation", unit="run", disable=not progress)
     for t in chosen:
-        task = _fold_task(X, names, types, is_ctrl, is_pert, t, perturbation=perturbation, control=control,
-                          seed=seed, options=options)  # fmt: skip
+        task = _fold_task(
+            X, names, types, is_ctrl, is_pert, t, perturbation=perturbation, control=control, seed=seed, options=options
+        )
         task.model = model
-        de = top_de_genes(task.truth_X, task.query_X, n_de)
-        pca, space = pca_space(task.truth_X, task.query_X, n_comps, seed) if n_comps is not None else (None, "genes")
-        real_s = task.truth_X if pca is None else pca.transform(task.truth_X)
-        for m in ms:
-            tic = time.perf_counter()
-            sub = task if m.needs_truth else replace(task, truth_X=None, truth_cell_types=None, _sentences={
-                k: v for k, v in task._sentences.items() if k != "truth"})  # fmt: skip
-            result = run_method(m, sub, decoder=decoder, decoder_kind=decoder_kind, source_adata=adata)
-            task.decoder = task.decoder or sub.decoder
-            task._sentences.update({k: v for k, v in sub._sentences.items() if k != "truth"})
-            seconds = time.perf_counter() - tic
-            pred_s = result.X if pca is None else pca.transform(result.X)
-            scores = score_arrays(result.X, task.truth_X, task.query_X, de, pred_s, real_s, space=space, seed=seed)
-            rows.append({"held_out": t, "method": m.name, **scores, "seconds": seconds})
-            bar.update()
+        rows += _score_fold(
+            task,
+            ms,
+            t,
+            n_de=n_de,
+            n_comps=n_comps,
+            decoder=decoder,
+            decoder_kind=decoder_kind,
+            source_adata=adata,
+            seed=seed,
+            bar=bar,
+        )
     bar.close()
 
     per = pd.DataFrame(rows)
-    grouped = per.groupby("method", sort=False)
-    table = pd.DataFrame(index=pd.Index([m.name for m in ms], name="method"))
-    for s in (*SCORE_NAMES, "seconds"):
-        table[f"{s}_mean"] = grouped[s].mean()
-        table[f"{s}_sd"] = grouped[s].std(ddof=1) if len(chosen) > 1 else 0.0
-    adata = adata.copy() if copy else adata
+    table = _method_table(per, [m.name for m in ms], n_folds=len(chosen))
     adata.uns[key_added] = {
         "table": table,
         "summary": summarize_perturbation(table),
         "per_cell_type": per,
-        "params": {
-            "condition_key": condition_key, "control": control, "perturbation": perturbation,
-            "cell_type_key": cell_type_key, "methods": [m.name for m in ms], "held_out": list(chosen),
-            "model": model, "n_de": n_de, "n_comps": n_comps, "decoder_kind": decoder_kind, "layer": layer,
-            "use_raw": use_raw, "gene_symbols": gene_symbols, "seed": seed, "space": str(per["space"].iloc[0]),
-        },
-    }  # fmt: skip
+        "params": h5ad_params(
+            {
+                "condition_key": condition_key,
+                "control": control,
+                "perturbation": perturbation,
+                "cell_type_key": cell_type_key,
+                "methods": [m.name for m in ms],
+                "held_out": list(chosen),
+                "model": model,
+                "n_de": n_de,
+                "n_comps": n_comps,
+                "decoder_kind": decoder_kind,
+                "layer": layer,
+                "use_raw": use_raw,
+                "gene_symbols": gene_symbols,
+                "seed": seed,
+                "mod": mod,
+                "space": str(per["space"].iloc[0]),
+            }
+        ),
+    }
     logg.info("    finished", time=start, deep=f"added '{key_added}' (adata.uns)\n{adata.uns[key_added]['summary']}")
-    return adata if copy else None
+    return out if copy else None

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .._utils._anndata import check_obs, get_gene_names, get_matrix
+from .._utils._anndata import check_obs, get_gene_names, get_matrix, get_modality, h5ad_params
 from .._utils._logging import logg
 from ..core.sentences.decoding import KINDS, SentenceDecoder, fit_heldout, parse_sentences, r2_score
 
@@ -43,9 +43,17 @@ def resolve_decoder(adata: AnnData | None, decoder: Any) -> SentenceDecoder:
 
 
 def fit_decoder_arrays(
-    X: Any, names: np.ndarray, sentences: list[str], *, kind: str, max_rank: int, shrinkage: float,
-    test_size: float, seed: int, where: str = "the expression matrix",
-) -> SentenceDecoder:  # fmt: skip
+    X: Any,
+    names: np.ndarray,
+    sentences: list[str],
+    *,
+    kind: str,
+    max_rank: int,
+    shrinkage: float,
+    test_size: float,
+    seed: int,
+    where: str = "the expression matrix",
+) -> SentenceDecoder:
     """Fit and score a decoder on a cells × genes matrix and the cells' sentences (no AnnData needed)."""
     from scipy import sparse
 
@@ -84,9 +92,10 @@ def fit_sentence_decoder(
     gene_symbols: str | None = None,
     kind: str = "global",
     max_rank: int = 1000,
-    shrinkage: float = 20.0,
+    shrinkage: float = 1.0,
     test_size: float = 0.2,
     seed: int = 0,
+    mod: str | None = None,
     key_added: str = "sentence_decoder",
     copy: bool = False,
 ) -> AnnData | None:
@@ -121,6 +130,8 @@ def fit_sentence_decoder(
         Share of cells held out to score the fit.
     seed
         Seed of the held-out split.
+    mod
+        Modality to use when ``adata`` is a MuData (default ``'rna'``).
     key_added
         ``.uns`` key of the decoder.
     copy
@@ -131,7 +142,7 @@ def fit_sentence_decoder(
     Returns ``None`` (or a copy if ``copy=True``) and sets ``adata.uns[key_added]``, a dict of arrays and
     numbers (``.h5ad``-safe; :meth:`sc_llm.core.sentences.decoding.SentenceDecoder.from_dict` restores it):
 
-    ``'kind'``, ``'genes'``, ``'intercept'``, ``'slope'``, ``'max_rank'``, ``'shrinkage'``
+    ``'kind'``, ``'genes'``, ``'intercept'``, ``'slope'``, ``'max_rank'``, ``'shrinkage'``, ``'floor'``
         The fit (plus ``'iso_x'``, ``'iso_y'`` or ``'gene_intercept'``, ``'gene_slope'`` for those kinds).
     ``'metrics'`` : dict
         ``'r2_heldout'`` (R² over the expressed genes of held-out cells at ranks ≤ ``max_rank``, C2S's
@@ -145,29 +156,46 @@ def fit_sentence_decoder(
     if kind not in KINDS:
         msg = f"`kind` must be one of {KINDS}, got {kind!r}."
         raise ValueError(msg)
-    sentences = read_sentences(adata, sentence_key)
-    X, var = get_matrix(adata, layer=layer, use_raw=use_raw)
+    out = adata.copy() if copy else adata
+    target = get_modality(out, mod)
+    sentences = read_sentences(target, sentence_key)
+    X, var, source = get_matrix(target, layer=layer, use_raw=use_raw)
     names = np.asarray(get_gene_names(var, gene_symbols), dtype=object)
-    source = f"layers[{layer!r}]" if layer else ("raw.X" if adata.raw is not None and X is adata.raw.X else "X")
     start = logg.info(f"fitting a {kind!r} sentence decoder on adata.{source}")
     dec = fit_decoder_arrays(
-        X, names, sentences, kind=kind, max_rank=max_rank, shrinkage=shrinkage, test_size=test_size, seed=seed,
+        X,
+        names,
+        sentences,
+        kind=kind,
+        max_rank=max_rank,
+        shrinkage=shrinkage,
+        test_size=test_size,
+        seed=seed,
         where=f"adata.{source}",
-    )  # fmt: skip
-    adata = adata.copy() if copy else adata
-    adata.uns[key_added] = dec.to_dict() | {
-        "params": {
-            "sentence_key": sentence_key, "layer": layer, "use_raw": source == "raw.X", "gene_symbols": gene_symbols,
-            "kind": kind, "max_rank": max_rank, "shrinkage": shrinkage, "test_size": test_size, "seed": seed,
-        }
-    }  # fmt: skip
+    )
+    target.uns[key_added] = dec.to_dict() | {
+        "params": h5ad_params(
+            {
+                "sentence_key": sentence_key,
+                "layer": layer,
+                "use_raw": source == "raw.X",
+                "gene_symbols": gene_symbols,
+                "kind": kind,
+                "max_rank": max_rank,
+                "shrinkage": shrinkage,
+                "test_size": test_size,
+                "seed": seed,
+                "mod": mod,
+            }
+        )
+    }
     logg.info(
         "    finished",
         time=start,
         deep=f"added '{key_added}' (adata.uns); held-out R² {dec.metrics['r2_heldout']:.3f} "
         f"(global line {dec.metrics['r2_heldout_global']:.3f})",
     )
-    return adata if copy else None
+    return out if copy else None
 
 
 def decode_sentences(
@@ -175,6 +203,7 @@ def decode_sentences(
     *,
     sentence_key: str = "cell_sentence",
     decoder: str | Mapping | SentenceDecoder = "sentence_decoder",
+    mod: str | None = None,
     var_names: Any | None = None,
 ) -> AnnData:
     """Decode cell sentences into expression: a new AnnData, one cell per sentence.
@@ -192,6 +221,8 @@ def decode_sentences(
     decoder
         A key of ``adata.uns`` written by :func:`fit_sentence_decoder`, that dict itself (e.g. from another
         AnnData), or a :class:`~sc_llm.core.sentences.decoding.SentenceDecoder`.
+    mod
+        Modality to use when ``adata`` is a MuData (default ``'rna'``).
     var_names
         Genes of the result, in order; default the genes the decoder was fitted on.
 
@@ -204,6 +235,7 @@ def decode_sentences(
     """
     import anndata as ad
 
+    adata = get_modality(adata, mod)
     dec = resolve_decoder(adata, decoder)
     sentences = read_sentences(adata, sentence_key)
     genes = dec.genes if var_names is None else np.asarray(var_names, dtype=object)
@@ -220,8 +252,10 @@ def decode_sentences(
     out = ad.AnnData(X, obs=adata.obs.copy(), var=pd.DataFrame(index=pd.Index(genes, dtype=str)))
     out.uns["decode_sentences"] = {
         "params": {"sentence_key": sentence_key, "kind": dec.kind},
-        "n_words": parsed.n_words, "n_unknown_words": parsed.n_unknown, "n_duplicate_words": parsed.n_duplicates,
+        "n_words": parsed.n_words,
+        "n_unknown_words": parsed.n_unknown,
+        "n_duplicate_words": parsed.n_duplicates,
         "unknown_examples": list(parsed.unknown_examples),
-    }  # fmt: skip
+    }
     logg.info("    finished", time=start)
     return out

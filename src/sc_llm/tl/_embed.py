@@ -7,8 +7,9 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from .._utils._anndata import check_obs, get_modality, uns_key
+from .._utils._anndata import get_modality, uns_key
 from .._utils._logging import logg
+from .._utils._validation import check_embedding, check_writes, read_sentences
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -29,12 +30,6 @@ def default_key(model: str) -> str:
     return f"X_{name or 'text'}"
 
 
-def is_scgpt_checkpoint(model: Any) -> bool:
-    """A local folder in scGPT's layout (``args.json`` and ``vocab.json``)."""
-    p = Path(str(model)).expanduser()
-    return p.is_dir() and (p / "args.json").is_file() and (p / "vocab.json").is_file()
-
-
 def embed(
     adata: AnnData,
     *,
@@ -44,7 +39,7 @@ def embed(
     batch_size: int = 32,
     max_length: int | None = None,
     device: str | None = None,
-    encoder: Literal["auto", "text", "scgpt"] = "auto",
+    backend: Literal["auto", "text", "scgpt"] = "auto",
     revision: str | None = None,
     prefix: str | None = None,
     dtype: str | None = None,
@@ -52,7 +47,7 @@ def embed(
     progress: bool = True,
     trust_remote_code: bool = False,
     copy: bool = False,
-    **encoder_kwargs: Any,
+    **backend_kwargs: Any,
 ) -> AnnData | None:
     """Embed cells with a frozen encoder: a text encoder reading cell sentences, or scGPT reading expression.
 
@@ -66,7 +61,7 @@ def embed(
     bf16/fp16 autocast.
 
     With scGPT (``model`` a checkpoint folder with ``args.json``, ``vocab.json`` and ``best_model.pt``, or
-    ``encoder='scgpt'``), cells are embedded as scGPT's ``embed_data`` does, without the ``scgpt`` package:
+    ``backend='scgpt'``), cells are embedded as scGPT's ``embed_data`` does, without the ``scgpt`` package:
     genes are matched to the vocabulary by symbol, each cell's non-zero values are binned over its own
     quantiles, ``<cls>`` is prepended, at most ``max_length`` tokens are used (default 1,200, ``<cls>``
     included) and the ``<cls>`` output is L2-normalised. Vocabulary coverage is logged; no matching gene is
@@ -93,8 +88,8 @@ def embed(
         ``max_seq_length``, else its position-embedding size capped at 512.
     device
         ``'cuda'``, ``'mps'``, ``'cpu'``; ``None`` picks the first available in that order.
-    encoder
-        ``'text'``, ``'scgpt'``, or ``'auto'`` to decide from ``model``.
+    backend
+        ``'text'`` (a text encoder reading cell sentences), ``'scgpt'``, or ``'auto'`` to decide from ``model``.
     revision
         Hub revision (branch, tag or commit) of ``model``.
     prefix
@@ -109,7 +104,7 @@ def embed(
         Let transformers run code shipped with the model. Off unless you trust the model's author.
     copy
         Return a copy instead of writing to ``adata``.
-    **encoder_kwargs
+    **backend_kwargs
         Options of the scGPT encoder (an error with a text encoder):
         ``layer`` / ``use_raw``, the expression to read (a layer, ``.raw`` or ``.X``; by default ``.raw`` when
         present, else ``.X``; counts or log-normalised values give the same per-cell, rank-based bins);
@@ -117,7 +112,8 @@ def embed(
         ``n_bins``, expression bins (default: ``n_bins`` of ``args.json``, else 51);
         ``seed`` (default 0), for scGPT's two random steps: values equal to several bin edges get a random bin
         among them, and cells expressing more than ``max_length - 1`` matched genes keep a uniform random
-        subset of that many genes. Results are reproducible for a given seed and do not depend on ``batch_size``.
+        subset of that many genes. Each cell's random numbers derive from the seed and
+        its ``obs`` name, so its embedding is the same in any subset, order or ``batch_size``.
 
     Returns
     -------
@@ -128,46 +124,59 @@ def embed(
     ``adata.uns[key_added without 'X_']['params']`` : :class:`dict`
         ``model``, ``revision`` (commit when known), ``pooling``, ``normalize``, ``max_length``, ``dtype``,
         ``device``, ``prefix``, ``sentence_key``, ``n_truncated`` (cells whose sentence did not fit whole).
-        With scGPT instead: ``encoder='scgpt'``, ``model``, ``layer``, ``use_raw``, ``gene_symbols``,
+        With scGPT instead: ``backend='scgpt'``, ``model``, ``layer``, ``use_raw``, ``gene_symbols``,
         ``max_length``, ``n_bins``, ``seed``, ``input_emb_style``, ``d_model``, ``dtype``, ``device``,
         vocabulary coverage (``n_genes``, ``n_genes_matched``, ``gene_coverage``), ``n_subsampled`` (cells
         with more than ``max_length - 1`` matched genes) and ``n_empty`` (cells with no matched gene).
     """
-    if encoder not in ("auto", "text", "scgpt"):
-        msg = f"`encoder` must be 'auto', 'text' or 'scgpt', got {encoder!r}."
+    if backend not in ("auto", "text", "scgpt"):
+        msg = f"`backend` must be 'auto', 'text' or 'scgpt', got {backend!r}."
         raise ValueError(msg)
     if batch_size < 1:
         msg = f"`batch_size` must be positive, got {batch_size}."
         raise ValueError(msg)
-    if encoder == "scgpt" or (encoder == "auto" and is_scgpt_checkpoint(model)):
+    from ..core.scgpt.checkpoint import is_scgpt_checkpoint
+
+    if backend == "scgpt" or (backend == "auto" and is_scgpt_checkpoint(model)):
         from ._embed_scgpt import embed_scgpt
 
         return embed_scgpt(
-            adata, model=model, key_added=key_added or "X_scgpt", batch_size=batch_size,
-            max_length=max_length, device=device, dtype=dtype, mod=mod, progress=progress, copy=copy,
-            **encoder_kwargs,
-        )  # fmt: skip
-    if encoder_kwargs:
-        msg = f"Unexpected arguments for a text encoder: {sorted(encoder_kwargs)}."
+            adata,
+            model=model,
+            key_added=key_added or "X_scgpt",
+            batch_size=batch_size,
+            max_length=max_length,
+            device=device,
+            dtype=dtype,
+            mod=mod,
+            progress=progress,
+            copy=copy,
+            **backend_kwargs,
+        )
+    if backend_kwargs:
+        msg = f"Unexpected arguments for a text encoder: {sorted(backend_kwargs)}."
         raise TypeError(msg)
 
     target = get_modality(adata, mod)
-    sentences = check_obs(target, sentence_key) if sentence_key in target.obs else None
-    if sentences is None:
-        msg = f"No cell sentences in `adata.obs[{sentence_key!r}]`. Run `sl.pp.cell_sentences(adata)` first."
-        raise KeyError(msg)
-    sentences = sentences.fillna("").astype(str).tolist()
+    sentences = read_sentences(target, sentence_key)
     key_added = key_added or default_key(model)
+    check_writes(target, {"obsm": [key_added], "uns": [uns_key(key_added)]}, {})
 
-    from ..core.text_encoder import TextEncoder
+    from ..core.text_encoder import as_text_encoder
 
-    start = logg.info(f"embedding {len(sentences)} cell sentences with {model!r}")
-    enc = TextEncoder(
-        model, revision=revision, device=device, max_length=max_length, dtype=dtype, prefix=prefix,
+    start = logg.info(f"embedding {len(sentences)} cell sentences with {model!r} into adata.obsm[{key_added!r}]")
+    enc = as_text_encoder(
+        model,
+        revision=revision,
+        device=device,
+        max_length=max_length,
+        dtype=dtype,
+        prefix=prefix,
         trust_remote_code=trust_remote_code,
-    )  # fmt: skip
+    )
     logg.debug(f"    tokenization mode: {enc.genes.mode}, max_length={enc.max_length}, device={enc.device}")
-    X, truncated = enc.encode(sentences, batch_size=batch_size, progress=progress)
+    X, truncated = enc.encode(sentences, batch_size=batch_size, progress=progress, desc=f"embedding → {key_added}")
+    check_embedding(X, str(model))
     n_empty = sum(1 for s in sentences if not s)
     if n_empty:
         warnings.warn(f"{n_empty} cell(s) have an empty sentence; their embedding encodes no gene.", stacklevel=2)
@@ -176,10 +185,8 @@ def embed(
     target = get_modality(adata, mod)
     target.obsm[key_added] = X
     target.uns[uns_key(key_added)] = {
-        "params": {
-            **enc.params(), "encoder": "text", "sentence_key": sentence_key, "n_truncated": int(truncated.sum())
-        }
-    }  # fmt: skip
+        "params": {**enc.params(), "backend": "text", "sentence_key": sentence_key, "n_truncated": int(truncated.sum())}
+    }
     deep = f"added\n    '{key_added}', cell embeddings (adata.obsm)\n    '{uns_key(key_added)}', parameters (adata.uns)"
     logg.info("    finished", time=start, deep=deep)
     return adata if copy else None

@@ -2,30 +2,23 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from .._utils._anndata import check_obs, check_obsm, get_modality
+from .._utils._anndata import check_obsm, get_modality, h5ad_params
 from .._utils._logging import logg
-from ..core.knn import cosine_knn, vote
+from .._utils._readers import labelled, read_labels
+from .._utils._validation import check_nonzero_rows, check_writes
+from ..core.knn import knn_vote
 from ..metrics import classification_scores
 
 if TYPE_CHECKING:
     from anndata import AnnData
 
 TOP = 3
-
-
-def _labels(adata: AnnData, label_key: str, where: str) -> pd.Categorical:
-    labels = check_obs(adata, label_key)
-    if not isinstance(labels.dtype, pd.CategoricalDtype):
-        labels = labels.astype("category")
-    if labels.notna().sum() == 0:
-        msg = f"`{where}.obs[{label_key!r}]` has no labelled cell."
-        raise ValueError(msg)
-    return pd.Categorical(labels)
 
 
 def knn_annotate(
@@ -44,7 +37,7 @@ def knn_annotate(
 
     Each cell gets the label most frequent among its ``k`` most cosine-similar reference cells (ties go to
     the label with the larger summed similarity). The top-3 labels and their vote fractions are kept too,
-    for example to hand to a generative LLM (:func:`sc_llm.tl.llm_rerank`).
+    for example to hand to a generative LLM for re-ranking.
 
     Parameters
     ----------
@@ -90,36 +83,26 @@ def knn_annotate(
         raise ValueError(msg)
     target = get_modality(adata, mod)
     query_X = check_obsm(target, use_rep)
-    if reference is None:
-        labels = _labels(target, label_key, "adata")
-        is_ref = ~pd.isna(labels)
-        ref_X, ref_labels = query_X[is_ref], labels[is_ref]
-    else:
-        ref = get_modality(reference, mod)
-        ref_X = check_obsm(ref, use_rep)
-        labels = _labels(ref, label_key, "reference")
-        keep = ~pd.isna(labels)
-        ref_X, ref_labels = ref_X[keep], labels[keep]
-        if ref_X.shape[1] != query_X.shape[1]:
-            msg = (
-                f"`obsm[{use_rep!r}]` has {query_X.shape[1]} dimensions in adata but {ref_X.shape[1]} in the "
-                "reference; embed both with the same model."
-            )
-            raise ValueError(msg)
+    ref_X, ref_labels, where, is_ref = _reference(target, reference, mod, query_X, use_rep, label_key)
+    reference = None if is_ref is not None else reference
+    present = pd.unique(np.asarray(ref_labels))
+    if len(present) < 2:
+        msg = (
+            f"`{where}` has a single class ({present[0]!r}): every cell would get it, with full confidence. "
+            "kNN annotation needs a reference with at least two labels."
+        )
+        raise ValueError(msg)
+    check_nonzero_rows(query_X, f"adata.obsm[{use_rep!r}]")
+    check_nonzero_rows(ref_X, f"the reference's obsm[{use_rep!r}]")
+    outputs = [key_added, f"{key_added}_confidence"]
+    writes = {"obs": outputs, "obsm": [f"{key_added}_top3"], "uns": [key_added]}
+    check_writes(target, writes, {"obs": [label_key], "obsm": [use_rep]})
     categories = ref_labels.categories
     ref_codes = ref_labels.codes
 
     start = logg.info(f"annotating {target.n_obs} cells by {k}-NN on {use_rep!r} from {len(ref_codes)} reference cells")
-    codes = np.full((target.n_obs, TOP), -1, dtype=np.int64)
-    scores = np.zeros((target.n_obs, TOP), dtype=np.float32)
-    groups = [(np.arange(target.n_obs), False)] if reference is not None else [
-        (np.flatnonzero(~is_ref), False), (np.flatnonzero(is_ref), True)
-    ]  # fmt: skip
-    for rows, loo in groups:
-        if len(rows) == 0:
-            continue
-        idx, sim = cosine_knn(ref_X, query_X[rows], k, exclude_self=loo, method=method)
-        codes[rows], scores[rows] = vote(ref_codes[idx], sim, len(categories), TOP)
+    loo = None if reference is not None else is_ref
+    codes, scores = _vote_all(ref_X, ref_codes, query_X, k, len(categories), leave_one_out=loo, method=method)
 
     def to_cat(c: np.ndarray) -> pd.Categorical:
         return pd.Categorical.from_codes(c, categories=categories)
@@ -130,11 +113,17 @@ def knn_annotate(
         top[f"score_{j + 1}"] = scores[:, j]
 
     uns = {
-        "params": {
-            "use_rep": use_rep, "label_key": label_key, "k": k, "method": method,
-            "reference": "adata" if reference is None else "external", "n_reference": len(ref_codes),
-        }
-    }  # fmt: skip
+        "params": h5ad_params(
+            {
+                "use_rep": use_rep,
+                "label_key": label_key,
+                "k": k,
+                "method": method,
+                "reference": "adata" if reference is None else "external",
+                "n_reference": len(ref_codes),
+            }
+        )
+    }
     if label_key in target.obs:
         truth = target.obs[label_key]
         has = truth.notna().to_numpy()
@@ -148,7 +137,75 @@ def knn_annotate(
     target.obsm[f"{key_added}_top3"] = top
     target.uns[key_added] = uns
     logg.info(
-        "    finished", time=start,
+        "    finished",
+        time=start,
         deep=f"added\n    '{key_added}', '{key_added}_confidence' (adata.obs)\n    '{key_added}_top3' (adata.obsm)",
-    )  # fmt: skip
+    )
     return adata if copy else None
+
+
+def _vote_all(
+    ref_X: np.ndarray,
+    ref_codes: np.ndarray,
+    query_X: np.ndarray,
+    k: int,
+    n_classes: int,
+    *,
+    leave_one_out: np.ndarray | None,
+    method: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-3 codes and vote fractions of every query cell.
+
+    ``leave_one_out`` (the query is the reference): the mask of query cells that are reference cells too, voted
+    on by the *other* reference cells; the rest are voted on by all of them.
+    """
+    n = len(query_X)
+    codes = np.full((n, TOP), -1, dtype=np.int64)
+    scores = np.zeros((n, TOP), dtype=np.float32)
+    if leave_one_out is None:
+        groups = [(np.arange(n), False)]
+    else:
+        groups = [(np.flatnonzero(~leave_one_out), False), (np.flatnonzero(leave_one_out), True)]
+    for rows, loo in groups:
+        if len(rows):
+            codes[rows], scores[rows] = knn_vote(
+                ref_X, ref_codes, query_X[rows], k, n_classes, top=TOP, exclude_self=loo, method=method
+            )
+    return codes, scores
+
+
+def _same_cells(a: AnnData, b: AnnData) -> bool:
+    """``a`` and ``b`` are the same object, or hold the same cells (identical ``obs_names``, same order)."""
+    return a is b or (a.n_obs == b.n_obs and a.obs_names.equals(b.obs_names))
+
+
+def _reference(target: AnnData, reference: AnnData | None, mod: str | None, query_X, use_rep: str, label_key: str):
+    """``(reference embedding, its labels, where the labels come from, leave-one-out mask or None)``.
+
+    A reference holding the same cells as the query becomes leave-one-out (with a warning): otherwise each
+    cell would find itself as its nearest neighbour and vote for its own label.
+    """
+    labels_from = target
+    if reference is not None and _same_cells(target, get_modality(reference, mod)):
+        warnings.warn(
+            "`reference` holds the same cells as `adata`: each cell is predicted from the other cells "
+            "(leave-one-out), not from itself.",
+            UserWarning,
+            stacklevel=3,
+        )
+        labels_from, reference = get_modality(reference, mod), None
+    if reference is None:
+        where = f"adata.obs[{label_key!r}]"
+        is_ref, ref_labels = labelled(read_labels(labels_from, label_key), where, keep_categories=True)
+        return query_X[is_ref], ref_labels, where, is_ref
+    ref = get_modality(reference, mod)
+    where = f"reference.obs[{label_key!r}]"
+    keep, ref_labels = labelled(read_labels(ref, label_key), where, keep_categories=True)
+    ref_X = check_obsm(ref, use_rep)[keep]
+    if ref_X.shape[1] != query_X.shape[1]:
+        msg = (
+            f"`obsm[{use_rep!r}]` has {query_X.shape[1]} dimensions in adata but {ref_X.shape[1]} in the "
+            "reference; embed both with the same model."
+        )
+        raise ValueError(msg)
+    return ref_X, ref_labels, where, None

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from .._utils._anndata import get_gene_names, get_matrix
+from .._utils._anndata import get_gene_names, get_matrix, get_modality, h5ad_params
 from .._utils._logging import logg
 from ._decode import fit_decoder_arrays, resolve_decoder
 from ._perturb_methods import PerturbationMethod, PerturbationResult, PerturbationTask, get_method
@@ -69,7 +69,7 @@ def query_matrix(query: AnnData, var_names: pd.Index, *, condition_key: str, con
                 f"{sorted(bad.unique())}); pass only the control cells to perturb."
             )
             raise ValueError(msg)
-    X, var = get_matrix(query, layer=layer, use_raw=use_raw)
+    X, var, _ = get_matrix(query, layer=layer, use_raw=use_raw)
     qnames = pd.Index(var.index.astype(str))
     if not qnames.equals(var_names):
         missing, extra = var_names.difference(qnames), qnames.difference(var_names)
@@ -96,9 +96,16 @@ def run_method(
         else:
             train_sentences = task.sentences("train")
             task.decoder = fit_decoder_arrays(
-                task.train_X, task.var_names, train_sentences, kind=decoder_kind, max_rank=1000, shrinkage=20.0,
-                test_size=0.2, seed=task.seed, where="the training cells",
-            )  # fmt: skip
+                task.train_X,
+                task.var_names,
+                train_sentences,
+                kind=decoder_kind,
+                max_rank=1000,
+                shrinkage=1.0,
+                test_size=0.2,
+                seed=task.seed,
+                where="the training cells",
+            )
     result = method.predict(task)
     X = np.asarray(result.X.toarray() if sparse.issparse(result.X) else result.X, dtype=np.float32)
     n_from = len(task.truth_X) if result.from_truth else len(task.query_X)
@@ -131,6 +138,7 @@ def perturb(
     layer: str | None = None,
     use_raw: bool | None = None,
     gene_symbols: str | None = None,
+    mod: str | None = None,
     seed: int = 0,
     **method_kwargs: Any,
 ) -> AnnData:
@@ -177,6 +185,8 @@ def perturb(
         Read ``.raw``; defaults to ``True`` when ``.raw`` exists and no ``layer`` is given.
     gene_symbols
         ``.var`` column of the gene names used in sentences, when they are not ``var_names``.
+    mod
+        Modality to use when ``adata`` is a MuData (default ``'rna'``).
     seed
         Seed of the method (and of the default decoder's held-out split).
     **method_kwargs
@@ -196,62 +206,108 @@ def perturb(
         ``'params'`` (condition_key, control, perturbation, cell_type_key, method, model, seed, layer,
         use_raw, decoder kind, options, cell counts) and ``'info'`` (what the method reported).
     """
+    adata = get_modality(adata, mod)
+    query = None if query is None else get_modality(query, mod)
     task, out_var, obs_names = build_task(
-        adata, condition_key=condition_key, control=control, perturbation=perturbation, cell_type_key=cell_type_key,
-        query=query, method=method, model=model, layer=layer, use_raw=use_raw, gene_symbols=gene_symbols, seed=seed,
+        adata,
+        condition_key=condition_key,
+        control=control,
+        perturbation=perturbation,
+        cell_type_key=cell_type_key,
+        query=query,
+        method=method,
+        model=model,
+        layer=layer,
+        use_raw=use_raw,
+        gene_symbols=gene_symbols,
+        seed=seed,
         options=method_kwargs,
-    )  # fmt: skip
+    )
     m = get_method(method)
     start = logg.info(f"predicting {perturbation!r} for {len(task.query_X)} cells with {method!r}")
     result = run_method(m, task, decoder=decoder, decoder_kind=decoder_kind, source_adata=adata)
-    out = assemble(result, task, out_var, obs_names, condition_key=condition_key, cell_type_key=cell_type_key,
-                   method=method)  # fmt: skip
+    out = assemble(
+        result, task, out_var, obs_names, condition_key=condition_key, cell_type_key=cell_type_key, method=method
+    )
     out.uns["perturb"] = {
-        "params": {
-            "condition_key": condition_key, "control": control, "perturbation": perturbation,
-            "cell_type_key": cell_type_key, "method": method, "model": model, "seed": seed, "layer": layer,
-            "use_raw": use_raw, "gene_symbols": gene_symbols,
-            "decoder_kind": None if task.decoder is None else task.decoder.kind,
-            "options": {k: v for k, v in method_kwargs.items() if isinstance(v, str | int | float | bool)},
-            "n_train_cells": len(task.train_X), "n_query_cells": len(task.query_X),
-        },
+        "params": h5ad_params(
+            {
+                "condition_key": condition_key,
+                "control": control,
+                "perturbation": perturbation,
+                "cell_type_key": cell_type_key,
+                "method": method,
+                "model": model,
+                "seed": seed,
+                "layer": layer,
+                "use_raw": use_raw,
+                "gene_symbols": gene_symbols,
+                "mod": mod,
+                "decoder_kind": None if task.decoder is None else task.decoder.kind,
+                "options": {k: v for k, v in method_kwargs.items() if isinstance(v, str | int | float | bool)},
+                "n_train_cells": len(task.train_X),
+                "n_query_cells": len(task.query_X),
+            }
+        ),
         "info": dict(result.info),
-    }  # fmt: skip
+    }
     logg.info("    finished", time=start, deep=f"{out.n_obs} predicted cells")
     return out
 
 
+def _unseen_control_cells(X, types, is_ctrl, is_pert, obs_names) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The default query: control cells of the cell types that have no perturbed cells in `adata`."""
+    if types is None:
+        msg = "Pass `query=` (control cells to perturb) or `cell_type_key=` to predict the unseen cell types."
+        raise ValueError(msg)
+    unseen = sorted(set(types[is_ctrl]) - set(types[is_pert]))
+    if not unseen:
+        msg = (
+            "Every cell type in `adata` has perturbed cells, so there is no unseen cell type to predict. Pass "
+            "`query=` with the control cells to perturb (or use `sl.tl.compare_perturbation` to evaluate)."
+        )
+        raise ValueError(msg)
+    q_rows = np.flatnonzero(is_ctrl & np.isin(types, unseen))
+    return dense(X, q_rows), types[q_rows], obs_names[q_rows]
+
+
 def build_task(
-    adata: AnnData, *, condition_key: str, control: str, perturbation: str, cell_type_key: str | None,
-    query: AnnData | None, method: str, model: str | None, layer, use_raw, gene_symbols, seed: int,
+    adata: AnnData,
+    *,
+    condition_key: str,
+    control: str,
+    perturbation: str,
+    cell_type_key: str | None,
+    query: AnnData | None,
+    method: str,
+    model: str | None,
+    layer,
+    use_raw,
+    gene_symbols,
+    seed: int,
     options: dict[str, Any],
-) -> tuple[PerturbationTask, pd.DataFrame, dict[str, np.ndarray]]:  # fmt: skip
+) -> tuple[PerturbationTask, pd.DataFrame, dict[str, np.ndarray]]:
     """Validate everything, then gather the arrays of a :class:`PerturbationTask` (nothing is written)."""
     m = get_method(method)
     if m.needs_model and model is None:
         msg = f"`method={method!r}` needs a pretrained checkpoint: pass `model=` (a hub id or a local folder)."
         raise ValueError(msg)
     is_ctrl, is_pert = condition_masks(adata, condition_key, control, perturbation)
-    X, var = get_matrix(adata, layer=layer, use_raw=use_raw)
+    X, var, _ = get_matrix(adata, layer=layer, use_raw=use_raw)
     names = np.asarray(get_gene_names(var, gene_symbols), dtype=object)
     types = cell_types(adata, cell_type_key)
     obs_names = np.asarray(adata.obs_names.astype(str))
     if query is None:
-        if types is None:
-            msg = "Pass `query=` (control cells to perturb) or `cell_type_key=` to predict the unseen cell types."
-            raise ValueError(msg)
-        unseen = sorted(set(types[is_ctrl]) - set(types[is_pert]))
-        if not unseen:
-            msg = (
-                "Every cell type in `adata` has perturbed cells, so there is no unseen cell type to predict. Pass "
-                "`query=` with the control cells to perturb (or use `sl.tl.compare_perturbation` to evaluate)."
-            )
-            raise ValueError(msg)
-        q_rows = np.flatnonzero(is_ctrl & np.isin(types, unseen))
-        query_X, query_types, query_names = dense(X, q_rows), types[q_rows], obs_names[q_rows]
+        query_X, query_types, query_names = _unseen_control_cells(X, types, is_ctrl, is_pert, obs_names)
     else:
-        qX = query_matrix(query, pd.Index(var.index.astype(str)), condition_key=condition_key, control=control,
-                          layer=layer, use_raw=use_raw)  # fmt: skip
+        qX = query_matrix(
+            query,
+            pd.Index(var.index.astype(str)),
+            condition_key=condition_key,
+            control=control,
+            layer=layer,
+            use_raw=use_raw,
+        )
         query_X, query_names = dense(qX), np.asarray(query.obs_names.astype(str))
         query_types = cell_types(query, cell_type_key) if cell_type_key in query.obs else None
     truth_X = truth_types = truth_names = None
@@ -269,18 +325,33 @@ def build_task(
         truth_X, truth_types, truth_names = dense(X, t_rows), types[t_rows], obs_names[t_rows]
     train_rows = np.flatnonzero(is_ctrl | is_pert)
     task = PerturbationTask(
-        train_X=dense(X, train_rows), train_perturbed=is_pert[train_rows],
-        train_cell_types=None if types is None else types[train_rows], query_X=query_X, query_cell_types=query_types,
-        var_names=names, perturbation=perturbation, control=control, seed=seed, model=model, truth_X=truth_X,
-        truth_cell_types=truth_types, options=dict(options),
-    )  # fmt: skip
+        train_X=dense(X, train_rows),
+        train_perturbed=is_pert[train_rows],
+        train_cell_types=None if types is None else types[train_rows],
+        query_X=query_X,
+        query_cell_types=query_types,
+        var_names=names,
+        perturbation=perturbation,
+        control=control,
+        seed=seed,
+        model=model,
+        truth_X=truth_X,
+        truth_cell_types=truth_types,
+        options=dict(options),
+    )
     return task, var.copy(), {"query": query_names, "truth": truth_names}
 
 
 def assemble(
-    result: PerturbationResult, task: PerturbationTask, var: pd.DataFrame, obs_names: dict[str, np.ndarray], *,
-    condition_key: str, cell_type_key: str | None, method: str,
-) -> AnnData:  # fmt: skip
+    result: PerturbationResult,
+    task: PerturbationTask,
+    var: pd.DataFrame,
+    obs_names: dict[str, np.ndarray],
+    *,
+    condition_key: str,
+    cell_type_key: str | None,
+    method: str,
+) -> AnnData:
     """The predicted cells as an AnnData (``.obs``: source cell, cell type, perturbation, method, sentence)."""
     import anndata as ad
 

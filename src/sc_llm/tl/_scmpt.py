@@ -9,17 +9,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .._utils._anndata import get_modality, h5ad_params
 from .._utils._logging import logg
+from .._utils._readers import has_labels, labelled, read_labels, read_reps
+from .._utils._validation import check_writes
+from ..core.fusion_defaults import TRAIN_DEFAULTS
 from ..metrics import classification_scores
-from ._scmpt_model import CONFIG_FILE, ScMPT, has_labels, labelled, read_labels, read_reps, summarize_history
+from ._scmpt_model import CONFIG_FILE, ScMPT, summarize_history
 
 if TYPE_CHECKING:
     from anndata import AnnData
-
-
-def h5ad_safe(params: dict[str, Any]) -> dict[str, Any]:
-    """``None`` → ``'none'`` so that the dict can be written to h5ad."""
-    return {k: "none" if v is None else v for k, v in params.items()}
 
 
 def scmpt_annotate(
@@ -29,20 +28,22 @@ def scmpt_annotate(
     label_key: str,
     use_reps: Sequence[str] = ("X_scgpt", "X_ember"),
     key_added: str = "scmpt",
-    hidden: int = 128,
-    dropout: float = 0.3,
-    pretrain: bool = True,
-    validation_fraction: float = 0.1,
-    class_weight: str | dict[str, float] | None = None,
-    max_epochs: int = 200,
-    patience: int = 15,
-    batch_size: int = 64,
-    lr: float = 1e-3,
-    weight_decay: float = 1e-2,
-    seed: int = 0,
+    hidden: int = TRAIN_DEFAULTS["hidden"],
+    dropout: float = TRAIN_DEFAULTS["dropout"],
+    pretrain: bool = TRAIN_DEFAULTS["pretrain"],
+    validation_fraction: float = TRAIN_DEFAULTS["validation_fraction"],
+    class_weight: str | dict[str, float] | None = TRAIN_DEFAULTS["class_weight"],
+    max_epochs: int = TRAIN_DEFAULTS["max_epochs"],
+    patience: int = TRAIN_DEFAULTS["patience"],
+    batch_size: int = TRAIN_DEFAULTS["batch_size"],
+    lr: float = TRAIN_DEFAULTS["lr"],
+    weight_decay: float = TRAIN_DEFAULTS["weight_decay"],
+    seed: int = TRAIN_DEFAULTS["seed"],
+    mod: str | None = None,
     device: str | None = None,
     progress: bool = True,
     save_model: str | Path | None = None,
+    overwrite: bool = False,
     copy: bool = False,
 ) -> AnnData | None:
     """Annotate cells with scMPT: a small classifier trained on frozen cell representations fused together.
@@ -101,12 +102,18 @@ def scmpt_annotate(
         AdamW weight decay.
     seed
         Seed of the split, the initial weights, shuffling and dropout.
+    mod
+        On a MuData: the modality to work in (its ``.obsm`` keys and ``.obs`` labels; results go to it).
+        ``None``: the MuData itself, with modality-qualified keys to fuse representations across modalities.
     device
         ``'cuda'``, ``'mps'``, ``'cpu'``; ``None`` picks the first available in that order.
     progress
         Show a progress bar over epochs.
     save_model
-        Folder to save the trained model to (see :meth:`sc_llm.tl.ScMPT.load`); must not hold one yet.
+        Folder to save the trained model to (see :meth:`sc_llm.tl.ScMPT.load`); must not hold one yet unless
+        ``overwrite=True``.
+    overwrite
+        Replace a model already saved in ``save_model``.
     copy
         Return a copy instead of writing to ``adata``.
 
@@ -129,75 +136,108 @@ def scmpt_annotate(
         ``'validation'`` (the held-out validation cells, without a ``reference``; they also steered early
         stopping, so this estimate is slightly optimistic).
     """
-    from ..core.fusion_training import stratified_split
-
-    if isinstance(use_reps, str):
-        use_reps = [use_reps]
-    use_reps = list(use_reps)
-    query_reps = read_reps(adata, use_reps)
-    if reference is None:
-        has, train_labels = labelled(read_labels(adata, label_key), f"adata.obs[{label_key!r}]")
-        train_reps = [X[has] for X in query_reps]
-    else:
-        train_reps = read_reps(reference, use_reps)
-        has, train_labels = labelled(read_labels(reference, label_key), f"reference.obs[{label_key!r}]")
-        train_reps = [X[has] for X in train_reps]
-        for key, Xq, Xr in zip(use_reps, query_reps, train_reps, strict=True):
-            if Xq.shape[1] != Xr.shape[1]:
-                msg = (
-                    f"`obsm[{key!r}]` has {Xq.shape[1]} dimensions in adata but {Xr.shape[1]} in the reference; "
-                    "embed both with the same model."
-                )
-                raise ValueError(msg)
-    if save_model is not None and (Path(save_model) / CONFIG_FILE).exists():
-        msg = f"`save_model={str(save_model)!r}` already holds a model; choose another folder or delete it."
+    use_reps = [use_reps] if isinstance(use_reps, str) else list(use_reps)
+    target = get_modality(adata, mod, whole_mudata=True)
+    train_reps, has, train_labels = _training_data(target, reference, use_reps, label_key, mod)
+    if save_model is not None and (Path(save_model) / CONFIG_FILE).exists() and not overwrite:
+        msg = (
+            f"`save_model={str(save_model)!r}` already holds a model; pass `overwrite=True` to replace it, or choose "
+            "another folder."
+        )
         raise FileExistsError(msg)
+    outputs = [key_added, f"{key_added}_confidence"]
+    reads = {"obs": [label_key], "obsm": use_reps}
+    check_writes(target, {"obs": outputs, "obsm": [f"{key_added}_proba"], "uns": [key_added]}, reads)
 
     train = {
-        "hidden": hidden, "dropout": dropout, "pretrain": pretrain, "validation_fraction": validation_fraction,
+        "hidden": hidden,
+        "dropout": dropout,
+        "pretrain": pretrain,
+        "validation_fraction": validation_fraction,
         "class_weight": class_weight,
-        "max_epochs": max_epochs, "patience": patience, "batch_size": batch_size, "lr": lr,
-        "weight_decay": weight_decay, "seed": seed,
-    }  # fmt: skip
-    start = logg.info(f"annotating {adata.n_obs} cells with scMPT on {use_reps}")
-    model = ScMPT.from_arrays(train_reps, train_labels, use_reps=use_reps, label_key=label_key, device=device,
-                              progress=progress, **train)  # fmt: skip
-    proba = model.predict_proba(adata, device=device)
-    codes = proba.argmax(1)
-    predicted = pd.Categorical.from_codes(codes, categories=model.classes)
-
-    uns: dict[str, Any] = {
-        "classes": list(model.classes),
-        "params": h5ad_safe({
-            "use_reps": use_reps, "rep_dims": model.rep_dims, "label_key": label_key,
-            "reference": "adata" if reference is None else "external", **model.params,
-        }),
+        "max_epochs": max_epochs,
+        "patience": patience,
+        "batch_size": batch_size,
+        "lr": lr,
+        "weight_decay": weight_decay,
+        "seed": seed,
+    }
+    start = logg.info(f"annotating {target.n_obs} cells with scMPT on {use_reps}")
+    model = ScMPT.from_arrays(
+        train_reps, train_labels, use_reps=use_reps, label_key=label_key, device=device, progress=progress, **train
+    )
+    proba = model.predict_proba(target, device=device)
+    predicted = pd.Categorical.from_codes(proba.argmax(1), categories=model.class_values)
+    params = {"use_reps": use_reps, "rep_dims": model.rep_dims, "label_key": label_key}
+    params.update(reference="adata" if reference is None else "external", **model.params)
+    uns = {
+        "classes": list(model.class_values),
+        "params": h5ad_params(params),
         "history": summarize_history(model.history),
-    }  # fmt: skip
-    rows, on = np.array([], dtype=np.int64), ""
-    if reference is not None and has_labels(adata, label_key):
-        truth = read_labels(adata, label_key)
-        rows, on = np.flatnonzero(truth.notna().to_numpy()), "query"
-    elif reference is None and validation_fraction > 0:
-        truth = read_labels(adata, label_key)
-        _, val = stratified_split(np.asarray(train_labels.codes), validation_fraction, seed)
-        rows, on = np.flatnonzero(has)[val], "validation"
-    if len(rows):
-        uns["metrics"] = classification_scores(truth.iloc[rows].astype(str), predicted[rows])
-        uns["metrics_on"] = on
+    }
+    validation = None if reference is not None else (has, train_labels, validation_fraction, seed)
+    uns.update(_held_out_metrics(target, label_key, predicted, validation))
 
     if save_model is not None:
-        model.save(save_model)
+        model.save(save_model, overwrite=overwrite)
     adata = adata.copy() if copy else adata
-    adata.obs[key_added] = predicted
-    adata.obs[f"{key_added}_confidence"] = proba.max(1)
-    adata.obsm[f"{key_added}_proba"] = proba
-    adata.uns[key_added] = uns
+    target = get_modality(adata, mod, whole_mudata=True)
+    target.obs[key_added] = predicted
+    target.obs[f"{key_added}_confidence"] = proba.max(1)
+    target.obsm[f"{key_added}_proba"] = proba
+    target.uns[key_added] = uns
     logg.info(
-        "    finished", time=start,
+        "    finished",
+        time=start,
         deep=(
             f"added\n    '{key_added}', '{key_added}_confidence' (adata.obs)\n    '{key_added}_proba' (adata.obsm)\n"
             f"    '{key_added}' (adata.uns)" + (f"\n    model saved to {save_model}" if save_model is not None else "")
         ),
-    )  # fmt: skip
+    )
     return adata if copy else None
+
+
+def _training_data(
+    target: Any, reference: Any, use_reps: list[str], label_key: str, mod: str | None
+) -> tuple[list[np.ndarray], np.ndarray, pd.Categorical]:
+    """``(training representations, mask of the training rows in their object, their labels)``."""
+    query_reps = read_reps(target, use_reps)
+    if reference is None:
+        has, train_labels = labelled(read_labels(target, label_key), f"adata.obs[{label_key!r}]", keep_categories=True)
+        return [X[has] for X in query_reps], has, train_labels
+    ref = get_modality(reference, mod, whole_mudata=True)
+    train_reps = read_reps(ref, use_reps)
+    has, train_labels = labelled(read_labels(ref, label_key), f"reference.obs[{label_key!r}]", keep_categories=True)
+    train_reps = [X[has] for X in train_reps]
+    for key, Xq, Xr in zip(use_reps, query_reps, train_reps, strict=True):
+        if Xq.shape[1] != Xr.shape[1]:
+            msg = (
+                f"`obsm[{key!r}]` has {Xq.shape[1]} dimensions in adata but {Xr.shape[1]} in the reference; "
+                "embed both with the same model."
+            )
+            raise ValueError(msg)
+    return train_reps, has, train_labels
+
+
+def _held_out_metrics(
+    target: Any, label_key: str, predicted: pd.Categorical, validation: tuple[Any, ...] | None
+) -> dict[str, Any]:
+    """``metrics`` and ``metrics_on`` for cells with known truth that were not trained on (``{}`` when none).
+
+    ``validation`` (training on ``target`` itself): ``(training mask, training labels, validation fraction,
+    seed)``, which rebuild the validation split; ``None``: a reference was trained on, score the query.
+    """
+    from ..core.fusion_training import stratified_split
+
+    rows, on = np.array([], dtype=np.int64), ""
+    if validation is None and has_labels(target, label_key):
+        truth = read_labels(target, label_key)
+        rows, on = np.flatnonzero(truth.notna().to_numpy()), "query"
+    elif validation is not None and validation[2] > 0:
+        has, train_labels, fraction, seed = validation
+        truth = read_labels(target, label_key)
+        _, val = stratified_split(np.asarray(train_labels.remove_unused_categories().codes), fraction, seed)
+        rows, on = np.flatnonzero(has)[val], "validation"
+    if not len(rows):
+        return {}
+    return {"metrics": classification_scores(truth.iloc[rows].astype(str), predicted[rows]), "metrics_on": on}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,128 +11,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .._utils._anndata import check_obs, check_obsm
 from .._utils._logging import logg
+from .._utils._readers import check_class_sizes, labelled, read_labels, read_reps
+from ..core.fusion_defaults import ARCHITECTURE_KEYS, FIT_KEYS, TRAIN_DEFAULTS
+from ._scmpt_files import CONFIG_FILE, FORMAT_VERSION, WEIGHTS_FILE, checksum, read_config, verify_checksum
 
 if TYPE_CHECKING:
-    pass
-
-FORMAT_VERSION = 1
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.pt"
-TRAIN_DEFAULTS: dict[str, Any] = {
-    "hidden": 128, "dropout": 0.3, "scaling": "representation", "input_dropout": 0.0, "pretrain": True,
-    "validation_fraction": 0.1, "class_weight": None, "max_epochs": 200, "patience": 15, "batch_size": 64,
-    "lr": 1e-3, "weight_decay": 1e-2, "seed": 0,
-}  # fmt: skip
-
-
-def is_mudata(data: Any) -> bool:
-    """Tell whether ``data`` is a MuData (checked by name, so mudata need not be installed)."""
-    return type(data).__name__ == "MuData"
-
-
-def _available_reps(data: Any) -> list[str]:
-    if not is_mudata(data):
-        return list(data.obsm)
-    own = [k for k in data.obsm if k not in data.mod]
-    return own + [f"{m}:{k}" for m, a in data.mod.items() for k in a.obsm]
-
-
-def _align(values, index: pd.Index, target: pd.Index, what: str):
-    """Rows of ``values`` (indexed by ``index``) reordered to ``target``; error when cells are missing."""
-    if index.equals(target):
-        return values
-    pos = index.get_indexer(target)
-    if (pos < 0).any():
-        msg = (
-            f"{int((pos < 0).sum())} cells of the MuData are missing from {what}. Keep only cells present in "
-            "every modality used, e.g. `muon.pp.intersect_obs(mdata)`."
-        )
-        raise ValueError(msg)
-    return values[pos] if isinstance(values, np.ndarray) else values.iloc[pos]
-
-
-def read_rep(data: Any, key: str) -> np.ndarray:
-    """Return a representation ``(n_obs, dim)`` as float32, checked finite.
-
-    On a MuData, ``key`` is a key of the MuData's own ``.obsm`` or a modality-qualified key such as
-    ``'rna:X_scgpt'``, whose rows are aligned to the MuData's cells.
-    """
-    if not is_mudata(data):
-        if key not in data.obsm:
-            msg = (
-                f"`{key}` not found in `adata.obsm` (available: {list(data.obsm)}). "
-                "Compute it first, e.g. with `sl.tl.embed`."
-            )
-            raise KeyError(msg)
-        return check_obsm(data, key)
-    if key in data.obsm and key not in data.mod:
-        return check_obsm(data, key)
-    mod, sep, rep = key.partition(":")
-    if not sep or mod not in data.mod or rep not in data.mod[mod].obsm:
-        msg = (
-            f"Representation {key!r} not found in the MuData. Use a modality-qualified key such as "
-            f"'rna:X_scgpt' (available: {_available_reps(data)})."
-        )
-        raise KeyError(msg)
-    X = check_obsm(data.mod[mod], rep)
-    return _align(X, data.mod[mod].obs_names, data.obs_names, f"modality {mod!r}")
-
-
-def read_reps(data: Any, use_reps: Sequence[str]) -> list[np.ndarray]:
-    """All representations of ``use_reps``, each checked; errors name the first bad key."""
-    use_reps = [use_reps] if isinstance(use_reps, str) else list(use_reps)
-    if not use_reps:
-        msg = "`use_reps` must name at least one `.obsm` representation."
-        raise ValueError(msg)
-    if len(set(use_reps)) != len(use_reps):
-        msg = f"`use_reps` lists a representation twice: {use_reps}."
-        raise ValueError(msg)
-    return [read_rep(data, k) for k in use_reps]
-
-
-def read_labels(data: Any, label_key: str) -> pd.Series:
-    """``.obs[label_key]`` (MuData: also ``'mod:column'`` from a modality), aligned to the cells."""
-    if is_mudata(data) and label_key not in data.obs:
-        mod, sep, col = label_key.partition(":")
-        if sep and mod in data.mod and col in data.mod[mod].obs:
-            obs = data.mod[mod].obs
-            return _align(obs[col], obs.index, data.obs_names, f"modality {mod!r}").set_axis(data.obs_names)
-    return check_obs(data, label_key)
-
-
-def has_labels(data: Any, label_key: str) -> bool:
-    """``label_key`` can be read by :func:`read_labels`."""
-    if label_key in data.obs:
-        return True
-    mod, sep, col = label_key.partition(":")
-    return is_mudata(data) and bool(sep) and mod in data.mod and col in data.mod[mod].obs
-
-
-def labelled(labels: pd.Series, where: str) -> tuple[np.ndarray, pd.Categorical]:
-    """``(mask of labelled cells, their labels as a Categorical with only the classes present)``."""
-    has = labels.notna().to_numpy()
-    if not has.any():
-        msg = f"`{where}` has no labelled cell."
-        raise ValueError(msg)
-    values = labels[has].astype(str).to_numpy()
-    return has, pd.Categorical(values, categories=sorted(set(values)))
-
-
-def check_class_sizes(labels: pd.Categorical, minimum: int, why: str) -> None:
-    """Raise when a class has fewer than ``minimum`` cells, naming the classes and the fix."""
-    counts = pd.Series(labels).value_counts()
-    small = counts[counts < minimum]
-    if len(small):
-        msg = (
-            f"Classes with fewer than {minimum} labelled cells, too few for {why}: {small.to_dict()}. "
-            "Drop or merge these classes (e.g. set their labels to NaN), or lower the held-out fraction to 0."
-        )
-        raise ValueError(msg)
-    if len(counts) < 2:
-        msg = f"Training a classifier needs at least 2 classes; found only {list(counts.index)}."
-        raise ValueError(msg)
+    from anndata import AnnData
 
 
 class ScMPT:
@@ -158,10 +44,20 @@ class ScMPT:
         Training history: per-epoch losses, ``best_epoch``, ``n_epochs``, ``stopped_early``.
     """
 
-    def __init__(self, module, *, classes: Sequence[str], use_reps: Sequence[str], label_key: str,
-                 params: dict[str, Any] | None = None, history: dict[str, Any] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        module,
+        *,
+        classes: Sequence[str],
+        use_reps: Sequence[str],
+        label_key: str,
+        params: dict[str, Any] | None = None,
+        history: dict[str, Any] | None = None,
+    ):
         self.module = module
         self.classes = [str(c) for c in classes]
+        # the label values themselves (integers stay integers), which predict() returns
+        self.class_values = [c.item() if isinstance(c, np.generic) else c for c in classes]
         self.use_reps = list(use_reps)
         self.rep_dims = list(module.in_dims)
         self.label_key = label_key
@@ -176,8 +72,17 @@ class ScMPT:
         return f"ScMPT({len(self.classes)} classes of {self.label_key!r} from {reps})"
 
     @classmethod
-    def from_arrays(cls, reps: Sequence[np.ndarray], labels: pd.Categorical, *, use_reps: Sequence[str],
-                    label_key: str, device: Any = None, progress: bool = True, **train: Any) -> ScMPT:  # fmt: skip
+    def from_arrays(
+        cls,
+        reps: Sequence[np.ndarray],
+        labels: pd.Categorical,
+        *,
+        use_reps: Sequence[str],
+        label_key: str,
+        device: Any = None,
+        progress: bool = True,
+        **train: Any,
+    ) -> ScMPT:
         """Train on arrays: ``reps`` (one ``(n, dim)`` array per key of ``use_reps``) and ``labels``.
 
         Classes are the categories present in ``labels``; ``**train`` as in :meth:`fit`.
@@ -198,7 +103,7 @@ class ScMPT:
         if not 0.0 <= frac < 1.0:
             msg = f"`validation_fraction` must be in [0, 1), got {frac}."
             raise ValueError(msg)
-        check_class_sizes(labels, 2 if frac > 0 else 1, "a stratified validation split" if frac > 0 else "training")
+        _check_training_labels(labels, frac)
         weights = _class_weights(p["class_weight"], labels)
         if frac > 0:
             tr, va = stratified_split(codes, frac, p["seed"])
@@ -208,14 +113,21 @@ class ScMPT:
         start = logg.info(
             f"training scMPT on {len(tr)} cells ({len(va)} for validation), {len(labels.categories)} classes"
         )
-        arch = {k: p[k] for k in ("hidden", "dropout", "scaling", "input_dropout")}
-        fit = {k: p[k] for k in ("max_epochs", "patience", "batch_size", "lr", "weight_decay", "seed")}
+        arch = {k: p[k] for k in ARCHITECTURE_KEYS}
+        fit = {k: p[k] for k in FIT_KEYS}
         module, history = train_fusion(
-            [X[tr] for X in reps], codes[tr], len(labels.categories),
+            [X[tr] for X in reps],
+            codes[tr],
+            len(labels.categories),
             val_reps=[X[va] for X in reps] if len(va) else None,
-            val_codes=codes[va] if len(va) else None, pretrain=p["pretrain"], class_weights=weights, architecture=arch,
-            device=device, progress=progress, **fit,
-        )  # fmt: skip
+            val_codes=codes[va] if len(va) else None,
+            pretrain=p["pretrain"],
+            class_weights=weights,
+            architecture=arch,
+            device=device,
+            progress=progress,
+            **fit,
+        )
         logg.info(f"    finished after {history['n_epochs']} epochs (best: {history['best_epoch']})", time=start)
         class_weight = (
             p["class_weight"]
@@ -239,8 +151,16 @@ class ScMPT:
         )
 
     @classmethod
-    def fit(cls, adata: Any, *, label_key: str, use_reps: Sequence[str] = ("X_scgpt", "X_ember"), device: Any = None,
-            progress: bool = True, **train: Any) -> ScMPT:  # fmt: skip
+    def fit(
+        cls,
+        adata: Any,
+        *,
+        label_key: str,
+        use_reps: Sequence[str] = ("X_scgpt", "X_ember"),
+        device: Any = None,
+        progress: bool = True,
+        **train: Any,
+    ) -> ScMPT:
         """Train on the labelled cells of ``adata`` (an AnnData, or a MuData with modality-qualified keys).
 
         Parameters
@@ -262,19 +182,35 @@ class ScMPT:
             (``'representation'``: centre features, one scale per representation; or ``'feature'``),
             ``input_dropout`` (0), ``pretrain`` (True: train each representation's MLP first, start the fusion
             from their validation-weighted logit sum, then fine-tune; see
-            :func:`sc_llm.core.fusion_training.train_fusion`), ``validation_fraction``
+            ``sc_llm.core.fusion_training.train_fusion``), ``validation_fraction``
             (0.1; stratified, used for early stopping; 0 trains ``max_epochs`` epochs without one),
             ``class_weight`` (``None``, ``'balanced'`` or a ``{label: weight}`` dict), ``max_epochs`` (200),
             ``patience`` (15), ``batch_size`` (64), ``lr`` (1e-3), ``weight_decay`` (1e-2), ``seed`` (0).
         """
         use_reps = [use_reps] if isinstance(use_reps, str) else list(use_reps)
         reps = read_reps(adata, use_reps)
-        has, labels = labelled(read_labels(adata, label_key), f"obs[{label_key!r}]")
-        return cls.from_arrays([X[has] for X in reps], labels, use_reps=use_reps, label_key=label_key,
-                               device=device, progress=progress, **train)  # fmt: skip
+        has, labels = labelled(read_labels(adata, label_key), f"obs[{label_key!r}]", keep_categories=True)
+        return cls.from_arrays(
+            [X[has] for X in reps],
+            labels,
+            use_reps=use_reps,
+            label_key=label_key,
+            device=device,
+            progress=progress,
+            **train,
+        )
 
-    def _checked_reps(self, adata: Any) -> list[np.ndarray]:
-        reps = read_reps(adata, self.use_reps)
+    def _checked_reps(self, data: AnnData | Sequence[np.ndarray]) -> list[np.ndarray]:
+        if isinstance(data, list | tuple):
+            reps = [np.asarray(X, dtype=np.float32) for X in data]
+            if len(reps) != len(self.use_reps) or len({len(X) for X in reps}) > 1 or any(X.ndim != 2 for X in reps):
+                msg = (
+                    f"Pass one 2-d array per representation {self.use_reps}, all with the same number of rows; "
+                    f"got {len(reps)} arrays."
+                )
+                raise ValueError(msg)
+        else:
+            reps = read_reps(data, self.use_reps)
         for key, X, d in zip(self.use_reps, reps, self.rep_dims, strict=True):
             if X.shape[1] != d:
                 msg = (
@@ -284,17 +220,27 @@ class ScMPT:
                 raise ValueError(msg)
         return reps
 
-    def predict_proba(self, adata: Any, *, batch_size: int = 1024, device: Any = None) -> np.ndarray:
-        """Class probabilities ``(n_obs, n_classes)``, columns in the order of :attr:`classes`."""
+    def predict_proba(
+        self, data: AnnData | Sequence[np.ndarray], *, batch_size: int = 1024, device: Any = None
+    ) -> np.ndarray:
+        """Class probabilities ``(n_obs, n_classes)``, columns in the order of :attr:`classes`.
+
+        ``data`` is an AnnData (or MuData) holding :attr:`use_reps` in ``.obsm``, or a list of arrays, one
+        ``(n_cells, dim)`` array per key of :attr:`use_reps`, in that order.
+        """
         from ..core.fusion_training import predict_proba
 
-        return predict_proba(self.module, self._checked_reps(adata), batch_size=batch_size, device=device)
+        return predict_proba(self.module, self._checked_reps(data), batch_size=batch_size, device=device)
 
-    def predict(self, adata: Any, *, batch_size: int = 1024, device: Any = None) -> pd.Series:
-        """Most probable class of each cell, as a categorical Series indexed by ``obs_names``."""
-        proba = self.predict_proba(adata, batch_size=batch_size, device=device)
-        labels = pd.Categorical.from_codes(proba.argmax(1), categories=self.classes)
-        return pd.Series(labels, index=adata.obs_names, name=self.label_key)
+    def predict(self, data: AnnData | Sequence[np.ndarray], *, batch_size: int = 1024, device: Any = None) -> pd.Series:
+        """Most probable class of each cell, as a categorical Series.
+
+        Indexed by ``obs_names`` for an AnnData, by position for a list of arrays (see :meth:`predict_proba`).
+        """
+        proba = self.predict_proba(data, batch_size=batch_size, device=device)
+        labels = pd.Categorical.from_codes(proba.argmax(1), categories=self.class_values)
+        index = None if isinstance(data, list | tuple) else data.obs_names
+        return pd.Series(labels, index=index, name=self.label_key)
 
     def save(self, folder: str | Path, *, overwrite: bool = False) -> Path:
         """Write ``config.json`` (labels, representation keys and dimensions, parameters) and ``model.pt``."""
@@ -306,13 +252,24 @@ class ScMPT:
             raise FileExistsError(msg)
         folder.mkdir(parents=True, exist_ok=True)
         config = {
-            "format": "sc_llm.ScMPT", "format_version": FORMAT_VERSION, "classes": self.classes,
-            "use_reps": self.use_reps, "rep_dims": self.rep_dims, "label_key": self.label_key,
-            "module": self.module.config(), "params": self.params, "history": summarize_history(self.history),
-        }  # fmt: skip
-        (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+            "format": "sc_llm.ScMPT",
+            "format_version": FORMAT_VERSION,
+            "classes": self.class_values,
+            "use_reps": self.use_reps,
+            "rep_dims": self.rep_dims,
+            "label_key": self.label_key,
+            "module": self.module.config(),
+            "params": self.params,
+            "history": summarize_history(self.history),
+        }
         state = {k: v.detach().cpu() for k, v in self.module.state_dict().items()}
-        torch.save(state, folder / WEIGHTS_FILE)
+        tmp = folder / f".{WEIGHTS_FILE}.tmp"
+        torch.save(state, tmp)
+        config["checksum"] = checksum(config, tmp.read_bytes())
+        tmp.replace(folder / WEIGHTS_FILE)
+        tmp = folder / f".{CONFIG_FILE}.tmp"
+        tmp.write_text(json.dumps(config, indent=2))
+        tmp.replace(folder / CONFIG_FILE)
         return folder
 
     @classmethod
@@ -327,15 +284,28 @@ class ScMPT:
         if not (folder / CONFIG_FILE).is_file() or not (folder / WEIGHTS_FILE).is_file():
             msg = f"{folder} is not a saved ScMPT model (expected {CONFIG_FILE} and {WEIGHTS_FILE})."
             raise FileNotFoundError(msg)
-        config = json.loads((folder / CONFIG_FILE).read_text())
-        if config.get("format") != "sc_llm.ScMPT" or config.get("format_version", 0) > FORMAT_VERSION:
-            msg = f"{folder / CONFIG_FILE} is not an ScMPT config this version of sc_llm can read."
-            raise ValueError(msg)
-        module = FusionClassifier(**config["module"])
-        module.load_state_dict(torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True))
+        config = read_config(folder / CONFIG_FILE)
+        weights = (folder / WEIGHTS_FILE).read_bytes()
+        verify_checksum(folder, config, weights)
+        try:
+            module = FusionClassifier(**config["module"])
+            module.load_state_dict(torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True))
+        except Exception as e:  # torch raises many types for damaged files (RuntimeError, UnpicklingError, EOFError)
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            msg = (
+                f"{folder / WEIGHTS_FILE} cannot be loaded into the network described by {CONFIG_FILE} ({first}). "
+                "The files are damaged or do not belong together; save the model again from training."
+            )
+            raise ValueError(msg) from e
         module.to(resolve_device(device)).eval()
-        return cls(module, classes=config["classes"], use_reps=config["use_reps"], label_key=config["label_key"],
-                   params=config.get("params"), history=config.get("history"))  # fmt: skip
+        return cls(
+            module,
+            classes=config["classes"],
+            use_reps=config["use_reps"],
+            label_key=config["label_key"],
+            params=config.get("params"),
+            history=config.get("history"),
+        )
 
 
 def _class_weights(spec: Any, labels: pd.Categorical) -> np.ndarray | None:
@@ -370,3 +340,10 @@ def summarize_history(history: dict[str, Any]) -> dict[str, Any]:
         if k in history and k not in out:
             out[k] = history[k]
     return out
+
+
+def _check_training_labels(labels: pd.Categorical, validation_fraction: float) -> None:
+    if validation_fraction > 0:
+        check_class_sizes(labels, 2, "a stratified validation split", other_fix="pass `validation_fraction=0`")
+    else:
+        check_class_sizes(labels, 1, "training")

@@ -178,19 +178,24 @@ def test_interrupted_run_resumes_to_the_same_weights(lm, tmp_path):
     assert state["state"]["step"] == 7
 
 
-def test_early_stopping_restores_the_best_weights(lm):
+def test_early_stopping_restores_the_best_weights_and_stays_stopped(lm, tmp_path):
     from peft import PeftModel
 
     fresh, tok = lm
     train, val = make_examples(tok, 12, 0), make_examples(tok, 4, 1)
     # nothing counts as an improvement, so the untrained adapter (step 0) stays best and training stops early
-    result = run(lm, train, val, max_steps=20, eval_every=2, patience=2, min_delta=100.0)
+    settings = {"max_steps": 20, "eval_every": 2, "patience": 2, "min_delta": 100.0, "output_dir": str(tmp_path)}
+    result = run(lm, train, val, **settings)
     h = result.history
     assert h["stopped_early"] and h["n_steps"] == 4 and h["best_step"] == 0 and h["step"] == [0, 2, 4]
     assert isinstance(result.model, PeftModel)
     ids = torch.tensor([train[0][0]])
     with torch.no_grad():
         torch.testing.assert_close(result.model(ids).logits, fresh()(ids).logits)
+    again = run(lm, train, val, **settings)  # resuming a stopped run trains no further
+    assert again.history["n_steps"] == 4 and again.history["resumed_from_step"] == 4 and again.history["stopped_early"]
+    with torch.no_grad():
+        torch.testing.assert_close(again.model(ids).logits, fresh()(ids).logits)
 
 
 def test_adapter_round_trip_through_safetensors(lm, tmp_path):

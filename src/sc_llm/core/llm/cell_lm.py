@@ -199,7 +199,7 @@ class CellLanguageModel:
             (tmp / CONFIG_FILE).write_text(json.dumps(self._config(adapter), indent=1))
             if path.exists():
                 shutil.rmtree(path)
-            os.replace(tmp, path)
+            Path(tmp).replace(path)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -69,7 +69,7 @@ def save_checkpoint(
         torch.save(trainer_state, tmp / "trainer_state.pt")
         if final.exists():
             shutil.rmtree(final)
-        os.replace(tmp, final)
+        Path(tmp).replace(final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -87,7 +87,7 @@ def _write_atomic(path: Path, text: str) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        Path(tmp).replace(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -129,8 +129,8 @@ def save_trained(model, folder: str | os.PathLike) -> Path:
         old = None
         if folder.exists():
             old = folder.with_name(f".{folder.name}-old-{os.getpid()}")
-            os.replace(folder, old)
-        os.replace(tmp, folder)
+            Path(folder).replace(old)
+        Path(tmp).replace(folder)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:

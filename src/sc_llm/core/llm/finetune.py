@@ -34,8 +34,8 @@ class FinetuneResult:
     history
         JSON-ready dict: ``step``, ``epoch``, ``train_loss``, ``val_loss``, ``lr`` (one entry per evaluation;
         ``val_loss`` is ``None`` without validation data), ``best_step``, ``best_val_loss``, ``n_steps``,
-        ``stopped_early``, ``resumed_from_step``, ``train_tokens``, ``train_seconds``, ``device``, ``dtype``,
-        ``config``.
+        ``stopped_early``, ``resumed_from_step``, ``train_tokens`` (non-padding tokens), ``train_seconds``,
+        ``step_seconds`` (per optimizer step), ``device``, ``dtype``, ``config``.
     """
 
     model: Any
@@ -57,6 +57,8 @@ class _State:
     loss_sum: float = 0.0  # training loss accumulated since the last evaluation, and its token count
     loss_tokens: int = 0
     seconds: float = 0.0
+    step_seconds: list = field(default_factory=list)  # wall time of every optimizer step
+    stopped_early: bool = False  # a resumed run that had stopped early stays stopped
     resumed_from: int | None = None
 
 
@@ -117,9 +119,9 @@ def finetune_causal_lm(
     best_val = None if state.best_step is None else state.best_loss
     history = {
         **state.history, "best_step": state.best_step, "best_val_loss": best_val,
-        "n_steps": state.step, "stopped_early": run.stopped_early, "resumed_from_step": state.resumed_from,
-        "train_tokens": state.tokens, "train_seconds": state.seconds, "device": str(device),
-        "dtype": dtype_name(amp_dtype), "config": config.to_dict(),
+        "n_steps": state.step, "stopped_early": state.stopped_early, "resumed_from_step": state.resumed_from,
+        "train_tokens": state.tokens, "train_seconds": state.seconds, "step_seconds": state.step_seconds,
+        "device": str(device), "dtype": dtype_name(amp_dtype), "config": config.to_dict(),
     }  # fmt: skip
     return FinetuneResult(model=model, history=history)
 
@@ -196,7 +198,6 @@ class _Run:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
         self.best: dict[str, Any] | None = None
-        self.stopped_early = False
 
     def _epoch_groups(self, epoch: int) -> list[list[np.ndarray]]:
         c = self.config
@@ -280,9 +281,12 @@ class _Run:
             self.evaluate(state, epoch=0.0)
         bar = tqdm(total=self.total_steps, initial=state.step, desc="fine-tuning", unit="step", disable=not c.progress)
         start = time.perf_counter() - state.seconds
-        for step, epoch, last_of_epoch, group in self._schedule(state.step):
+        schedule = [] if state.stopped_early else self._schedule(state.step)
+        for step, epoch, last_of_epoch, group in schedule:
+            tick = time.perf_counter()
             loss = self.optimizer_step(group, state)
             state.step = step
+            state.step_seconds.append(time.perf_counter() - tick)
             state.seconds = time.perf_counter() - start
             lr = self.scheduler.get_last_lr()[0]
             bar.update(1)
@@ -291,16 +295,13 @@ class _Run:
             final = step == self.total_steps
             if due or final:
                 if self.evaluate(state, epoch=epoch):
-                    self.stopped_early = not final
-            if (
-                (c.save_every and step % c.save_every == 0)
-                or (not c.save_every and (due or final))
-                or self.stopped_early
-            ):
+                    state.stopped_early = not final
+            periodic = (step % c.save_every == 0) if c.save_every else due
+            if periodic or final or state.stopped_early:
                 self.checkpoint(state)
             if callback is not None:
                 callback({"step": step, "epoch": epoch, "loss": loss, "lr": lr})
-            if self.stopped_early:
+            if state.stopped_early:
                 break
         bar.close()
 

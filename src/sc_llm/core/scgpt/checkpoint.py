@@ -40,12 +40,18 @@ class ScGPTConfig:
     input_emb_style: str = "continuous"
     n_bins: int = 51
     norm_scheme: str = "post"
-    max_seq_len: int | None = None
     not_applied: tuple[str, ...] = ()
 
 
 def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
+
+
+def is_scgpt_checkpoint(model: Any) -> bool:
+    """A local folder in scGPT's layout (``args.json`` or ``best_model.pt``, next to ``vocab.json``)."""
+    p = Path(str(model)).expanduser()
+    # args.json or best_model.pt marks scGPT's layout; check_folder then names any missing file
+    return p.is_dir() and ((p / ARGS_FILE).is_file() or (p / WEIGHTS_FILE).is_file())
 
 
 def check_folder(folder: str | Path) -> Path:
@@ -112,7 +118,6 @@ def read_config(folder: str | Path) -> ScGPTConfig:
     if args["embsize"] % args["nheads"]:
         msg = f"{str(path)!r}: 'embsize' ({args['embsize']}) must be divisible by 'nheads' ({args['nheads']})."
         raise ValueError(msg)
-    max_seq_len = args.get("max_seq_len")
     return ScGPTConfig(
         **{field: args[key] for key, field in _REQUIRED.items()},
         pad_token=args["pad_token"],
@@ -120,7 +125,6 @@ def read_config(folder: str | Path) -> ScGPTConfig:
         input_emb_style=args.get("input_emb_style", "continuous"),
         n_bins=n_bins,
         norm_scheme="pre" if pre_norm else "post",
-        max_seq_len=max_seq_len if _is_int(max_seq_len) else None,
         not_applied=tuple(k for k in _NOT_APPLIED if args.get(k)),
     )
 
@@ -165,6 +169,20 @@ def normalize_keys(state: dict) -> dict:
     return out
 
 
+def _torch_load(path: Path) -> Any:
+    """``torch.load(path, weights_only=True)``, with an error naming the file when it is truncated or damaged."""
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated or damaged: torch raises OSError, RuntimeError, UnpicklingError, ...
+        msg = (
+            f"Could not read the scGPT weights {str(path)!r} ({type(e).__name__}: {e}); the file may be truncated "
+            "or damaged: download it again."
+        )
+        raise ValueError(msg) from e
+
+
 def load_encoder(folder: str | Path, config: ScGPTConfig, vocab: dict[str, int]):
     """Load ``best_model.pt`` (``weights_only=True``) into a :class:`~.model.ScGPTCellEncoder` in eval mode.
 
@@ -178,7 +196,7 @@ def load_encoder(folder: str | Path, config: ScGPTConfig, vocab: dict[str, int])
     from .model import ScGPTCellEncoder
 
     path = Path(folder) / WEIGHTS_FILE
-    state = normalize_keys(_unwrap(torch.load(path, map_location="cpu", weights_only=True), path))
+    state = normalize_keys(_unwrap(_torch_load(path), path))
     emb = state.get("encoder.embedding.weight")
     if emb is None or emb.ndim != 2:
         msg = f"{str(path)!r} has no 2-d 'encoder.embedding.weight'; is it an scGPT TransformerModel state dict?"
@@ -192,11 +210,15 @@ def load_encoder(folder: str | Path, config: ScGPTConfig, vocab: dict[str, int])
     category = state.get("value_encoder.embedding.weight")
     with torch.device("meta"):
         model = ScGPTCellEncoder(
-            emb.shape[0], config.d_model, config.n_heads, config.d_hid, config.n_layers,
+            emb.shape[0],
+            config.d_model,
+            config.n_heads,
+            config.d_hid,
+            config.n_layers,
             input_emb_style=config.input_emb_style,
             n_value_bins=category.shape[0] if category is not None else config.n_bins + 2,
             norm_scheme=config.norm_scheme,
-        )  # fmt: skip
+        )
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     if missing:

@@ -16,10 +16,8 @@ from .preprocessing import iter_batches, tokenize_chunk
 class EmbeddingStats:
     """What happened to the cells on the way in."""
 
-    n_cells: int = 0
     n_subsampled: int = 0  # cells with more than max_length - 1 matched genes
     n_empty: int = 0  # cells without a matched, non-zero gene: embedded from <cls> alone
-    n_genes_total: int = 0  # matched non-zero genes over all cells, before subsampling
 
 
 def embed_cells(
@@ -28,6 +26,7 @@ def embed_cells(
     column_ids: np.ndarray,
     n_cells: int,
     *,
+    cell_keys: np.ndarray,
     cls_id: int,
     pad_id: int,
     pad_value: float,
@@ -46,12 +45,14 @@ def embed_cells(
     model
         A loaded encoder (already on ``device``).
     chunks
-        ``(start, stop, csr_block)`` over the rows, e.g. from ``iter_row_chunks(X, CHUNK_CELLS)``;
-        ``start`` seeds the random numbers of the block.
+        ``(start, stop, csr_block)`` over the rows, e.g. from ``iter_row_chunks(X, CHUNK_CELLS)``.
     column_ids
         Vocabulary id per column of the matrix, ``-1`` for genes to ignore.
     n_cells
         Total rows.
+    cell_keys
+        One uint64 identity per row (e.g. :func:`~.preprocessing.obs_name_keys`): with ``seed``, the source of
+        the cell's random numbers, so its embedding does not depend on the other cells or their order.
     cls_id, pad_id, pad_value
         Token ids of ``<cls>`` and padding; the value placed at ``<cls>`` and padding positions.
     batch_size, max_length, n_bins, seed
@@ -70,18 +71,22 @@ def embed_cells(
     from tqdm.auto import tqdm
 
     out = np.empty((n_cells, model.d_model), dtype=np.float32)
-    stats = EmbeddingStats(n_cells=n_cells)
+    stats = EmbeddingStats()
     done = np.zeros(n_cells, dtype=bool)
     with torch.inference_mode(), tqdm(total=n_cells, desc="scGPT cells", unit="cell", disable=not progress) as bar:
         for start, _stop, chunk in chunks:
-            cells = tokenize_chunk(chunk, column_ids, np.random.default_rng([seed, start]))
+            cells = tokenize_chunk(chunk, column_ids, cell_keys[start:_stop], seed)
             lengths = cells.lengths
             stats.n_empty += int((lengths == 0).sum())
-            stats.n_genes_total += int(lengths.sum())
             batches = iter_batches(
-                cells, batch_size=batch_size, max_length=max_length, n_bins=n_bins, cls_id=cls_id, pad_id=pad_id,
+                cells,
+                batch_size=batch_size,
+                max_length=max_length,
+                n_bins=n_bins,
+                cls_id=cls_id,
+                pad_id=pad_id,
                 pad_value=pad_value,
-            )  # fmt: skip
+            )
             for rows, genes, values, padding, n_sub in batches:
                 with autocast(device, dtype):
                     emb = model(genes.to(device), values.to(device), padding.to(device))

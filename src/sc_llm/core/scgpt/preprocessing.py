@@ -11,8 +11,10 @@ What scGPT's ``embed_data`` does per cell, reproduced here in vectorised form:
    (drawn after binning, as scGPT does);
 5. pad with the padding token and ``pad_value``.
 
-Randomness (step 2 ties, step 4) comes from a NumPy generator seeded per chunk of cells, so results
-are reproducible for a given ``seed`` and do not depend on the batch size.
+Randomness (step 2 ties, step 4) is a counter-based hash of ``(seed, cell key, gene id, step)``: each cell
+has its own random numbers, derived from its identity (the caller's ``cell_keys``, e.g. a hash of the
+``obs`` name), never from its position. A cell's embedding is therefore the same whatever the other cells,
+their order, the chunking or the batch size, and reproducible for a given ``seed``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,37 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-CHUNK_CELLS = 4096  # cells read at once; part of what a seed reproduces, so keep it fixed
+CHUNK_CELLS = 4096  # cells read at once (results do not depend on it)
+_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser on a uint64 array: a bijective, well-mixed hash (wrapping arithmetic)."""
+    with np.errstate(over="ignore"):
+        x = x + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def cell_draws(seed: int, cell_keys: np.ndarray, gene_ids: np.ndarray, stream: int) -> np.ndarray:
+    """Uniform ``[0, 1)`` numbers, one per (cell, gene) entry, a pure function of ``(seed, cell, gene, stream)``."""
+    with np.errstate(over="ignore"):
+        base = _splitmix64(np.asarray([int(seed) & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64) + np.uint64(stream))
+        x = _splitmix64(np.asarray(cell_keys, dtype=np.uint64) ^ base)
+        x = _splitmix64(x ^ (np.asarray(gene_ids, dtype=np.uint64) * np.uint64(0xD1B54A32D192ED03)))
+    return (x >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+
+
+def obs_name_keys(names: Sequence[str]) -> np.ndarray:
+    """A 64-bit key per cell from its ``obs`` name (BLAKE2b), the identity its random numbers derive from."""
+    import hashlib
+
+    return np.fromiter(
+        (int.from_bytes(hashlib.blake2b(str(n).encode(), digest_size=8).digest(), "little") for n in names),
+        dtype=np.uint64,
+        count=len(names),
+    )
 
 
 def match_genes(gene_names: Sequence[str], vocab: dict[str, int], exclude: Sequence[str] = ()) -> np.ndarray:
@@ -53,8 +85,13 @@ class TokenizedCells:
         return np.diff(self.indptr)
 
 
-def tokenize_chunk(chunk: sparse.csr_matrix, column_ids: np.ndarray, rng: np.random.Generator) -> TokenizedCells:
+def tokenize_chunk(
+    chunk: sparse.csr_matrix, column_ids: np.ndarray, cell_keys: np.ndarray, seed: int = 0
+) -> TokenizedCells:
     """Keep the non-zero entries of matched genes of a CSR block; draw the per-entry random numbers.
+
+    ``cell_keys`` (one uint64 per row) identify the cells: with ``seed`` and the gene id they determine each
+    entry's random numbers (see :func:`cell_draws`).
 
     Raises
     ------
@@ -76,13 +113,14 @@ def tokenize_chunk(chunk: sparse.csr_matrix, column_ids: np.ndarray, rng: np.ran
     kept_before = np.zeros(keep.size + 1, dtype=np.int64)
     np.cumsum(keep, out=kept_before[1:])
     indptr = kept_before[chunk.indptr]
-    n = int(indptr[-1])
+    gene_ids = ids[keep]
+    entry_cells = np.repeat(np.asarray(cell_keys, dtype=np.uint64), np.diff(indptr))
     return TokenizedCells(
         indptr=indptr,
-        gene_ids=ids[keep],
+        gene_ids=gene_ids,
         values=data.astype(np.float32),
-        tie_draws=rng.random(n),
-        keep_draws=rng.random(n),
+        tie_draws=cell_draws(seed, entry_cells, gene_ids, 0),
+        keep_draws=cell_draws(seed, entry_cells, gene_ids, 1),
     )
 
 

@@ -1,1 +1,4 @@
-"""Cell sentences as arrays: ranking genes into sentences and decoding sentences back into expression."""
+"""Cell sentences as arrays: expression → ranked gene indices → text (:mod:`.ranking`).
+
+Sentence → expression decoding goes here too (``decoding.py``). No AnnData in this package.
+"""

@@ -9,9 +9,11 @@ fit (``kind='global'``) and two that do better where the data allow:
 - ``'per_gene'``: one line per gene, shrunk towards the global line by ``shrinkage`` pseudo-observations
   (ridge towards the global coefficients), so rare genes fall back to the global fit.
 
-Genes absent from a sentence decode to 0; predictions are clipped at 0. Everything is arrays, and a fitted
-decoder round-trips through :meth:`SentenceDecoder.to_dict` / :meth:`SentenceDecoder.from_dict` (arrays,
-strings and numbers only: storable in ``.uns``, in ``.h5ad`` files and next to a saved model).
+Genes absent from a sentence decode to 0; a gene in the sentence decodes to at least ``floor`` (the smallest
+positive value seen when fitting), so decoding keeps exactly the genes the sentence names. Everything is
+arrays, and a fitted decoder round-trips through :meth:`SentenceDecoder.to_dict` /
+:meth:`SentenceDecoder.from_dict` (arrays, strings and numbers only: storable in ``.uns``, in ``.h5ad`` files
+and next to a saved model).
 """
 
 from __future__ import annotations
@@ -112,7 +114,8 @@ class SentenceDecoder:
     iso_y: np.ndarray | None = None
     gene_intercept: np.ndarray | None = None
     gene_slope: np.ndarray | None = None
-    shrinkage: float = 20.0
+    shrinkage: float = 1.0
+    floor: float = 0.0
     metrics: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -125,7 +128,7 @@ class SentenceDecoder:
         *,
         kind: str = "global",
         max_rank: int = 1000,
-        shrinkage: float = 20.0,
+        shrinkage: float = 1.0,
     ) -> SentenceDecoder:
         """Fit on observed ``(rank, gene index, expression)`` triples; only ranks ``≤ max_rank`` are used."""
         from sklearn.isotonic import IsotonicRegression
@@ -143,22 +146,35 @@ class SentenceDecoder:
             msg = "Need expressed genes at two or more distinct ranks to fit a decoder; give it more cells."
             raise ValueError(msg)
         a, b = _line(x, y)
-        dec = cls(kind, np.asarray(vocabulary, dtype=object), a, b, int(max_rank), shrinkage=float(shrinkage))
+        positive = y[y > 0]
+        dec = cls(
+            kind,
+            np.asarray(vocabulary, dtype=object),
+            a,
+            b,
+            int(max_rank),
+            shrinkage=float(shrinkage),
+            floor=float(positive.min()) if positive.size else 0.0,
+        )
         if kind == "isotonic":
             iso = IsotonicRegression(increasing=False, out_of_bounds="clip").fit(x, y)
             dec.iso_x, dec.iso_y = np.asarray(iso.X_thresholds_), np.asarray(iso.y_thresholds_)
         elif kind == "per_gene":
             n_genes = len(dec.genes)
+            x0 = float(x.mean())
+            xc = x - x0  # centred, so the level and the slope are shrunk separately (both well determined)
             n = np.bincount(g, minlength=n_genes).astype(np.float64)
-            sx, sy = np.bincount(g, x, n_genes), np.bincount(g, y, n_genes)
-            sxx, sxy = np.bincount(g, x * x, n_genes), np.bincount(g, x * y, n_genes)
-            # ridge towards (a, b): minimise Σ(y - α - βx)² + λ((α - a)² + (β - b)²), a 2 × 2 system per gene
+            sx, sy = np.bincount(g, xc, n_genes), np.bincount(g, y, n_genes)
+            sxx, sxy = np.bincount(g, xc * xc, n_genes), np.bincount(g, xc * y, n_genes)
+            # ridge towards the global line: minimise Σ(y - α - β xc)² + λ((α - a0)² + (β - b)²) per gene
             lam = max(shrinkage, 1e-8)
+            a0 = a + b * x0
             m11, m12, m22 = n + lam, sx, sxx + lam
-            r1, r2 = sy + lam * a, sxy + lam * b
+            r1, r2 = sy + lam * a0, sxy + lam * b
             det = m11 * m22 - m12 * m12
-            dec.gene_intercept = (m22 * r1 - m12 * r2) / det
+            level = (m22 * r1 - m12 * r2) / det
             dec.gene_slope = (m11 * r2 - m12 * r1) / det
+            dec.gene_intercept = level - dec.gene_slope * x0
         return dec
 
     def predict(self, ranks: np.ndarray, genes: np.ndarray | None = None) -> np.ndarray:
@@ -174,7 +190,7 @@ class SentenceDecoder:
             out = self.gene_intercept[genes] + self.gene_slope[genes] * x
         else:
             out = self.intercept + self.slope * x
-        return np.maximum(out, 0.0)
+        return np.maximum(out, self.floor)
 
     def decode(self, sentences: Sequence[str], var_names: Sequence[str] | None = None) -> tuple[Any, ParsedSentences]:
         """Decode ``sentences`` into a cells × ``var_names`` CSR matrix (default :attr:`genes`) and the parse.
@@ -191,7 +207,7 @@ class SentenceDecoder:
             values = np.where(
                 to_fit >= 0,
                 self.predict(parsed.ranks, np.maximum(to_fit, 0)),
-                np.maximum(self.intercept + self.slope * np.log10(parsed.ranks), 0.0),
+                np.maximum(self.intercept + self.slope * np.log10(parsed.ranks), self.floor),
             )
         else:
             values = self.predict(parsed.ranks)
@@ -204,10 +220,15 @@ class SentenceDecoder:
     def to_dict(self) -> dict[str, Any]:
         """Arrays, strings and numbers only (``.uns`` and ``.h5ad`` safe); :meth:`from_dict` restores it."""
         out: dict[str, Any] = {
-            "kind": self.kind, "genes": np.asarray(self.genes, dtype=str), "intercept": self.intercept,
-            "slope": self.slope, "max_rank": self.max_rank, "shrinkage": self.shrinkage,
+            "kind": self.kind,
+            "genes": np.asarray(self.genes, dtype=str),
+            "intercept": self.intercept,
+            "slope": self.slope,
+            "max_rank": self.max_rank,
+            "shrinkage": self.shrinkage,
+            "floor": self.floor,
             "metrics": dict(self.metrics),
-        }  # fmt: skip
+        }
         for name in ("iso_x", "iso_y", "gene_intercept", "gene_slope"):
             value = getattr(self, name)
             if value is not None:
@@ -233,10 +254,16 @@ class SentenceDecoder:
             k: np.asarray(d[k], dtype=np.float64) for k in ("iso_x", "iso_y", "gene_intercept", "gene_slope") if k in d
         }
         return cls(
-            kind=kind, genes=np.asarray(d["genes"], dtype=object), intercept=float(d["intercept"]),
-            slope=float(d["slope"]), max_rank=int(d.get("max_rank", 1000)),
-            shrinkage=float(d.get("shrinkage", 20.0)), metrics=dict(d.get("metrics", {})), **arrays,
-        )  # fmt: skip
+            kind=kind,
+            genes=np.asarray(d["genes"], dtype=object),
+            intercept=float(d["intercept"]),
+            slope=float(d["slope"]),
+            max_rank=int(d.get("max_rank", 1000)),
+            shrinkage=float(d.get("shrinkage", 1.0)),
+            floor=float(d.get("floor", 0.0)),
+            metrics=dict(d.get("metrics", {})),
+            **arrays,
+        )
 
 
 def split_cells(n_cells: int, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -261,7 +288,7 @@ def fit_heldout(
     test_size: float,
     seed: int,
     max_rank: int = 1000,
-    shrinkage: float = 20.0,
+    shrinkage: float = 1.0,
 ) -> tuple[SentenceDecoder, np.ndarray]:
     """Fit on a seeded share of the cells and score on the rest.
 
@@ -279,7 +306,7 @@ def fit_heldout(
         parsed.ranks[tr], parsed.genes[tr], values[tr], vocabulary, kind=kind, max_rank=max_rank, shrinkage=shrinkage
     )
     pred = dec.predict(parsed.ranks[te], parsed.genes[te])
-    line = np.maximum(dec.intercept + dec.slope * np.log10(parsed.ranks[te]), 0.0)
+    line = np.maximum(dec.intercept + dec.slope * np.log10(parsed.ranks[te]), dec.floor)
     dec.metrics = {
         "r2_heldout": r2_score(values[te], pred),
         "r2_heldout_global": r2_score(values[te], line),

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from sc_llm.core.ranking import _rank_lexsort, join_sentences, rank_genes
+from sc_llm.core.sentences.ranking import SentenceJoiner, _rank_lexsort, rank_genes
 
 
 def reference_ranking(dense: np.ndarray, n_genes: int | None) -> list[list[int]]:
@@ -59,11 +59,11 @@ def test_lexsort_fallback_agrees_with_packed_sort():
 
 def test_join_sentences():
     names = np.array(["A", "B", "C"], dtype=object)
-    assert join_sentences(np.array([0, 2, 2, 3]), np.array([2, 0, 1]), names) == ["C A", "", "B"]
+    assert SentenceJoiner(names)(np.array([0, 2, 2, 3]), np.array([2, 0, 1])) == ["C A", "", "B"]
 
 
 def test_sentences_across_blocks_with_unicode_names_and_negative_zero(monkeypatch):
-    import sc_llm.core.ranking as ranking
+    import sc_llm.core.sentences.ranking as ranking
 
     monkeypatch.setattr(ranking, "_BLOCK_NNZ", 64)  # force many sort blocks
     monkeypatch.setattr(ranking, "_JOIN_BYTES", 256)  # and many string-building batches
@@ -73,7 +73,7 @@ def test_sentences_across_blocks_with_unicode_names_and_negative_zero(monkeypatc
     X.data[:5] = -0.0  # stored negative zeros are zeros
     names = np.array([f"γ{i}-ä" if i % 3 else f"G{i}" for i in range(25)], dtype=object)
     indptr, genes = rank_genes(X, 7)
-    got = ranking.join_sentences(indptr, genes, names, sep=" | ")
+    got = ranking.SentenceJoiner(names, sep=" | ")(indptr, genes)
     ref = [" | ".join(names[j] for j in row) for row in reference_ranking(X.toarray(), 7)]
     assert got == ref
 

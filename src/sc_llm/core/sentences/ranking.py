@@ -168,8 +168,3 @@ class SentenceJoiner:
         bounds = ends[indptr - first].tolist()
         cut = self._sep_len
         return [buf[a : b - cut].decode() if b > a else "" for a, b in pairwise(bounds)]
-
-
-def join_sentences(indptr: np.ndarray, genes: np.ndarray, names: np.ndarray, sep: str = " ") -> list[str]:
-    """Turn ranked gene indices into ``sep``-separated sentences (see :class:`SentenceJoiner` to reuse a vocabulary)."""
-    return SentenceJoiner(names, sep)(indptr, genes)
