@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -58,15 +59,21 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    gguf = smollm2_gguf()
+    # transformers dequantises the GGUF on every load (minutes on a busy CPU); do it once, keep the fp32 weights
+    folder = Path(tempfile.mkdtemp(prefix="smollm2_"))
+    try:
+        run(args, gguf, folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
+
+def run(args, gguf: Path, folder: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     import sc_llm as sl
 
-    gguf = smollm2_gguf()
-    # transformers dequantises the GGUF on every load (minutes on a busy CPU); do it once, keep the fp32 weights
-    folder = Path(tempfile.mkdtemp(prefix="smollm2_"))
     t0 = time.perf_counter()
     net = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)

@@ -140,6 +140,33 @@ def test_tutorial_04_llm_rerank_runs_top_to_bottom(tmp_path, monkeypatch, tiny_c
 
 
 @pytest.mark.slow
+def test_tutorial_03_cell_language_models_runs(tmp_path, monkeypatch):
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    nb = nbformat.read(TUTORIALS / "03_cell_language_models.ipynb", as_version=4)
+    params = _parameters_cell(nb)
+    for old, new in (
+        ("n_cells = None", "n_cells = 300"),
+        ("n_genes = 50", "n_genes = 12"),
+        ("max_steps = 300", "max_steps = 8"),
+    ):
+        params.source, n = re.subn(rf"^{re.escape(old)}\b", new, params.source, flags=re.M)
+        assert n == 1, old
+    NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert not [o for c in code for o in c.outputs if o.output_type == "error"]
+    text = {i: "".join(o.get("text", "") for o in c.outputs if o.output_type == "stream") for i, c in enumerate(code)}
+    assert "valid genes in generated sentences: 1.0" in text[3]
+    table = text[4]
+    for method in ("control", "mean_shift", "llm"):
+        assert re.search(rf"^{method}\s+-?\d", table, re.M), table
+    assert re.search(r"20 generated CD14\+Mono cells, valid genes 1\.000", text[5])
+    assert (tmp_path / "kang_cell_lm" / "cell_lm.json").is_file()
+
+
+@pytest.mark.slow
 def test_tutorial_05_atlas_scale_runs_top_to_bottom(tmp_path, monkeypatch):
     from nbclient import NotebookClient
 

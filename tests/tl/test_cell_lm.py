@@ -3,7 +3,6 @@ import pytest
 from scipy import sparse
 
 import sc_llm as sl
-from sc_llm.core.llm.pairing import pair_with_controls
 
 FAST = {"epochs": 1, "batch_size": 8, "progress": False, "cpu_threads": 1}
 
@@ -23,15 +22,6 @@ def scratch_lm(kang_small):
         hidden_size=32, num_layers=1, device="cpu",
     )  # fmt: skip
     return m.fit(kang_small, n_genes=8, config=FAST)
-
-
-def test_pairing_stays_within_cell_type():
-    types = np.array(["a", "a", "a", "b", "b", "c"])
-    ctrl = np.array([True, False, False, True, False, False])
-    pairs = pair_with_controls(types, ctrl, seed=0)
-    assert sorted(pairs[:, 0].tolist()) == [1, 2, 4]  # "c" has no control: left out
-    assert all(types[p] == types[c] and ctrl[c] for p, c in pairs)
-    np.testing.assert_array_equal(pairs, pair_with_controls(types, ctrl, seed=0))
 
 
 def test_fit_predict_save_load_scratch(scratch_lm, kang_small, tmp_path):

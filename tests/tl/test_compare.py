@@ -48,7 +48,7 @@ def test_comparison_table_rows_scores_and_ranking(tmp_path):
     assert res["params"]["class_weight"] == "none"
 
     printed = res["summary"]
-    assert list(printed.columns) == ["accuracy", "f1_macro"]
+    assert list(printed.columns) == ["accuracy", "f1_macro", "ece"]
     m, sd = table.loc["MLP (X_a)", ["accuracy_mean", "accuracy_sd"]]
     assert printed.loc["MLP (X_a)", "accuracy"] == f"{m:.3f} ± {sd:.3f}"
 
@@ -107,3 +107,29 @@ def test_too_small_class_is_a_clear_error():
     adata.obs.loc[adata.obs_names[:2], "cell_type"] = "rare"
     with pytest.raises(ValueError, match=r"fewer than 3.*'rare': 2"):
         sl.tl.compare_annotators(adata, label_key="cell_type", use_reps=["X_a"], **FAST)
+
+
+def test_several_fusions_ece_and_a_phenotype_label():
+    """fusion=[...] adds one row per fusion; ECE matches an independent computation; any .obs column is a label."""
+    from sc_llm.core.fusion_training import stratified_split
+    from sc_llm.core.knn import knn_vote
+    from sc_llm.metrics import expected_calibration_error
+
+    adata = two_bit_adata(160)
+    adata.obs["condition"] = pd.Categorical(np.where(adata.obs["cell_type"].isin(["t1", "t3"]), "stim", "ctrl"))
+    sl.tl.compare_annotators(adata, label_key="condition", use_reps=["X_a", "X_b"], seeds=[0], k=5,
+                             fusion=["stacked", "concat"], **FAST)  # fmt: skip
+    res = adata.uns["scmpt_comparison"]
+    assert list(res["table"].index)[:2] == ["scMPT (X_a + X_b)", "scMPT[concat] (X_a + X_b)"]
+    assert res["params"]["fusion"] == ["stacked", "concat"]
+    assert ((res["table"]["ece_mean"] >= 0) & (res["table"]["ece_mean"] <= 1)).all()
+    assert res["table"].loc["scMPT (X_a + X_b)", "accuracy_mean"] > 0.85  # the phenotype sits in X_a's bit
+    # the kNN row's ECE is the vote fraction's calibration error on the test cells
+    codes = np.asarray(adata.obs["condition"].cat.codes)
+    tr, te = stratified_split(codes, 0.2, 0)
+    top, frac = knn_vote(adata.obsm["X_b"][tr], codes[tr], adata.obsm["X_b"][te], 5, 2)
+    cats = np.asarray(adata.obs["condition"].cat.categories)
+    expected = expected_calibration_error(cats[codes[te]], cats[top[:, 0]], frac[:, 0])
+    assert res["table"].loc["kNN (X_b)", "ece_mean"] == pytest.approx(expected)
+    with pytest.raises(ValueError, match="`fusion` must be one of"):
+        sl.tl.compare_annotators(adata, label_key="condition", use_reps=["X_a", "X_b"], fusion=["concat", "concat"])

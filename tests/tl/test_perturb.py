@@ -97,7 +97,8 @@ def test_a_registered_method_slots_in(unseen, kang3):
 
 
 def test_llm_method_says_what_is_missing(unseen):
-    with pytest.raises(NotImplementedError, match="cell language model"):
+    # method="llm" is registered by sc_llm.tl (a cell language model); a checkpoint that is not at hand is named
+    with pytest.raises(OSError, match="hf download some/model"):
         sl.tl.perturb(unseen, **KW, method="llm", model="some/model")
     with pytest.raises(ValueError, match="Unknown perturbation method"):
         sl.tl.perturb(unseen, **KW, method="magic")

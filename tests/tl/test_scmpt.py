@@ -31,11 +31,13 @@ def snapshot(adata: ad.AnnData) -> tuple:
     return list(adata.obs.columns), list(adata.obsm), list(adata.uns)
 
 
-@pytest.mark.parametrize("key_added", ["scmpt", "fused"])
-def test_annotate_writes_documented_fields(key_added):
+@pytest.mark.parametrize(("key_added", "fusion"), [("scmpt", "concat"), ("fused", "pretrained")])
+def test_annotate_writes_documented_fields(key_added, fusion):
     adata = two_bit_adata()
     adata.obs.loc[adata.obs_names[:40], "cell_type"] = np.nan  # unlabelled cells get predicted too
-    sl.tl.scmpt_annotate(adata, label_key="cell_type", use_reps=["X_a", "X_b"], key_added=key_added, **FAST)
+    sl.tl.scmpt_annotate(
+        adata, label_key="cell_type", use_reps=["X_a", "X_b"], key_added=key_added, fusion=fusion, **FAST
+    )
     pred = adata.obs[key_added]
     assert isinstance(pred.dtype, pd.CategoricalDtype)
     assert pred.notna().all()
@@ -56,6 +58,24 @@ def test_annotate_writes_documented_fields(key_added):
     assert uns["metrics_on"] == "validation"
     assert uns["metrics"]["n"] == params["n_validation"]
     assert uns["metrics"]["accuracy"] > 0.85  # the classes need both representations
+    assert 0 <= uns["metrics"]["ece"] <= 1 and params["fusion"] == fusion == uns["history"]["fusion"]
+    assert uns["history"]["temperature"] > 0
+
+
+def test_stacked_default_phenotype_label_and_calibrated_confidence(tmp_path):
+    """The default fusion trains on every labelled cell (no validation metrics), saves, loads and predicts the same."""
+    adata = two_bit_adata()
+    adata.obs["condition"] = pd.Categorical(np.where(adata.obs["cell_type"].isin(["t2", "t3"]), "stim", "ctrl"))
+    sl.tl.scmpt_annotate(adata, label_key="condition", use_reps=["X_a", "X_b"], n_folds=3, save_model=tmp_path / "m",
+                         **FAST)  # fmt: skip
+    uns = adata.uns["scmpt"]
+    assert uns["params"]["fusion"] == "stacked" and uns["params"]["n_folds"] == 3
+    assert uns["params"]["n_train"] == 240 and uns["params"]["n_validation"] == 0 and "metrics" not in uns
+    assert uns["history"]["oof_accuracy"] > 0.9 and len(uns["history"]["weights"]) == 2
+    assert uns["history"]["weights"][1] > uns["history"]["weights"][0]  # the phenotype is X_b's bit
+    assert (adata.obs["scmpt"] == adata.obs["condition"]).mean() > 0.9
+    model = ScMPT.load(tmp_path / "m")
+    np.testing.assert_allclose(model.predict_proba(adata), adata.obsm["scmpt_proba"], rtol=1e-5, atol=1e-6)
 
 
 def test_fusion_beats_each_single_representation():
@@ -246,11 +266,13 @@ def make_mudata(adata: ad.AnnData):
 def test_mudata_with_modality_qualified_keys(tmp_path):
     adata = two_bit_adata(200)
     mdata = make_mudata(adata)
-    sl.tl.scmpt_annotate(mdata, label_key="cell_type", use_reps=["rna:X_scgpt", "text:X_ember"], **FAST)
+    sl.tl.scmpt_annotate(
+        mdata, label_key="cell_type", use_reps=["rna:X_scgpt", "text:X_ember"], fusion="pretrained", **FAST
+    )
     assert mdata.uns["scmpt"]["metrics"]["accuracy"] > 0.85
     assert mdata.obsm["scmpt_proba"].shape == (200, 4)
     # same result as the equivalent AnnData: the text modality's rows were aligned to the MuData's cells
-    sl.tl.scmpt_annotate(adata, label_key="cell_type", use_reps=["X_a", "X_b"], **FAST)
+    sl.tl.scmpt_annotate(adata, label_key="cell_type", use_reps=["X_a", "X_b"], fusion="pretrained", **FAST)
     np.testing.assert_allclose(mdata.obsm["scmpt_proba"], adata[mdata.obs_names].obsm["scmpt_proba"], rtol=1e-5)
     model = ScMPT.fit(mdata, label_key="cell_type", use_reps=["rna:X_scgpt", "text:X_ember"], **FAST)
     assert model.predict(mdata).notna().all()

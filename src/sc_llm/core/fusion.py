@@ -8,6 +8,7 @@ buffers), so callers pass raw embeddings and gradients are taken with respect to
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,6 +39,9 @@ class FusionClassifier(nn.Module):
         ``'feature'`` scales every feature to unit variance.
     input_dropout
         Dropout rate on the (standardised) input features, a strong regulariser for wide embeddings.
+    temperature
+        The logits are divided by it (1 while training; set afterwards by
+        :func:`~sc_llm.core.fusion_stacking.fit_temperature` so that the probabilities are calibrated).
     """
 
     def __init__(
@@ -48,6 +52,7 @@ class FusionClassifier(nn.Module):
         dropout: float = TRAIN_DEFAULTS["dropout"],
         scaling: str = TRAIN_DEFAULTS["scaling"],
         input_dropout: float = TRAIN_DEFAULTS["input_dropout"],
+        temperature: float = 1.0,
     ):
         super().__init__()
         in_dims = [int(d) for d in in_dims]
@@ -68,6 +73,10 @@ class FusionClassifier(nn.Module):
             msg = f"`input_dropout` must be in [0, 1), got {input_dropout}."
             raise ValueError(msg)
         self.input_dropout = float(input_dropout)
+        if not (math.isfinite(temperature) and temperature > 0):
+            msg = f"`temperature` must be positive, got {temperature}."
+            raise ValueError(msg)
+        self.temperature = float(temperature)
         self.scaling = scaling
         self.extractors = nn.ModuleList(
             nn.Sequential(
@@ -89,6 +98,7 @@ class FusionClassifier(nn.Module):
             "dropout": self.dropout,
             "scaling": self.scaling,
             "input_dropout": self.input_dropout,
+            "temperature": self.temperature,
         }
 
     @torch.no_grad()
@@ -117,4 +127,5 @@ class FusionClassifier(nn.Module):
 
     def forward(self, *reps: torch.Tensor) -> torch.Tensor:
         """Class logits ``(batch, n_classes)`` from float32 tensors ``(batch, in_dims[i])``."""
-        return self.head(self.features(*reps))
+        logits = self.head(self.features(*reps))
+        return logits if self.temperature == 1.0 else logits / self.temperature

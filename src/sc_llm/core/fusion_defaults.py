@@ -10,7 +10,7 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Any
 
-#: Architecture (``hidden``, ``dropout``, ``scaling``, ``input_dropout``), recipe (``pretrain``,
+#: Architecture (``hidden``, ``dropout``, ``scaling``, ``input_dropout``), recipe (``fusion``, ``n_folds``,
 #: ``validation_fraction``, ``class_weight``) and optimisation (the rest) defaults of scMPT training.
 TRAIN_DEFAULTS: MappingProxyType[str, Any] = MappingProxyType(
     {
@@ -18,7 +18,8 @@ TRAIN_DEFAULTS: MappingProxyType[str, Any] = MappingProxyType(
         "dropout": 0.3,
         "scaling": "representation",
         "input_dropout": 0.0,
-        "pretrain": True,
+        "fusion": "stacked",
+        "n_folds": 5,
         "validation_fraction": 0.1,
         "class_weight": None,
         "max_epochs": 200,
@@ -31,3 +32,6 @@ TRAIN_DEFAULTS: MappingProxyType[str, Any] = MappingProxyType(
 )
 ARCHITECTURE_KEYS = ("hidden", "dropout", "scaling", "input_dropout")
 FIT_KEYS = ("max_epochs", "patience", "batch_size", "lr", "weight_decay", "seed")
+#: How :class:`sc_llm.tl.ScMPT` combines two or more representations (see
+#: :func:`sc_llm.core.fusion_stacking.train_any_fusion`).
+FUSIONS = ("stacked", "pretrained", "concat")

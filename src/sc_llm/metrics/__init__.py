@@ -1,10 +1,11 @@
 """Evaluation metrics used by the papers, on plain arrays or AnnData objects.
 
 One private module per kind: ``_classification`` (accuracy, macro precision/recall/F1), ``_clustering``
-(k-means ARI) and, for generated cells, ``_generative`` (distances, mean-expression agreement) with
-``_perturbation_scores`` bundling them.
+(k-means ARI), ``_calibration`` (expected calibration error) and, for generated cells, ``_generative``
+(distances, mean-expression agreement) with ``_perturbation_scores`` bundling them.
 """
 
+from ._calibration import expected_calibration_error
 from ._classification import classification_scores
 from ._clustering import kmeans_ari
 from ._generative import (
@@ -23,6 +24,7 @@ __all__ = [
     "classification_scores",
     "de_genes",
     "energy_distance",
+    "expected_calibration_error",
     "frechet_distance",
     "kendall_tau",
     "kmeans_ari",

@@ -13,6 +13,7 @@ from ._knn import knn_annotate
 from ._llm_annotate import llm_annotate
 from ._llm_rerank import llm_rerank
 from ._perturb import perturb
+from ._perturb_llm import _llm as _register_llm  # noqa: F401  (registers method='llm')
 from ._scmpt import scmpt_annotate
 from ._scmpt_model import ScMPT
 

@@ -11,7 +11,6 @@ import pandas as pd
 from .._utils._anndata import check_obs, get_gene_names, get_matrix
 from .._utils._logging import logg
 from ..core.llm.cell_lm import CellLanguageModel
-from ..core.llm.pairing import pair_with_controls
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -89,38 +88,20 @@ class CellLM(CellLanguageModel):
         if task not in TASKS:
             msg = f"`task` must be one of {TASKS}, got {task!r}."
             raise ValueError(msg)
-        if not 0 <= test_size < 1:
-            msg = f"`test_size` must be in [0, 1), got {test_size}."
-            raise ValueError(msg)
         start = logg.info(f"fitting cell LM ({task})")
         genes = sentence_genes(adata, sentence_key, n_genes)
         cell_types = check_obs(adata, cell_type_key).astype(str).to_numpy()
-        if task == "perturbation":
-            condition = check_obs(adata, condition_key).astype(str).to_numpy()
-            if control not in set(condition):
-                msg = f"No control cells: `{control!r}` is not a value of `adata.obs[{condition_key!r}]`."
-                raise ValueError(msg)
-            pairs = pair_with_controls(cell_types, condition == control, seed=seed)
-            examples = [
-                (self.prompt_ids("perturbation", genes[c], cell_type=cell_types[p], perturbation=condition[p]),
-                 self.answer_ids(genes[p]))
-                for p, c in pairs
-            ]  # fmt: skip
-        else:
-            examples = [
-                (self.prompt_ids("conditional_generation", cell_type=ct, num_genes=n_genes), self.answer_ids(g))
-                for ct, g in zip(cell_types, genes, strict=True)
-            ]
+        conditions = check_obs(adata, condition_key).astype(str).to_numpy() if task == "perturbation" else None
+        examples = self.examples(
+            genes, cell_types, task=task, conditions=conditions, control=control, n_genes=n_genes, seed=seed
+        )
         if not examples:
             msg = "No training examples: no perturbed cell has a control cell of the same cell type."
             raise ValueError(msg)
-        order = np.random.default_rng(seed).permutation(len(examples))
-        n_val = round(test_size * len(examples))
-        val = [examples[i] for i in order[:n_val]]
-        train = [examples[i] for i in order[n_val:]]
-        self.decoder = _fit_decoder(adata, genes, layer, use_raw, gene_symbols, decoder_kind, seed)
-        self.finetune(train, val or None, config=_config(config, self.base))
-        self.history = {**(self.history or {}), "task": task, "n_genes": n_genes, "n_train": len(train)}
+        decoder = _fit_decoder(adata, genes, layer, use_raw, gene_symbols, decoder_kind, seed)
+        self.fit_examples(examples, test_size=test_size, seed=seed, config=config)
+        self.decoder = decoder
+        self.history = {**self.history, "task": task, "n_genes": n_genes}
         logg.info("    finished", time=start)
         return self
 
@@ -197,16 +178,6 @@ def cells_anndata(model: CellLanguageModel, res, obs: pd.DataFrame, params: dict
 
 def _plain(base: dict | None) -> dict:
     return {k: ("" if v is None else v) for k, v in (base or {"model": "from_scratch"}).items()}
-
-
-def _config(config: Any, base: dict | None):
-    from ..core.llm.finetune_config import FinetuneConfig
-
-    if config is None:
-        return FinetuneConfig(method="full" if base is None else "lora")
-    if isinstance(config, dict):
-        return FinetuneConfig(**{"method": "full" if base is None else "lora", **config})
-    return config
 
 
 def _fit_decoder(adata, genes: Sequence[list[str]], layer, use_raw, gene_symbols, kind: str, seed: int):

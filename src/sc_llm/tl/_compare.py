@@ -13,17 +13,17 @@ from .._utils._logging import logg
 from .._utils._readers import check_class_sizes, labelled, read_labels, read_reps
 from ..core.fusion_defaults import TRAIN_DEFAULTS
 from ..core.knn import knn_vote
-from ..metrics import classification_scores
+from ..metrics import classification_scores, expected_calibration_error
 from ._scmpt_model import ScMPT
 
 if TYPE_CHECKING:
     from anndata import AnnData
 
-SCORES = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
+SCORES = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "ece")
 
 
 def summarize_comparison(
-    table: pd.DataFrame, scores: Sequence[str] = ("accuracy", "f1_macro"), digits: int = 3
+    table: pd.DataFrame, scores: Sequence[str] = ("accuracy", "f1_macro", "ece"), digits: int = 3
 ) -> pd.DataFrame:
     """``'mean ± sd'`` strings of a :func:`compare_annotators` table, for printing (stored as ``'summary'``)."""
     return pd.DataFrame(
@@ -56,7 +56,9 @@ def compare_annotators(
     are trained and scored: the fusion of all ``use_reps`` (:class:`sc_llm.tl.ScMPT`), an MLP on each single
     representation (the same network with one input, as the paper's baselines), and cosine ``k``-NN voting
     on each representation (:func:`sc_llm.tl.knn_annotate`'s method) with the training cells as reference.
-    Test-set accuracy and macro precision/recall/F1 are summarised as mean ± sd over the seeds.
+    Test-set accuracy, macro precision/recall/F1 and the expected calibration error of the confidences
+    (top-label, 15 bins; for kNN the vote fraction) are summarised as mean ± sd over the seeds. Any
+    ``.obs`` column can be the label: cell type, or a phenotype such as disease state or stimulation.
 
     Parameters
     ----------
@@ -88,7 +90,10 @@ def compare_annotators(
     **train
         Training arguments of :meth:`sc_llm.tl.ScMPT.fit` (``hidden``, ``dropout``, ``validation_fraction``,
         ``class_weight``, ``max_epochs``, ``patience``, ``batch_size``, ``lr``, ``weight_decay``), shared by
-        the fusion and the single-representation MLPs. ``seed`` comes from ``seeds``.
+        the fusion and the single-representation MLPs. ``seed`` comes from ``seeds``. ``fusion`` may also
+        list several fusions (e.g. ``['stacked', 'concat']``): one scMPT row each, the first named
+        ``'scMPT (a + b)'`` and the others ``'scMPT[<fusion>] (a + b)'``; the single-representation MLPs are
+        plain networks whatever the fusion.
 
     Returns
     -------
@@ -96,12 +101,12 @@ def compare_annotators(
 
     ``'table'`` : :class:`pandas.DataFrame`
         One row per method (``'scMPT (a + b)'``, ``'MLP (a)'``, ``'kNN (a)'`` …) with ``<score>_mean`` and
-        ``<score>_sd`` (sample sd over seeds) for accuracy, precision_macro, recall_macro, f1_macro, and
-        ``n_test``.
+        ``<score>_sd`` (sample sd over seeds) for accuracy, precision_macro, recall_macro, f1_macro, ece
+        (expected calibration error), and ``n_test``.
     ``'summary'`` : :class:`pandas.DataFrame`
-        The same rows with ``'mean ± sd'`` strings of accuracy and macro-F1, for printing.
+        The same rows with ``'mean ± sd'`` strings of accuracy, macro-F1 and ECE, for printing.
     ``'per_seed'`` : :class:`pandas.DataFrame`
-        ``method``, ``seed`` and the four scores of every run.
+        ``method``, ``seed`` and the five scores of every run.
     ``'params'`` : :class:`dict`
         ``label_key``, ``use_reps``, ``seeds``, ``test_size``, ``k`` and the training arguments.
     """
@@ -113,7 +118,8 @@ def compare_annotators(
     reps = [X[has] for X in reps]
     check_class_sizes(labels, 3, "a stratified test split plus a validation split")
 
-    methods = comparison_methods(use_reps)
+    fusions = _fusions(train)
+    methods = comparison_methods(use_reps, fusions)
     start = logg.info(f"comparing {len(methods)} annotators on {use_reps} over {len(seeds)} seeds")
     per_seed = run_comparison(
         reps,
@@ -128,7 +134,7 @@ def compare_annotators(
         progress=progress,
         train=train,
     )
-    table = comparison_table(per_seed, [m for m, _, _ in methods], len(seeds))
+    table = comparison_table(per_seed, [m[0] for m in methods], len(seeds))
 
     adata = adata.copy() if copy else adata
     target = get_modality(adata, mod, whole_mudata=True)
@@ -144,6 +150,7 @@ def compare_annotators(
                 "test_size": test_size,
                 "k": k,
                 **{key: v for key, v in {**TRAIN_DEFAULTS, **train}.items() if key != "seed"},
+                "fusion": fusions,
             }
         ),
     }
@@ -176,18 +183,38 @@ def _check_arguments(seeds: Sequence[int], test_size: float, k: int, train: dict
     return seeds
 
 
-def comparison_methods(use_reps: Sequence[str]) -> list[tuple[str, list[int], str]]:
-    """``(row name, indices of the representations used, 'mlp' | 'knn')`` of every compared annotator."""
-    methods = [(f"scMPT ({' + '.join(use_reps)})", list(range(len(use_reps))), "mlp")]
+def _fusions(train: dict[str, Any]) -> list[str]:
+    """The fusions to compare (``train['fusion']``: one name or a list), checked; ``train`` keeps the first."""
+    from ..core.fusion_defaults import FUSIONS
+
+    fusion = train.get("fusion", TRAIN_DEFAULTS["fusion"])
+    fusions = [fusion] if isinstance(fusion, str) else list(fusion)
+    if not fusions or len(set(fusions)) != len(fusions) or any(f not in FUSIONS for f in fusions):
+        msg = f"`fusion` must be one of {list(FUSIONS)} or a list of them without repeats, got {fusion!r}."
+        raise ValueError(msg)
+    train["fusion"] = fusions[0]
+    return fusions
+
+
+def comparison_methods(
+    use_reps: Sequence[str], fusions: Sequence[str] = (TRAIN_DEFAULTS["fusion"],)
+) -> list[tuple[str, list[int], str, str]]:
+    """``(row name, indices of the representations used, 'mlp' | 'knn', fusion)`` of every compared annotator.
+
+    The first fusion's row is ``'scMPT (a + b)'``, further fusions' rows ``'scMPT[<fusion>] (a + b)'``.
+    """
+    both = " + ".join(use_reps)
+    methods = [(f"scMPT ({both})" if j == 0 else f"scMPT[{f}] ({both})", list(range(len(use_reps))), "mlp", f)
+               for j, f in enumerate(fusions[: 1 if len(use_reps) == 1 else None])]  # fmt: skip
     if len(use_reps) > 1:
-        methods += [(f"MLP ({r})", [i], "mlp") for i, r in enumerate(use_reps)]
-    return methods + [(f"kNN ({r})", [i], "knn") for i, r in enumerate(use_reps)]
+        methods += [(f"MLP ({r})", [i], "mlp", fusions[0]) for i, r in enumerate(use_reps)]
+    return methods + [(f"kNN ({r})", [i], "knn", "") for i, r in enumerate(use_reps)]
 
 
 def run_comparison(
     reps: Sequence[np.ndarray],
     labels: pd.Categorical,
-    methods: Sequence[tuple[str, list[int], str]],
+    methods: Sequence[tuple[str, list[int], str, str]],
     *,
     use_reps: Sequence[str],
     label_key: str,
@@ -210,7 +237,7 @@ def run_comparison(
         tr, te = stratified_split(codes, test_size, seed)
         train_labels = pd.Categorical.from_codes(codes[tr], categories=labels.categories)
         truth = np.asarray(labels)[te]
-        for name, which, kind in methods:
+        for name, which, kind, fusion in methods:
             if kind == "mlp":
                 model = ScMPT.from_arrays(
                     [reps[i][tr] for i in which],
@@ -219,13 +246,15 @@ def run_comparison(
                     label_key=label_key,
                     device=device,
                     progress=False,
-                    **{**train, "seed": seed},
+                    **{**train, "fusion": fusion, "seed": seed},
                 )
-                pred = np.asarray(model.predict([reps[i][te] for i in which], device=device))
+                proba = model.predict_proba([reps[i][te] for i in which], device=device)
+                pred, confidence = np.asarray(model.classes)[proba.argmax(1)], proba.max(1)
             else:
-                top, _ = knn_vote(reps[which[0]][tr], codes[tr], reps[which[0]][te], k, len(labels.categories))
-                pred = np.asarray(labels.categories)[top[:, 0]]
+                top, frac = knn_vote(reps[which[0]][tr], codes[tr], reps[which[0]][te], k, len(labels.categories))
+                pred, confidence = np.asarray(labels.categories)[top[:, 0]], frac[:, 0]
             scores = classification_scores(truth, pred)
+            scores["ece"] = expected_calibration_error(truth, pred, confidence)
             rows.append({"method": name, "seed": seed, **{s: scores[s] for s in SCORES}, "n_test": scores["n"]})
             bar.update()
     bar.close()

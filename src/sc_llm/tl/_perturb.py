@@ -151,7 +151,9 @@ def perturb(
     ``'pca_shift'`` (that shift in a PCA space fitted on the training cells, mapped back: scGen's latent
     arithmetic without its VAE; ``n_comps=`` sets the components) and ``'sentence_oracle'`` (evaluation
     only: the real perturbed cells of the query's cell types written as sentences and decoded, the ceiling
-    of any method that generates sentences). ``'llm'`` is reserved for cell language models; see
+    of any method that generates sentences). ``'llm'`` generates perturbed cell sentences with a cell
+    language model (``model=``: a saved :class:`~sc_llm.tl.CellLM` folder, a checkpoint fine-tuned with LoRA
+    first, or ``None`` for a small gene-token model trained from scratch) and decodes them; see
     :mod:`sc_llm.tl._perturb_methods` for the contract a new method implements.
 
     Parameters

@@ -29,8 +29,8 @@ strings and numbers stored in ``.uns['perturb']['info']``).
 
 A sentence-generating method (e.g. a cell language model) reads ``task.sentences('query')``, generates one
 perturbed sentence per control cell with ``task.model``, and returns ``task.decoder.decode(generated,
-task.var_names)`` as ``X`` with the generated sentences. ``method='llm'`` is reserved for that: until a
-module registers it, asking for it raises an error saying so.
+task.var_names)`` as ``X`` with the generated sentences. ``method='llm'`` is that method
+(registered by ``sc_llm.tl._perturb_llm``); a name no module registered raises an error listing the known ones.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from .._utils._logging import logg
 from .._utils._readers import has_labels, labelled, read_labels, read_reps
 from .._utils._validation import check_writes
 from ..core.fusion_defaults import TRAIN_DEFAULTS
-from ..metrics import classification_scores
+from ..metrics import classification_scores, expected_calibration_error
 from ._scmpt_model import CONFIG_FILE, ScMPT, summarize_history
 
 if TYPE_CHECKING:
@@ -30,7 +30,8 @@ def scmpt_annotate(
     key_added: str = "scmpt",
     hidden: int = TRAIN_DEFAULTS["hidden"],
     dropout: float = TRAIN_DEFAULTS["dropout"],
-    pretrain: bool = TRAIN_DEFAULTS["pretrain"],
+    fusion: str = TRAIN_DEFAULTS["fusion"],
+    n_folds: int = TRAIN_DEFAULTS["n_folds"],
     validation_fraction: float = TRAIN_DEFAULTS["validation_fraction"],
     class_weight: str | dict[str, float] | None = TRAIN_DEFAULTS["class_weight"],
     max_epochs: int = TRAIN_DEFAULTS["max_epochs"],
@@ -55,10 +56,12 @@ def scmpt_annotate(
     their synergy rather than from capacity. With a single key in ``use_reps`` this is the paper's
     single-encoder MLP baseline; text embeddings plus expression PCA work where scGPT weights are not at hand.
 
-    Training uses AdamW and cross-entropy with a stratified validation split for early stopping (the best
-    validation-loss weights are kept); it is seeded and reproducible on CPU. By default (``pretrain``) each
-    representation's MLP is trained first and the fusion starts from their validation-weighted combination,
-    so a weak representation cannot drag the fusion far below the best single one. For the object API (save the
+    Training uses AdamW and cross-entropy with early stopping on held-out cells (the best validation-loss
+    weights are kept); it is seeded and reproducible on CPU. ``fusion='concat'`` trains exactly that network
+    end to end. The default, ``fusion='stacked'``, cross-fits each representation's MLP on ``n_folds`` folds
+    and combines their probabilities as a product of experts whose non-negative weights are learned on the
+    out-of-fold predictions of all training cells: a weak representation gets a small weight instead of
+    dragging the fusion down, and the weights' scale calibrates the confidences. For the object API (save the
     model, apply it to other data) see :class:`sc_llm.tl.ScMPT`.
 
     Parameters
@@ -80,14 +83,17 @@ def scmpt_annotate(
         Output width of each representation's feature extractor.
     dropout
         Dropout rate of the feature extractors.
-    pretrain
-        With two or more representations: first train each one's MLP, start the fusion from their logit sum
-        with per-representation weights chosen on the validation cells, then fine-tune end to end (keeping the
-        start if fine-tuning does not lower the validation loss). Makes the fusion robust to a weak
-        representation. ``False``: train the fused network from a random start.
+    fusion
+        How two or more representations are combined: ``'stacked'`` (cross-fitted MLPs per representation,
+        product of experts with weights learned out of fold), ``'pretrained'`` (each representation's MLP
+        trained first, the fused network started from their validation-weighted logit sum and fine-tuned end
+        to end) or ``'concat'`` (the first paper's network, trained end to end from a random start).
+    n_folds
+        Folds of ``fusion='stacked'`` (members per representation).
     validation_fraction
-        Fraction of every class held out for early stopping (each class needs ≥ 2 cells). ``0``: train
-        ``max_epochs`` epochs without validation.
+        Fraction of every class held out for early stopping and for the temperature that calibrates a
+        network's confidences (each class needs ≥ 2 cells). ``0``: train ``max_epochs`` epochs without
+        validation. Not used by ``fusion='stacked'``, whose folds play its role.
     class_weight
         ``None``, ``'balanced'`` (inverse class frequency) or ``{label: weight}`` for the loss.
     max_epochs
@@ -124,17 +130,20 @@ def scmpt_annotate(
     ``adata.obs[key_added]`` : :class:`pandas.Categorical`
         Predicted labels of all cells (training cells included).
     ``adata.obs[key_added + '_confidence']`` : ``float``
-        Probability of the predicted label.
+        Probability of the predicted label, calibrated on held-out cells (out-of-fold cells for
+        ``fusion='stacked'``, the validation cells for a network).
     ``adata.obsm[key_added + '_proba']`` : :class:`numpy.ndarray` (``n_obs`` × ``n_classes``)
         Class probabilities, columns in the order of ``uns[key_added]['classes']``.
     ``adata.uns[key_added]`` : :class:`dict`
         ``classes``; ``params`` (``use_reps``, ``rep_dims``, ``label_key``, ``reference``, the training
         arguments, ``n_train``, ``n_validation``, ``device``); ``history`` (``n_epochs``, ``best_epoch``,
         ``stopped_early``, ``final_train_loss``, ``best_val_loss``, ``best_val_accuracy``); and, when truth is
-        known for cells not trained on, ``metrics`` (accuracy, macro precision/recall/F1, ``n``) with
+        known for cells not trained on, ``metrics`` (accuracy, macro precision/recall/F1, ``ece`` (expected
+        calibration error of the confidences, 15 bins), ``n``) with
         ``metrics_on``: ``'query'`` (cells of ``adata`` labelled in ``label_key``, given a ``reference``) or
         ``'validation'`` (the held-out validation cells, without a ``reference``; they also steered early
-        stopping, so this estimate is slightly optimistic).
+        stopping, so this estimate is slightly optimistic; ``fusion='stacked'`` has none: every cell is trained
+        on, and ``history`` holds the out-of-fold ``oof_accuracy`` instead).
     """
     use_reps = [use_reps] if isinstance(use_reps, str) else list(use_reps)
     target = get_modality(adata, mod, whole_mudata=True)
@@ -152,7 +161,8 @@ def scmpt_annotate(
     train = {
         "hidden": hidden,
         "dropout": dropout,
-        "pretrain": pretrain,
+        "fusion": fusion,
+        "n_folds": n_folds,
         "validation_fraction": validation_fraction,
         "class_weight": class_weight,
         "max_epochs": max_epochs,
@@ -175,8 +185,9 @@ def scmpt_annotate(
         "params": h5ad_params(params),
         "history": summarize_history(model.history),
     }
-    validation = None if reference is not None else (has, train_labels, validation_fraction, seed)
-    uns.update(_held_out_metrics(target, label_key, predicted, validation))
+    held_out = validation_fraction if model.params["n_validation"] else 0.0
+    validation = None if reference is not None else (has, train_labels, held_out, seed)
+    uns.update(_held_out_metrics(target, label_key, predicted, proba.max(1), validation))
 
     if save_model is not None:
         model.save(save_model, overwrite=overwrite)
@@ -220,7 +231,7 @@ def _training_data(
 
 
 def _held_out_metrics(
-    target: Any, label_key: str, predicted: pd.Categorical, validation: tuple[Any, ...] | None
+    target: Any, label_key: str, predicted: pd.Categorical, confidence: np.ndarray, validation: tuple[Any, ...] | None
 ) -> dict[str, Any]:
     """``metrics`` and ``metrics_on`` for cells with known truth that were not trained on (``{}`` when none).
 
@@ -240,4 +251,7 @@ def _held_out_metrics(
         rows, on = np.flatnonzero(has)[val], "validation"
     if not len(rows):
         return {}
-    return {"metrics": classification_scores(truth.iloc[rows].astype(str), predicted[rows]), "metrics_on": on}
+    truth = truth.iloc[rows].astype(str)
+    metrics = classification_scores(truth, predicted[rows])
+    metrics["ece"] = expected_calibration_error(truth, predicted[rows], confidence[rows])
+    return {"metrics": metrics, "metrics_on": on}

@@ -29,7 +29,8 @@ class ScMPT:
     Attributes
     ----------
     module
-        The :class:`sc_llm.core.fusion.FusionClassifier` (in eval mode).
+        The trained network, a :class:`sc_llm.core.fusion.FusionClassifier` (or, for ``fusion='stacked'``, a
+        :class:`sc_llm.core.fusion_stacking.StackedFusion`), in eval mode.
     classes
         Class labels, in the order of the probability columns.
     use_reps
@@ -87,7 +88,8 @@ class ScMPT:
 
         Classes are the categories present in ``labels``; ``**train`` as in :meth:`fit`.
         """
-        from ..core.fusion_training import stratified_split, train_fusion
+        from ..core.fusion_stacking import train_any_fusion
+        from ..core.fusion_training import stratified_split
 
         unknown = set(train) - set(TRAIN_DEFAULTS)
         if unknown:
@@ -115,13 +117,14 @@ class ScMPT:
         )
         arch = {k: p[k] for k in ARCHITECTURE_KEYS}
         fit = {k: p[k] for k in FIT_KEYS}
-        module, history = train_fusion(
+        module, history = train_any_fusion(
             [X[tr] for X in reps],
             codes[tr],
             len(labels.categories),
+            fusion=p["fusion"],
+            n_folds=int(p["n_folds"]),
             val_reps=[X[va] for X in reps] if len(va) else None,
             val_codes=codes[va] if len(va) else None,
-            pretrain=p["pretrain"],
             class_weights=weights,
             architecture=arch,
             device=device,
@@ -129,18 +132,9 @@ class ScMPT:
             **fit,
         )
         logg.info(f"    finished after {history['n_epochs']} epochs (best: {history['best_epoch']})", time=start)
-        class_weight = (
-            p["class_weight"]
-            if p["class_weight"] is None or isinstance(p["class_weight"], str)
-            else {str(k): float(v) for k, v in dict(p["class_weight"]).items()}
-        )
-        params = {
-            **p,
-            "class_weight": class_weight,
-            "n_train": len(tr),
-            "n_validation": len(va),
-            "device": history["device"],
-        }
+        if history["fusion"] == "stacked":  # the folds used the validation cells for training too
+            tr, va = np.arange(len(codes)), np.array([], dtype=np.int64)
+        params = _recorded_params(p, len(tr), len(va), history["device"])
         return cls(
             module,
             classes=list(labels.categories),
@@ -180,10 +174,15 @@ class ScMPT:
         **train
             ``hidden`` (feature width per representation, 128), ``dropout`` (0.3), ``scaling``
             (``'representation'``: centre features, one scale per representation; or ``'feature'``),
-            ``input_dropout`` (0), ``pretrain`` (True: train each representation's MLP first, start the fusion
-            from their validation-weighted logit sum, then fine-tune; see
-            ``sc_llm.core.fusion_training.train_fusion``), ``validation_fraction``
-            (0.1; stratified, used for early stopping; 0 trains ``max_epochs`` epochs without one),
+            ``input_dropout`` (0), ``fusion`` (how two or more representations are combined: ``'stacked'``, the
+            default: each representation's MLP is cross-fitted on ``n_folds`` (5) folds of the training cells and
+            the MLPs' mean probabilities are combined as a product of experts with non-negative weights learned
+            on the out-of-fold predictions; ``'pretrained'``: each representation's MLP is trained first, the
+            fusion starts from their validation-weighted logit sum and is fine-tuned; ``'concat'``: the first
+            paper's network, concatenated features trained end to end from a random start), ``n_folds`` (5),
+            ``validation_fraction`` (0.1; stratified, used for early stopping and to calibrate the
+            temperature of a network; ignored by ``'stacked'``, whose folds play its role; 0 trains
+            ``max_epochs`` epochs without one),
             ``class_weight`` (``None``, ``'balanced'`` or a ``{label: weight}`` dict), ``max_epochs`` (200),
             ``patience`` (15), ``batch_size`` (64), ``lr`` (1e-3), ``weight_decay`` (1e-2), ``seed`` (0).
         """
@@ -278,7 +277,7 @@ class ScMPT:
         import torch
 
         from ..core.device import resolve_device
-        from ..core.fusion import FusionClassifier
+        from ..core.fusion_stacking import build_module
 
         folder = Path(folder)
         if not (folder / CONFIG_FILE).is_file() or not (folder / WEIGHTS_FILE).is_file():
@@ -288,7 +287,7 @@ class ScMPT:
         weights = (folder / WEIGHTS_FILE).read_bytes()
         verify_checksum(folder, config, weights)
         try:
-            module = FusionClassifier(**config["module"])
+            module = build_module(config["module"])
             module.load_state_dict(torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True))
         except Exception as e:  # torch raises many types for damaged files (RuntimeError, UnpicklingError, EOFError)
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -306,6 +305,16 @@ class ScMPT:
             params=config.get("params"),
             history=config.get("history"),
         )
+
+
+def _recorded_params(p: dict[str, Any], n_train: int, n_validation: int, device: str) -> dict[str, Any]:
+    """Training parameters as recorded in :attr:`ScMPT.params` (a class-weight dict with string keys)."""
+    class_weight = (
+        p["class_weight"]
+        if p["class_weight"] is None or isinstance(p["class_weight"], str)
+        else {str(k): float(v) for k, v in dict(p["class_weight"]).items()}
+    )
+    return {**p, "class_weight": class_weight, "n_train": n_train, "n_validation": n_validation, "device": device}
 
 
 def _class_weights(spec: Any, labels: pd.Categorical) -> np.ndarray | None:
@@ -328,7 +337,17 @@ def _class_weights(spec: Any, labels: pd.Categorical) -> np.ndarray | None:
 
 def summarize_history(history: dict[str, Any]) -> dict[str, Any]:
     """Scalars of a training history: epochs run, best epoch, final/best losses (JSON and h5ad friendly)."""
-    keys = ("n_epochs", "best_epoch", "stopped_early", "branch_weights")
+    keys = (
+        "fusion",
+        "n_epochs",
+        "best_epoch",
+        "stopped_early",
+        "branch_weights",
+        "temperature",
+        "weights",
+        "oof_loss",
+        "oof_accuracy",
+    )
     out: dict[str, Any] = {k: history[k] for k in keys if k in history}
     if history.get("train_loss"):
         out["final_train_loss"] = float(history["train_loss"][-1])

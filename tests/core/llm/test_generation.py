@@ -27,11 +27,11 @@ def test_constraint_walks_the_prefix_tree():
     c = GeneConstraint(GeneTrie(vocab), [9], max_genes=2)
     c(torch.tensor([[5]]), torch.zeros(1, 10))
     row = c.rows[0]
-    assert sorted(c.allowed(row)) == [1, 3]  # no empty sentence
+    assert sorted(c.allowed(row).tolist()) == [1, 3]  # no empty sentence
     c._advance(row, 1)  # "A" complete, "AB" possible
-    assert sorted(c.allowed(row)) == [1, 2, 3, 9]  # 1 starts "AB" after "A"; "A" itself cannot come again
+    assert sorted(c.allowed(row).tolist()) == [1, 2, 3, 9]  # 1 starts "AB" after "A"; "A" itself cannot come again
     c._advance(row, 3)  # "A" then "C": two genes, the maximum
-    assert c.allowed(row) == [9]
+    assert list(c.allowed(row)) == [9]
     c._advance(row, 9)
     assert row.finished and row.n_done == 2
 
@@ -42,9 +42,9 @@ def test_constraint_forbids_repeats():
     c(torch.tensor([[5]]), torch.zeros(1, 10))
     row = c.rows[0]
     c._advance(row, 1)
-    assert sorted(c.allowed(row)) == [2, 9]
+    assert sorted(c.allowed(row).tolist()) == [2, 9]
     c._advance(row, 2)
-    assert c.allowed(row) == [9]  # every gene used: only the end remains
+    assert list(c.allowed(row)) == [9]  # every gene used: only the end remains
 
 
 @pytest.mark.parametrize("do_sample", [False, True])
@@ -84,8 +84,9 @@ def test_gene_token_mode(tiny_causal_lm):
     vocab = add_gene_tokens(net, tok, GENES)
     res = generate_sentences(net, tok, [_prompt(tok)] * 4, vocab, end_ids=_end(tok), max_genes=5, do_sample=True)
     assert res.valid_share == 1.0 and all(1 <= len(g) <= 5 for g in res.genes)
-    # each gene is one token: tokens generated = genes + the end token (one per sentence)
-    assert res.n_new_tokens == int(np.sum([len(g) for g in res.genes])) + 4
+    # each gene is one token: tokens generated = genes + per sentence the closing "." (optional) and EOS
+    n_genes = int(np.sum([len(g) for g in res.genes]))
+    assert n_genes + 4 <= res.n_new_tokens <= n_genes + 8
 
 
 def test_parse_sentence_counts_invalid_and_repeated(lm):
@@ -94,3 +95,13 @@ def test_parse_sentence_counts_invalid_and_repeated(lm):
     ids = tok(" LYZ FOO LYZ CD3D.", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
     genes, n_words = parse_sentence(ids, vocab, tok, _end(tok))
     assert genes == ["LYZ", "CD3D"] and n_words == 4
+
+
+def test_genes_with_dots_stay_whole(lm):
+    net, tok = lm
+    genes = ["AC009133.22", "RP11-34P13.7", "LYZ"]
+    vocab = GeneVocab.from_tokenizer(tok, genes)
+    ids = vocab.encode(["RP11-34P13.7", "AC009133.22"]) + tok(" LYZ.", add_special_tokens=False)["input_ids"]
+    assert parse_sentence(ids, vocab, tok, [tok.eos_token_id]) == (["RP11-34P13.7", "AC009133.22", "LYZ"], 3)
+    res = generate_sentences(net, tok, [_prompt(tok)] * 3, vocab, end_ids=_end(tok), max_genes=3, min_genes=3)
+    assert res.valid_share == 1.0 and all(sorted(g) == sorted(genes) for g in res.genes)

@@ -22,10 +22,11 @@ def test_load_local_folder(request, fixture):
     assert logits.shape[:2] == batch["input_ids"].shape and logits.shape[2] >= len(tok)
 
 
-def test_explicit_dtype_is_what_the_model_computes_in(tiny_causal_lm):
-    net, _ = load_causal_lm(tiny_causal_lm, device="cpu", dtype="bfloat16")
-    assert net.dtype == torch.bfloat16
-    assert all(p.dtype == torch.bfloat16 for p in net.parameters())
+def test_reduced_precision_off_cuda_is_refused_and_fp32_used(tiny_causal_lm):
+    with pytest.warns(UserWarning, match="CUDA autocast only"):
+        net, _ = load_causal_lm(tiny_causal_lm, device="cpu", dtype="bfloat16")
+    assert net.dtype == torch.float32  # the package's device policy: what is reported is what is computed
+    assert all(p.dtype == torch.float32 for p in net.parameters())
 
 
 def test_keeps_an_existing_pad_token(tiny_causal_lm, tmp_path):

@@ -109,6 +109,56 @@ class CellLanguageModel:
         )
 
     # ----------------------------------------------------------------------------------------- training
+    def examples(
+        self, genes: Sequence[Sequence[str]], cell_types: Sequence[str], *, task: str,
+        conditions: Sequence[str] | None = None, control: str = "control", n_genes: int = 100, seed: int = 0,
+    ) -> list[tuple[list[int], list[int]]]:  # fmt: skip
+        """Prompt/answer token ids from cells given as gene lists.
+
+        ``task='perturbation'`` pairs every non-``control`` cell (seeded) with a control cell of its type
+        (:func:`~sc_llm.core.llm.pairs.pair_with_controls`; types without controls are dropped):
+        prompt = control sentence, cell type and the cell's condition as perturbation name; answer = its
+        sentence. ``'conditional_generation'``: prompt = cell type, answer = the cell's sentence.
+        """
+        from .pairs import pair_with_controls
+
+        genes = [list(g)[:n_genes] for g in genes]
+        types = np.asarray(cell_types).astype(str)
+        if task == "conditional_generation":
+            return [
+                (self.prompt_ids("conditional_generation", cell_type=ct, num_genes=n_genes), self.answer_ids(g))
+                for ct, g in zip(types, genes, strict=True)
+            ]
+        if task != "perturbation":
+            msg = f"`task` must be 'perturbation' or 'conditional_generation', got {task!r}."
+            raise ValueError(msg)
+        cond = np.asarray(conditions).astype(str)
+        if control not in set(cond):
+            msg = f"No control cells: {control!r} is not one of the conditions {sorted(set(cond))}."
+            raise ValueError(msg)
+        pert, ctrl = pair_with_controls(types, cond == control, seed=seed, missing="drop")
+        return [
+            (self.prompt_ids("perturbation", genes[c], cell_type=types[p], perturbation=cond[p]),
+             self.answer_ids(genes[p]))
+            for p, c in zip(pert, ctrl, strict=True)
+        ]  # fmt: skip
+
+    def fit_examples(self, examples, *, test_size: float = 0.1, seed: int = 0, config=None) -> dict[str, Any]:
+        """Hold out a seeded ``test_size`` share for the validation loss and fine-tune on the rest."""
+        if not examples:
+            msg = "No training examples: no perturbed cell has a control cell of the same cell type."
+            raise ValueError(msg)
+        if not 0 <= test_size < 1:
+            msg = f"`test_size` must be in [0, 1), got {test_size}."
+            raise ValueError(msg)
+        order = np.random.default_rng(seed).permutation(len(examples))
+        n_val = round(test_size * len(examples)) if len(examples) > 1 else 0
+        val = [examples[i] for i in order[:n_val]]
+        train = [examples[i] for i in order[n_val:]]
+        history = self.finetune(train, val or None, config=config)
+        self.history = {**history, "n_train": len(train), "n_validation": len(val)}
+        return self.history
+
     def finetune(self, train, validation=None, *, config=None, callback=None) -> dict[str, Any]:
         """Train on ``(prompt_ids, answer_ids)`` pairs with the fine-tuning engine; returns its history.
 
@@ -119,7 +169,10 @@ class CellLanguageModel:
         from .finetune import finetune_causal_lm
         from .finetune_config import FinetuneConfig
 
-        config = config or FinetuneConfig(method="full" if self.base is None else "lora")
+        default = "full" if self.base is None else "lora"
+        if isinstance(config, dict):
+            config = FinetuneConfig(**{"method": default, **config})
+        config = config or FinetuneConfig(method=default)
         if self.base is None and config.method != "full":
             msg = "A model built from scratch has no pretrained weights to keep frozen: use method='full'."
             raise ValueError(msg)

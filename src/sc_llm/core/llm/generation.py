@@ -48,14 +48,14 @@ class GeneTrie:
         self.max_depth = max((len(s) for s in vocab.ids), default=1)
 
 
-@dataclass
 class _RowState:
-    node: int = 0
-    n_done: int = 0
-    finished: bool = False
+    """Where one sentence is in the tree, and how many genes under every node it has written."""
 
-    def __post_init__(self):
-        self.used: dict[int, int] = {}
+    def __init__(self, n_nodes: int):
+        self.node = 0
+        self.n_done = 0
+        self.finished = False
+        self.used = np.zeros(n_nodes, dtype=np.int32)
         self.done_genes: set[int] = set()
 
 
@@ -70,29 +70,36 @@ class GeneConstraint:
         Tokens that end a sentence (e.g. ``'.'`` and EOS); allowed once ``min_genes`` genes are complete.
     max_genes, min_genes
         Bounds on the number of genes per sentence.
+    stop_ids
+        Tokens allowed once a sentence has ended (default ``end_ids``); generation should stop on them. Pass
+        EOS when an end token can also occur inside gene names (``'.'`` in ``AC009133.22``): a token that
+        continues the current gene is read as part of it, and the sentence then ends only at a gene boundary.
     """
 
-    def __init__(self, trie: GeneTrie, end_ids: Sequence[int], *, max_genes: int, min_genes: int = 1):
+    def __init__(
+        self, trie: GeneTrie, end_ids: Sequence[int], *, max_genes: int, min_genes: int = 1,
+        stop_ids: Sequence[int] | None = None,
+    ):  # fmt: skip
         self.trie, self.end_ids = trie, list(end_ids)
+        self.stop_ids = list(stop_ids) if stop_ids is not None else self.end_ids
         self.max_genes, self.min_genes = int(max_genes), int(min_genes)
         self.rows: list[_RowState] | None = None
         self.prompt_len: int | None = None
+        self._count = np.asarray(trie.count, dtype=np.int32)
+        self._tokens = [np.fromiter(c.keys(), dtype=np.int64, count=len(c)) for c in trie.children]
+        self._nodes = [np.fromiter(c.values(), dtype=np.int64, count=len(c)) for c in trie.children]
 
-    def _available(self, row: _RowState, node: int, also_used: int = -1) -> list[int]:
+    def _available(self, row: _RowState, node: int, also_used: int = -1) -> np.ndarray:
         """Child tokens of ``node`` whose subtree still holds a gene this row has not written."""
-        out = []
-        for t, child in self.trie.children[node].items():
-            left = self.trie.count[child] - row.used.get(child, 0)
-            if also_used >= 0 and child in self.trie.paths[also_used]:
-                left -= 1
-            if left > 0:
-                out.append(t)
-        return out
+        nodes = self._nodes[node]
+        left = self._count[nodes] - row.used[nodes]
+        if also_used >= 0:
+            left = left - np.isin(nodes, self.trie.paths[also_used])
+        return self._tokens[node][left > 0]
 
     def _complete(self, row: _RowState) -> None:
         gi = self.trie.gene[row.node]
-        for n in self.trie.paths[gi]:
-            row.used[n] = row.used.get(n, 0) + 1
+        row.used[self.trie.paths[gi]] += 1
         row.done_genes.add(gi)
         row.n_done += 1
 
@@ -100,12 +107,12 @@ class GeneConstraint:
         if row.finished:
             return
         children = self.trie.children
-        if t in self.end_ids:
+        if row.node != 0 and t in children[row.node]:
+            row.node = children[row.node][t]
+        elif t in self.end_ids or t in self.stop_ids:
             if row.node != 0 and self.trie.gene[row.node] >= 0:
                 self._complete(row)
             row.finished = True
-        elif row.node != 0 and t in children[row.node]:
-            row.node = children[row.node][t]
         elif t in children[0]:
             if row.node != 0 and self.trie.gene[row.node] >= 0:
                 self._complete(row)
@@ -113,33 +120,34 @@ class GeneConstraint:
         else:  # a token outside the vocabulary (only when not constrained): the sentence is broken
             row.finished = True
 
-    def allowed(self, row: _RowState) -> list[int]:
+    def allowed(self, row: _RowState) -> list[int] | np.ndarray:
         """Token ids allowed next for one row."""
         if row.finished:
-            return self.end_ids
+            return self.stop_ids
         gi = self.trie.gene[row.node] if row.node != 0 else -1
         ending_ok = row.node == 0 or (gi >= 0 and gi not in row.done_genes)
         n_after = row.n_done + (1 if row.node != 0 else 0)  # genes complete if the current one ends now
-        out = self._available(row, row.node) if row.node != 0 else []
+        parts = [self._available(row, row.node)] if row.node != 0 else []
         if ending_ok and n_after < self.max_genes:
-            out += self._available(row, 0, also_used=gi)
+            parts.append(self._available(row, 0, also_used=gi))
         if ending_ok and n_after >= self.min_genes:
-            out += self.end_ids
-        return out or self.end_ids
+            parts.append(np.asarray(self.end_ids, dtype=np.int64))
+        out = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        return out if len(out) else self.end_ids
 
     def __call__(self, input_ids, scores):
         """Mask ``scores`` (batch × vocab) to the allowed tokens of every row."""
         import torch
 
         if self.rows is None or self.prompt_len is None:
-            self.rows = [_RowState() for _ in range(input_ids.shape[0])]
+            self.rows = [_RowState(len(self._count)) for _ in range(input_ids.shape[0])]
             self.prompt_len = input_ids.shape[1]
         elif input_ids.shape[1] > self.prompt_len:
             for row, t in zip(self.rows, input_ids[:, -1].tolist(), strict=True):
                 self._advance(row, t)
         mask = torch.ones(scores.shape, dtype=torch.bool)
         for i, row in enumerate(self.rows):
-            mask[i, self.allowed(row)] = False
+            mask[i, torch.as_tensor(np.asarray(self.allowed(row), dtype=np.int64))] = False
         return scores.masked_fill(mask.to(scores.device), float("-inf"))
 
 
@@ -169,21 +177,25 @@ class GenerationResult:
 
 
 def parse_sentence(ids: Sequence[int], vocab: GeneVocab, tokenizer: Any, end_ids: Sequence[int]):
-    """Words of generated ids up to the end token → ``(valid genes in order, number of words)``.
+    """Words of generated ids up to the end → ``(valid genes in order, number of words)``.
 
-    Token mode maps ids to genes (any other token is an invalid word); text mode decodes the text and
-    splits on whitespace. Repeated genes count as invalid.
+    Token mode maps ids up to the first end token to genes (any other token is an invalid word); text mode
+    decodes the ids up to EOS (an end token such as ``'.'`` may sit inside a gene name), splits on
+    whitespace and drops a period glued to the last word. Repeated genes count as invalid.
     """
     ids = list(ids)
+    cut = end_ids if vocab.mode == "token" else [tokenizer.eos_token_id]
     for i, t in enumerate(ids):
-        if t in end_ids:
+        if t in cut:
             ids = ids[:i]
             break
     if vocab.mode == "token":
         by_id = {s[0]: g for g, s in zip(vocab.genes, vocab.ids, strict=True)}
         words = [by_id.get(t) for t in ids]
     else:
-        words = tokenizer.decode(ids, skip_special_tokens=True).replace(".", " ").split()
+        words = tokenizer.decode(ids, skip_special_tokens=True).split()
+        # a closing period glued to the last word is not part of it (gene names may hold dots: AC009133.22)
+        words = [w if w in vocab.position else w.rstrip(".") for w in words]
     seen: set[str] = set()
     valid = []
     for w in words:
@@ -227,6 +239,8 @@ def generate_sentences(
     seed: int = 0,
     batch_size: int = 16,
     progress: bool = False,
+    max_new_tokens: int | None = None,
+    generate_kwargs: dict[str, Any] | None = None,
 ) -> GenerationResult:
     """Generate one cell sentence per prompt (token ids), batched with left padding and a KV cache.
 
@@ -250,6 +264,10 @@ def generate_sentences(
         Sentences generated together.
     progress
         Show a progress bar over batches.
+    max_new_tokens
+        Token limit per sentence (default: enough for ``max_genes`` of the longest genes and the end token).
+    generate_kwargs
+        Further arguments of ``model.generate`` (e.g. ``min_new_tokens`` for fixed-length benchmarks).
     """
     import torch
     from tqdm.auto import tqdm
@@ -257,7 +275,8 @@ def generate_sentences(
 
     trie = GeneTrie(vocab)
     device = next(model.parameters()).device
-    max_new = trie.max_depth * int(max_genes) + 1
+    max_new = max_new_tokens or trie.max_depth * int(max_genes) + 2
+    stop = [tokenizer.eos_token_id]  # constrained: the processor ends a sentence with its end tokens, then EOS
     sample_kw = {"do_sample": True, "temperature": temperature, "top_k": top_k, "top_p": top_p} if do_sample else {}
     genes: list[list[str]] = [[] for _ in prompts]
     n_words = np.zeros(len(prompts), dtype=np.int64)
@@ -269,15 +288,19 @@ def generate_sentences(
             ids, mask = _left_pad([prompts[i] for i in idx], tokenizer.pad_token_id, device)
             processors = LogitsProcessorList()
             if constrained:
-                processors.append(GeneConstraint(trie, end_ids, max_genes=max_genes, min_genes=min_genes))
+                processors.append(
+                    GeneConstraint(trie, end_ids, max_genes=max_genes, min_genes=min_genes, stop_ids=stop)
+                )
             out = model.generate(
                 input_ids=ids, attention_mask=mask, max_new_tokens=max_new, logits_processor=processors,
-                eos_token_id=list(end_ids), pad_token_id=tokenizer.pad_token_id, use_cache=True,
+                eos_token_id=stop if constrained else list(end_ids), pad_token_id=tokenizer.pad_token_id,
+                use_cache=True,
                 **({"do_sample": False, "top_k": None, "top_p": None, "temperature": None} | sample_kw),
+                **(generate_kwargs or {}),
             )  # fmt: skip
             for row, i in zip(out[:, ids.shape[1] :].tolist(), idx, strict=True):
                 genes[i], n_words[i] = parse_sentence(row, vocab, tokenizer, end_ids)
-                n_tokens += _n_generated(row, end_ids)
+                n_tokens += _n_generated(row, stop if constrained else end_ids)
     n_valid = np.array([len(g) for g in genes], dtype=np.int64)
     return GenerationResult(genes, n_words, n_valid, n_tokens, time.perf_counter() - start)
 

@@ -48,10 +48,11 @@ def _is_int(x: Any) -> bool:
 
 
 def is_scgpt_checkpoint(model: Any) -> bool:
-    """A local folder in scGPT's layout (``args.json`` or ``best_model.pt``, next to ``vocab.json``)."""
+    """A local folder in scGPT's layout: ``best_model.pt``, or ``args.json`` with ``vocab.json``."""
     p = Path(str(model)).expanduser()
-    # args.json or best_model.pt marks scGPT's layout; check_folder then names any missing file
-    return p.is_dir() and ((p / ARGS_FILE).is_file() or (p / WEIGHTS_FILE).is_file())
+    # best_model.pt (or args.json with vocab.json) marks scGPT's layout; check_folder then names a missing file
+    has = {f: (p / f).is_file() for f in (ARGS_FILE, VOCAB_FILE, WEIGHTS_FILE)} if p.is_dir() else {}
+    return bool(has) and (has[WEIGHTS_FILE] or (has[ARGS_FILE] and has[VOCAB_FILE]))
 
 
 def check_folder(folder: str | Path) -> Path:

@@ -96,7 +96,7 @@ class ScGPTEncoder:
         column_ids: np.ndarray,
         n_cells: int,
         *,
-        cell_keys: np.ndarray,
+        cell_keys: np.ndarray | None = None,
         batch_size: int = 64,
         max_length: int = DEFAULT_MAX_LENGTH,
         n_bins: int | None = None,

@@ -26,7 +26,7 @@ def embed_cells(
     column_ids: np.ndarray,
     n_cells: int,
     *,
-    cell_keys: np.ndarray,
+    cell_keys: np.ndarray | None = None,
     cls_id: int,
     pad_id: int,
     pad_value: float,
@@ -53,6 +53,7 @@ def embed_cells(
     cell_keys
         One uint64 identity per row (e.g. :func:`~.preprocessing.obs_name_keys`): with ``seed``, the source of
         the cell's random numbers, so its embedding does not depend on the other cells or their order.
+        ``None``: the row index (then a cell's position is its identity).
     cls_id, pad_id, pad_value
         Token ids of ``<cls>`` and padding; the value placed at ``<cls>`` and padding positions.
     batch_size, max_length, n_bins, seed
@@ -70,6 +71,7 @@ def embed_cells(
     import torch.nn.functional as F
     from tqdm.auto import tqdm
 
+    cell_keys = np.arange(n_cells, dtype=np.uint64) if cell_keys is None else np.asarray(cell_keys, dtype=np.uint64)
     out = np.empty((n_cells, model.d_model), dtype=np.float32)
     stats = EmbeddingStats()
     done = np.zeros(n_cells, dtype=bool)
