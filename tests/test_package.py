@@ -23,6 +23,7 @@ HEAVY = (
     "sentence_transformers",
     "torchtext",
     "flash_attn",
+    "ray",
 )
 
 
@@ -42,7 +43,7 @@ def test_submodules_load_on_first_access_without_scanpy():
         "print(before, after, [n for n in dir(sl) if not n.startswith('_')])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[] [] ['datasets', 'metrics', 'pl', 'pp', 'tl']"
+    assert out.stdout.strip() == "[] [] ['datasets', 'jobs', 'metrics', 'pl', 'pp', 'tl']"
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         sl.nope  # noqa: B018
 
@@ -116,7 +117,7 @@ def test_api_page_lists_every_public_name():
     listed = set(re.findall(r"^\s+(\w+\.\w+)$", api, re.M))
     public = {
         f"{mod.__name__.split('.')[-1]}.{name}"
-        for mod in (sl.pp, sl.tl, sl.pl, sl.datasets, sl.metrics)
+        for mod in (sl.pp, sl.tl, sl.pl, sl.datasets, sl.metrics, sl.jobs)
         for name in mod.__all__
     }
     assert public == listed

@@ -164,3 +164,27 @@ def test_tutorial_03_cell_language_models_runs(tmp_path, monkeypatch):
         assert re.search(rf"^{method}\s+-?\d", table, re.M), table
     assert re.search(r"20 generated CD14\+Mono cells, valid genes 1\.000", text[5])
     assert (tmp_path / "kang_cell_lm" / "cell_lm.json").is_file()
+
+
+@pytest.mark.slow
+def test_tutorial_05_atlas_scale_runs_top_to_bottom(tmp_path, monkeypatch):
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    nb = nbformat.read(TUTORIALS / "05_atlas_scale_jobs.ipynb", as_version=4)
+    params = _parameters_cell(nb)
+    params.source, n = re.subn(r"^n_cells = None\b", "n_cells = 60", params.source, flags=re.M)
+    params.source, m = re.subn(r"^shard_size = 500\b", "shard_size = 25", params.source, flags=re.M)
+    assert n == m == 1, "the parameters cell should set `n_cells = None` and `shard_size = 500`"
+    NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert not [o for c in code for o in c.outputs if o.output_type == "error"]
+    text = ["".join(o.get("text", "") for o in c.outputs if o.get("name") == "stdout") for c in code]
+    assert text[2].startswith("3 shard(s) computed, 0 already done, 60 cells")
+    assert text[3].startswith("1 shard(s) computed, 2 already done, 25 cells")  # only the missing shard
+    assert "overwrite=True" in text[4] and "max_length" in text[4]
+    diff = float(code[-1].outputs[-1]["data"]["text/plain"])
+    assert diff < 1e-4  # the cached in-memory path gives the file job's numbers (same sentences, same shards)

@@ -12,15 +12,15 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs; at run time see __getattr__
-    from . import datasets, metrics, pl, pp, tl
+    from . import datasets, jobs, metrics, pl, pp, tl
 
 try:
     __version__ = version("sc-llm")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without installation
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__", "datasets", "metrics", "pl", "pp", "tl"]
-_SUBMODULES = frozenset({"datasets", "metrics", "pl", "pp", "tl"})
+__all__ = ["__version__", "datasets", "jobs", "metrics", "pl", "pp", "tl"]
+_SUBMODULES = frozenset({"datasets", "jobs", "metrics", "pl", "pp", "tl"})
 
 
 def __getattr__(name: str):

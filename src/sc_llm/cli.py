@@ -112,6 +112,9 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="seed of the split, PCA and UMAP")
     demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
     demo.set_defaults(run=_demo_command)
+    from ._cli_embed import add_embed_parser
+
+    add_embed_parser(sub)
     return parser
 
 

@@ -46,6 +46,8 @@ def embed(
     mod: str | None = None,
     progress: bool = True,
     trust_remote_code: bool = False,
+    cache_dir: str | Path | None = None,
+    shard_size: int = 10_000,
     copy: bool = False,
     **backend_kwargs: Any,
 ) -> AnnData | None:
@@ -102,6 +104,14 @@ def embed(
         Show a progress bar.
     trust_remote_code
         Let transformers run code shipped with the model. Off unless you trust the model's author.
+    cache_dir
+        Folder for a resumable cache (text encoders and scGPT): cells are embedded ``shard_size`` at a time and each
+        finished shard is written atomically to ``cache_dir/embed-<hash of the job>`` (model, revision, every
+        parameter that changes results, the cells and their sentences). A call interrupted at any point
+        resumes from the finished shards; a different job gets its own store. Batches form within shards, so
+        results match the uncached ones to float rounding. For files, see :func:`sc_llm.jobs.embed`.
+    shard_size
+        Cells per shard with ``cache_dir``.
     copy
         Return a copy instead of writing to ``adata``.
     **backend_kwargs
@@ -123,7 +133,8 @@ def embed(
         The cell embeddings.
     ``adata.uns[key_added without 'X_']['params']`` : :class:`dict`
         ``model``, ``revision`` (commit when known), ``pooling``, ``normalize``, ``max_length``, ``dtype``,
-        ``device``, ``prefix``, ``sentence_key``, ``n_truncated`` (cells whose sentence did not fit whole).
+        ``device``, ``prefix``, ``sentence_key``, ``n_truncated`` (cells whose sentence did not fit whole);
+        with ``cache_dir`` also ``cache`` (the store folder) and ``shard_size``.
         With scGPT instead: ``backend='scgpt'``, ``model``, ``layer``, ``use_raw``, ``gene_symbols``,
         ``max_length``, ``n_bins``, ``seed``, ``input_emb_style``, ``d_model``, ``dtype``, ``device``,
         vocabulary coverage (``n_genes``, ``n_genes_matched``, ``gene_coverage``), ``n_subsampled`` (cells
@@ -138,6 +149,8 @@ def embed(
     from ..core.scgpt.checkpoint import is_scgpt_checkpoint
 
     if backend == "scgpt" or (backend == "auto" and is_scgpt_checkpoint(model)):
+        if cache_dir is not None:
+            backend_kwargs.update(cache_dir=cache_dir, shard_size=shard_size)
         from ._embed_scgpt import embed_scgpt
 
         return embed_scgpt(
@@ -162,21 +175,13 @@ def embed(
     key_added = key_added or default_key(model)
     check_writes(target, {"obsm": [key_added], "uns": [uns_key(key_added)]}, {})
 
-    from ..core.text_encoder import as_text_encoder
-
     start = logg.info(f"embedding {len(sentences)} cell sentences with {model!r} into adata.obsm[{key_added!r}]")
-    enc = as_text_encoder(
-        model,
-        revision=revision,
-        device=device,
-        max_length=max_length,
-        dtype=dtype,
-        prefix=prefix,
-        trust_remote_code=trust_remote_code,
+    enc_kwargs = {"revision": revision, "device": device, "max_length": max_length, "dtype": dtype, "prefix": prefix}
+    enc_kwargs["trust_remote_code"] = trust_remote_code
+    desc = f"embedding → {key_added}"
+    X, truncated, enc_params = _encode_text(
+        sentences, target.obs_names, model, enc_kwargs, batch_size, progress, cache_dir, shard_size, desc
     )
-    logg.debug(f"    tokenization mode: {enc.genes.mode}, max_length={enc.max_length}, device={enc.device}")
-    X, truncated = enc.encode(sentences, batch_size=batch_size, progress=progress, desc=f"embedding → {key_added}")
-    check_embedding(X, str(model))
     n_empty = sum(1 for s in sentences if not s)
     if n_empty:
         warnings.warn(f"{n_empty} cell(s) have an empty sentence; their embedding encodes no gene.", stacklevel=2)
@@ -185,8 +190,34 @@ def embed(
     target = get_modality(adata, mod)
     target.obsm[key_added] = X
     target.uns[uns_key(key_added)] = {
-        "params": {**enc.params(), "backend": "text", "sentence_key": sentence_key, "n_truncated": int(truncated.sum())}
+        "params": {**enc_params, "backend": "text", "sentence_key": sentence_key, "n_truncated": int(truncated.sum())}
     }
     deep = f"added\n    '{key_added}', cell embeddings (adata.obsm)\n    '{uns_key(key_added)}', parameters (adata.uns)"
     logg.info("    finished", time=start, deep=deep)
     return adata if copy else None
+
+
+def _encode_text(sentences, obs_names, model, enc_kwargs, batch_size, progress, cache_dir, shard_size, desc):
+    """``(embeddings, truncated, encoder params)``, through the resumable shard cache when ``cache_dir`` is set."""
+    if cache_dir is not None:
+        from ._embed_cache import embed_text_cached
+
+        out = embed_text_cached(
+            sentences,
+            obs_names,
+            cache_dir=cache_dir,
+            model=model,
+            shard_size=shard_size,
+            batch_size=batch_size,
+            progress=progress,
+            encoder_kwargs=enc_kwargs,
+        )
+        check_embedding(out[0], str(model))
+        return out
+    from ..core.text_encoder import as_text_encoder
+
+    enc = as_text_encoder(model, **enc_kwargs)
+    logg.debug(f"    tokenization mode: {enc.genes.mode}, max_length={enc.max_length}, device={enc.device}")
+    X, truncated = enc.encode(sentences, batch_size=batch_size, progress=progress, desc=desc)
+    check_embedding(X, str(model))
+    return X, truncated, enc.params()

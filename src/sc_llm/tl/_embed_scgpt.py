@@ -52,6 +52,8 @@ def embed_scgpt(
     gene_symbols: str | None = None,
     n_bins: int | None = None,
     seed: int = 0,
+    cache_dir: Any = None,
+    shard_size: int = 10_000,
 ) -> AnnData | None:
     """Embed cells with a pretrained scGPT checkpoint, as scGPT's ``embed_data`` does, streaming from CSR.
 
@@ -59,7 +61,6 @@ def embed_scgpt(
     and the keys written. The keyword arguments after ``copy`` are the scGPT backend's own options.
     """
     from ..core.scgpt.encoder import DEFAULT_MAX_LENGTH, ScGPTEncoder
-    from ..core.scgpt.preprocessing import CHUNK_CELLS, obs_name_keys
 
     max_length = DEFAULT_MAX_LENGTH if max_length is None else max_length
     _check_options(max_length, seed, batch_size, n_bins)
@@ -86,17 +87,9 @@ def embed_scgpt(
             f"    args.json sets {list(enc.config.not_applied)}; as in scGPT's embed_data, not applied to embeddings"
         )
     n_bins = enc.config.n_bins if n_bins is None else n_bins
-    emb, stats = enc.embed(
-        iter_row_chunks(X, CHUNK_CELLS),
-        genes.column_ids,
-        target.n_obs,
-        cell_keys=obs_name_keys(target.obs_names),
-        batch_size=batch_size,
-        max_length=max_length,
-        n_bins=n_bins,
-        seed=seed,
-        progress=progress,
-    )
+    options = {"batch_size": batch_size, "max_length": max_length, "n_bins": n_bins, "seed": seed, "progress": progress}
+    cache = {"cache_dir": cache_dir, "shard_size": shard_size, "model": model, "device": device, "dtype": dtype}
+    emb, stats, extra = _compute(enc, X, genes, names, target.obs_names, source, options, cache)
     _report(stats, max_length, seed)
     check_embedding(emb, str(model))
 
@@ -107,12 +100,30 @@ def embed_scgpt(
     params.update(gene_symbols=gene_symbols, max_length=int(max_length), n_bins=int(n_bins), seed=int(seed))
     params.update(n_genes=genes.n_genes, n_genes_matched=genes.n_matched, gene_coverage=float(genes.coverage))
     params.update(n_subsampled=stats.n_subsampled, n_empty=stats.n_empty)
+    params.update(extra)
     target.uns[uns_key(key_added)] = {"params": h5ad_params(params)}
     written = (
         f"added\n    '{key_added}', cell embeddings (adata.obsm)\n    '{uns_key(key_added)}', parameters (adata.uns)"
     )
     logg.info("    finished", time=start, deep=written)
     return adata if copy else None
+
+
+def _compute(enc, X, genes, names, obs_names, source, options, cache):
+    """``(embeddings, stats, extra params)``: directly, or through the resumable shard cache of ``cache_dir``."""
+    from ..core.scgpt.preprocessing import CHUNK_CELLS, obs_name_keys
+
+    keys = obs_name_keys(obs_names)
+    if cache["cache_dir"] is None:
+        emb, stats = enc.embed(iter_row_chunks(X, CHUNK_CELLS), genes.column_ids, len(keys), cell_keys=keys, **options)
+        return emb, stats, {}
+    from ._embed_cache import embed_scgpt_cached
+
+    shard_size = cache.pop("shard_size")
+    emb, stats, path = embed_scgpt_cached(
+        X, names, obs_names, keys, shard_size=shard_size, source=source, **cache, **options
+    )
+    return emb, stats, {"cache": path, "shard_size": int(shard_size)}
 
 
 def _report(stats: Any, max_length: int, seed: int) -> None:

@@ -1,0 +1,128 @@
+"""Sharded tasks of sc_llm's models: what a worker loads once and computes per shard (tensor-level)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+
+class SentenceReader(Protocol):
+    """Anything that returns the cell sentences of rows ``start:stop`` (and pickles, for remote workers)."""
+
+    def read(self, start: int, stop: int) -> list[str]:
+        """Cell sentences of rows ``start:stop``."""
+
+
+@dataclass
+class ListSentences:
+    """Cell sentences held in memory."""
+
+    sentences: list[str]
+
+    def read(self, start: int, stop: int) -> list[str]:
+        """Cell sentences of rows ``start:stop``."""
+        return self.sentences[start:stop]
+
+
+@dataclass
+class TextEmbedTask:
+    """Embed cell sentences with a :class:`~sc_llm.core.text_encoder.TextEncoder`, shard by shard.
+
+    ``calibration`` are the sentences the tokenizer mode is chosen from (the first cells of the whole input),
+    so that every worker tokenises alike whichever shard it starts with. Outputs: ``embedding`` (float32,
+    ``dim`` per cell) and ``truncated`` (bool).
+    """
+
+    model: str
+    sentences: SentenceReader
+    calibration: list[str]
+    batch_size: int = 32
+    encoder_kwargs: dict[str, Any] = field(default_factory=dict)
+    encoder: Any = None  # an already loaded TextEncoder to use in this process (never pickled)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "encoder": None}
+
+    def setup(self):
+        """Load the encoder once (or use the one given); return ``compute(start, stop)``."""
+        from ..text_encoder import TextEncoder
+
+        enc = self.encoder if self.encoder is not None else TextEncoder(self.model, **self.encoder_kwargs)
+        enc.genes.calibrate(self.calibration)
+
+        def compute(start: int, stop: int) -> dict[str, np.ndarray]:
+            emb, truncated = enc.encode(self.sentences.read(start, stop), batch_size=self.batch_size, progress=False)
+            return {"embedding": emb, "truncated": truncated}
+
+        compute.encoder = enc
+        return compute
+
+
+class RowReader(Protocol):
+    """Anything that returns rows ``start:stop`` of a cells × genes matrix as CSR (and pickles)."""
+
+    def rows(self, start: int, stop: int):
+        """Rows ``start:stop`` as a :class:`scipy.sparse.csr_matrix`."""
+
+
+@dataclass
+class MatrixRows:
+    """Rows of an in-memory matrix (dense, CSR or CSC)."""
+
+    X: Any
+
+    def rows(self, start: int, stop: int):
+        """Rows ``start:stop`` as CSR."""
+        from scipy import sparse
+
+        block = self.X[start:stop]
+        return sparse.csr_matrix(block) if not sparse.issparse(block) else block.tocsr()
+
+
+@dataclass
+class ScGPTEmbedTask:
+    """Embed expression with a :class:`~sc_llm.core.scgpt.encoder.ScGPTEncoder`, shard by shard.
+
+    ``cell_keys`` (one uint64 per cell of the whole input) seed each cell's random steps, so a shard's numbers
+    equal those of one unsharded run. Outputs: ``embedding`` (float32, ``d_model`` per cell) and ``n_genes``
+    (matched, expressed genes per cell).
+    """
+
+    model: str
+    matrix: RowReader
+    column_ids: np.ndarray
+    cell_keys: np.ndarray
+    batch_size: int = 64
+    max_length: int = 1200
+    n_bins: int | None = None
+    seed: int = 0
+    device: Any = None
+    dtype: Any = None
+
+    def setup(self):
+        """Load the checkpoint once; return ``compute(start, stop)``."""
+        from ..scgpt.encoder import ScGPTEncoder
+
+        enc = ScGPTEncoder(self.model, device=self.device, dtype=self.dtype)
+        matched = self.column_ids >= 0
+
+        def compute(start: int, stop: int) -> dict[str, np.ndarray]:
+            X = self.matrix.rows(start, stop)
+            emb, _ = enc.embed(
+                [(0, stop - start, X)],
+                self.column_ids,
+                stop - start,
+                cell_keys=self.cell_keys[start:stop],
+                batch_size=self.batch_size,
+                max_length=self.max_length,
+                n_bins=self.n_bins,
+                seed=self.seed,
+                progress=False,
+            )
+            expressed = X.copy()
+            expressed.data = (expressed.data != 0) & matched[expressed.indices]
+            return {"embedding": emb, "n_genes": np.asarray(expressed.sum(1)).ravel().astype(np.int32)}
+
+        return compute
