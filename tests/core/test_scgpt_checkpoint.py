@@ -127,5 +127,6 @@ def test_weights_only_loading(make_scgpt):
     state = torch.load(folder / "best_model.pt", weights_only=True)
     state["extra"] = _Payload()
     torch.save(state, folder / "best_model.pt")
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(ValueError, match="Could not read the scGPT weights") as err:  # names the file
         _load(folder)
+    assert isinstance(err.value.__cause__, pickle.UnpicklingError)  # refused by weights_only, never unpickled
