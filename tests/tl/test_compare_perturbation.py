@@ -56,8 +56,8 @@ def test_errors_write_nothing(small):
         sl.tl.compare_perturbation(small, **KW, held_out="T", progress=False)
     with pytest.raises(ValueError, match="without repeats"):
         sl.tl.compare_perturbation(small, **KW, methods=["control", "control"], progress=False)
-    with pytest.raises(NotImplementedError, match="cell language model"):
-        sl.tl.compare_perturbation(small, **KW, methods=["llm"], progress=False)
+    with pytest.raises(ValueError, match="Unknown perturbation method"):
+        sl.tl.compare_perturbation(small, **KW, methods=["magic"], progress=False)
     one = small[small.obs["cell_type"] == "B"].copy()
     with pytest.raises(ValueError, match="two cell types"):
         sl.tl.compare_perturbation(one, **KW, progress=False)
