@@ -40,7 +40,9 @@ def test_readme_python_blocks_run_as_written(tmp_path, monkeypatch, make_scgpt):
     adata, query = namespace["adata"], namespace["query"]
     assert adata.obsm["X_text"].shape == (700, 384)  # all-MiniLM-L6-v2
     assert adata.obsm["X_scgpt"].shape == (700, 32)  # the tiny checkpoint
-    assert query.n_obs == 140 and {"knn_label", "scmpt"} <= set(query.obs.columns)
+    assert query.n_obs == 140 and "scmpt" in query.obs.columns  # the query split again after scGPT embedding
+    assert namespace["pred"].obs["method"].iloc[0] == "llm"  # the cell-LM block
+    assert {"knn_label", "llm_rerank", "llm_annotate"} <= set(namespace["few"].obs.columns)  # LLM rerank
     assert (tmp_path / "scmpt").is_dir() and (tmp_path / "emb_cache").is_dir()
     assert set(adata.uns["ablation_study"]["results"].index) >= {"baseline", "hash", "shuffle_all"}
     assert {"integrated_gradients", "lime"} <= set(adata.uns["attributions"]["params"])
