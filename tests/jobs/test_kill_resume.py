@@ -14,7 +14,7 @@ from scipy import sparse
 
 import sc_llm as sl
 
-N_CELLS, SHARD = 400, 20
+N_CELLS, SHARD = 1000, 10
 SCRIPT = (
     "import sys, sc_llm as sl; "
     f"sl.jobs.embed(sys.argv[1], sys.argv[2], model=sys.argv[3], shard_size={SHARD}, batch_size=8, progress=False)"
@@ -39,19 +39,33 @@ def n_committed(store):
     return len(list((store / "shards").glob("*.json"))) if (store / "shards").is_dir() else 0
 
 
+def kill_after(proc, store, *, n_more, fraction):
+    """SIGKILL ``proc`` a random fraction of one shard's time after ``n_more`` further shards are committed.
+
+    The pause scales with the commit interval measured on this machine, so the kill lands mid-shard,
+    mid-commit or between shards whether a shard takes 5 ms (a fast CI runner) or 500 ms.
+    """
+    target, seen, stamps = n_committed(store) + n_more, n_committed(store), []
+    deadline = time.monotonic() + 600
+    while seen < target and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.001)
+        now = n_committed(store)
+        if now > seen:
+            stamps.append(time.monotonic())
+            seen = now
+    interval = stamps[-1] - stamps[-2] if len(stamps) >= 2 else 0.01
+    time.sleep(fraction * interval)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
 @pytest.mark.slow
 def test_kill_9_three_times_then_resume_equals_an_uninterrupted_run(sentences_file, tiny_bert_dir, tmp_path):
     store = tmp_path / "killed"
     rng = np.random.default_rng(1)
     for _ in range(3):
         proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(sentences_file), str(store), str(tiny_bert_dir)])
-        target = n_committed(store) + int(rng.integers(1, 4))
-        deadline = time.monotonic() + 600
-        while n_committed(store) < target and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(float(rng.uniform(0, 0.4)))  # land anywhere: mid-shard, mid-commit, between shards
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        kill_after(proc, store, n_more=int(rng.integers(1, 4)), fraction=float(rng.uniform(0, 1)))
         assert proc.returncode == -signal.SIGKILL, "the job finished before it could be killed; use more shards"
     n_before = n_committed(store)
     assert 3 <= n_before < N_CELLS // SHARD
