@@ -5,12 +5,12 @@ import pytest
 import torch
 from scipy import sparse
 
+from sc_llm.core.cell_keys import obs_name_keys
 from sc_llm.core.scgpt.preprocessing import (
     bin_padded,
     cell_draws,
     iter_batches,
     match_genes,
-    obs_name_keys,
     tokenize_chunk,
 )
 

@@ -41,9 +41,9 @@ def run_scgpt_job(
     before any weights load. Returns ``(store, summary, encoder, gene_match)``; the encoder's weights are not
     loaded here.
     """
+    from ..core.cell_keys import obs_name_keys
     from ..core.device import resolve_device
     from ..core.scgpt.encoder import DEFAULT_MAX_LENGTH, ScGPTEncoder
-    from ..core.scgpt.preprocessing import obs_name_keys
     from ..core.shards import ScGPTEmbedTask, ShardStore, fingerprint_folder
 
     check_engine(engine, num_workers, shard_size)

@@ -10,6 +10,7 @@ import pandas as pd
 
 from .._utils._anndata import check_obs, get_gene_names, get_matrix
 from .._utils._logging import logg
+from ..core.cell_keys import obs_name_keys
 from ..core.llm.cell_lm import CellLanguageModel
 
 if TYPE_CHECKING:
@@ -130,7 +131,8 @@ class CellLM(CellLanguageModel):
         sentence_key, cell_type_key, n_genes
             As in :meth:`fit`.
         do_sample, temperature, seed, batch_size, progress
-            Generation settings (greedy by default).
+            Generation settings (greedy by default). Sampled sentences derive from ``seed`` and each cell's
+            ``obs`` name, so a cell gets the same sentence in any subset, order or batch.
 
         Returns
         -------
@@ -145,7 +147,7 @@ class CellLM(CellLanguageModel):
         ]
         res = self.generate(
             prompts, max_genes=n_genes, do_sample=do_sample, temperature=temperature, seed=seed,
-            batch_size=batch_size, progress=progress,
+            cell_keys=obs_name_keys(adata.obs_names), batch_size=batch_size, progress=progress,
         )  # fmt: skip
         obs = pd.DataFrame(
             {cell_type_key: pd.Categorical(cell_types), "control_cell": np.asarray(adata.obs_names)},

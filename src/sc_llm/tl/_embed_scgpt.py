@@ -124,7 +124,8 @@ def embed_scgpt(
 
 def _run(enc, X, names, obs_names, genes, options, *, cache_dir, shard_size, **job):
     """``(embeddings, stats, cache folder or None)``: in one pass, or through the resumable shard cache."""
-    from ..core.scgpt.preprocessing import CHUNK_CELLS, obs_name_keys
+    from ..core.cell_keys import obs_name_keys
+    from ..core.scgpt.preprocessing import CHUNK_CELLS
 
     if cache_dir is None:
         keys = obs_name_keys(obs_names)

@@ -48,7 +48,9 @@ def generate_cells(
     n_genes
         Genes per generated sentence (at most; the model may end a sentence earlier).
     do_sample, temperature, top_k, top_p, seed
-        Sampling (the default: varied cells, reproducible from ``seed``) or greedy decoding.
+        Sampling (the default: varied cells, reproducible from ``seed``) or greedy decoding. Cell ``i`` is
+        sampled from its own stream (``seed``, ``i``), so it is the same whatever ``batch_size`` or
+        ``n_cells``, and :func:`sc_llm.jobs.generate_cells` writes the same cells shard by shard.
     batch_size
         Sentences generated together.
     device

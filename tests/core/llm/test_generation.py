@@ -105,3 +105,37 @@ def test_genes_with_dots_stay_whole(lm):
     assert parse_sentence(ids, vocab, tok, [tok.eos_token_id]) == (["RP11-34P13.7", "AC009133.22", "LYZ"], 3)
     res = generate_sentences(net, tok, [_prompt(tok)] * 3, vocab, end_ids=_end(tok), max_genes=3, min_genes=3)
     assert res.valid_share == 1.0 and all(sorted(g) == sorted(genes) for g in res.genes)
+
+
+def test_sampled_cell_is_the_same_in_any_batch_or_company(lm):
+    """Per-cell streams: cell i's sentence depends on (seed, key i) only, not on batch size or neighbours."""
+    net, tok = lm
+    vocab = GeneVocab.from_tokenizer(tok, GENES)
+    kw = {"end_ids": _end(tok), "max_genes": 6, "do_sample": True, "seed": 5}
+    prompts = [_prompt(tok)] * 6 + [_prompt(tok, "Cell sentence:")] * 2
+    whole = generate_sentences(net, tok, prompts, vocab, batch_size=8, **kw).genes
+    assert len({tuple(g) for g in whole[:6]}) > 1  # same prompt, different cells, different sentences
+    alone = [
+        generate_sentences(net, tok, [prompts[i]], vocab, cell_keys=[i], batch_size=1, **kw).genes[0]
+        for i in (0, 3, 7)
+    ]
+    assert alone == [whole[0], whole[3], whole[7]]
+    reordered = generate_sentences(net, tok, prompts[::-1], vocab, cell_keys=np.arange(8)[::-1], batch_size=3, **kw)
+    assert reordered.genes[::-1] == whole
+
+
+def test_cell_sampler_filters_then_samples_the_warped_distribution():
+    from sc_llm.core.llm.sampling import CellSampler
+
+    scores = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]])).repeat(4000, 1)
+    picks = CellSampler(np.arange(4000), 0)(None, scores).argmax(-1)
+    freq = torch.bincount(picks, minlength=4).float() / 4000
+    assert torch.allclose(freq, torch.tensor([0.5, 0.3, 0.15, 0.05]), atol=0.03)  # Gumbel-max is exact sampling
+    top_k = CellSampler(np.arange(4000), 0, top_k=2)(None, scores).argmax(-1)
+    assert set(top_k.tolist()) == {0, 1}
+    top_p = CellSampler(np.arange(4000), 0, top_p=0.7)(None, scores).argmax(-1)
+    assert set(top_p.tolist()) == {0, 1}  # 0.5 < 0.7 needs the second token; 0.8 ≥ 0.7 stops there
+    cold = CellSampler(np.arange(4000), 0, temperature=0.05)(None, scores).argmax(-1)
+    assert (cold == 0).float().mean() > 0.99
+    with pytest.raises(ValueError, match="temperature"):
+        CellSampler([0], 0, temperature=0)

@@ -217,26 +217,32 @@ class CellLanguageModel:
     def load(cls, path: str | os.PathLike, *, device: Any = None, dtype: Any = None, trust_remote_code=False):
         """Load a folder written by :meth:`save` (the base model of an adapter is loaded from its reference)."""
         path = Path(path).expanduser()
-        if not (path / CONFIG_FILE).is_file():
-            msg = f"{str(path)!r} is not a saved cell language model (no {CONFIG_FILE}); save one with `.save()`."
-            raise FileNotFoundError(msg)
-        cfg = json.loads((path / CONFIG_FILE).read_text())
-        if cfg.get("format") != FORMAT_VERSION:
-            msg = f"Unsupported cell LM format {cfg.get('format')!r} (this sc_llm reads {FORMAT_VERSION})."
-            raise ValueError(msg)
-        vocab = GeneVocab.from_dict(cfg["vocab"])
+        cfg, vocab, decoder = read_saved(path)
         if cfg["weights"] == "full":
             net, tok = load_causal_lm(path / "model", device=device, dtype=dtype)
         else:
             net, tok = _load_adapter(path, cfg, vocab, device, dtype, trust_remote_code)
-        decoder = None
-        if cfg.get("decoder") is not None:
-            from ..sentences.decoding import SentenceDecoder
-
-            decoder = SentenceDecoder.from_dict(cfg["decoder"])
         out = cls(net, tok, vocab, templates=PromptTemplates.from_dict(cfg["templates"]), base=cfg["base"])
         out.decoder, out.history = decoder, cfg.get("history")
         return out
+
+
+def read_saved(path: str | os.PathLike) -> tuple[dict[str, Any], GeneVocab, Any]:
+    """``(config, gene vocabulary, sentence decoder or None)`` of a saved cell LM folder, without its weights."""
+    path = Path(path).expanduser()
+    if not (path / CONFIG_FILE).is_file():
+        msg = f"{str(path)!r} is not a saved cell language model (no {CONFIG_FILE}); save one with `.save()`."
+        raise FileNotFoundError(msg)
+    cfg = json.loads((path / CONFIG_FILE).read_text())
+    if cfg.get("format") != FORMAT_VERSION:
+        msg = f"Unsupported cell LM format {cfg.get('format')!r} (this sc_llm reads {FORMAT_VERSION})."
+        raise ValueError(msg)
+    decoder = None
+    if cfg.get("decoder") is not None:
+        from ..sentences.decoding import SentenceDecoder
+
+        decoder = SentenceDecoder.from_dict(cfg["decoder"])
+    return cfg, GeneVocab.from_dict(cfg["vocab"]), decoder
 
 
 def _load_adapter(path: Path, cfg: dict, vocab: GeneVocab, device, dtype, trust_remote_code):

@@ -5,7 +5,8 @@ continue a gene of the vocabulary (a prefix tree over the genes' token sequences
 is one token), start a gene not yet written in that sentence, or end the sentence. So every generated word
 is a valid gene and no gene appears twice; after ``max_genes`` genes the sentence must end.
 :func:`generate_sentences` runs Hugging Face ``generate`` over left-padded batches (sorted by prompt length
-to waste little padding), greedy or sampled with a seed, and reports the share of valid genes.
+to waste little padding), greedy or sampled (per cell, see :mod:`~sc_llm.core.llm.sampling`), and reports the
+share of valid genes.
 """
 
 from __future__ import annotations
@@ -237,6 +238,7 @@ def generate_sentences(
     top_k: int | None = None,
     top_p: float | None = None,
     seed: int = 0,
+    cell_keys: Sequence[int] | np.ndarray | None = None,
     batch_size: int = 16,
     progress: bool = False,
     max_new_tokens: int | None = None,
@@ -259,7 +261,10 @@ def generate_sentences(
     constrained
         Apply :class:`GeneConstraint`. Without it the model writes freely and invalid words are counted.
     do_sample, temperature, top_k, top_p, seed
-        Greedy decoding, or sampling seeded by ``seed`` (the global torch RNG state is restored afterwards).
+        Greedy decoding, or sampling: each sentence from its own random stream, seeded by ``seed`` and its
+        cell key (:class:`~sc_llm.core.llm.sampling.CellSampler`), so it is the same in any batch or shard.
+    cell_keys
+        One non-negative 64-bit key per prompt, the identity of the cell it writes (default: its position).
     batch_size
         Sentences generated together.
     progress
@@ -273,17 +278,20 @@ def generate_sentences(
     from tqdm.auto import tqdm
     from transformers import LogitsProcessorList
 
+    from .sampling import CellSampler
+
     trie = GeneTrie(vocab)
     device = next(model.parameters()).device
     max_new = max_new_tokens or trie.max_depth * int(max_genes) + 2
     stop = [tokenizer.eos_token_id]  # constrained: the processor ends a sentence with its end tokens, then EOS
-    sample_kw = {"do_sample": True, "temperature": temperature, "top_k": top_k, "top_p": top_p} if do_sample else {}
+    keys = np.arange(len(prompts), dtype=np.uint64) if cell_keys is None else np.asarray(cell_keys, dtype=np.uint64)
+    if len(keys) != len(prompts):
+        msg = f"`cell_keys` has {len(keys)} entries for {len(prompts)} prompts."
+        raise ValueError(msg)
     genes: list[list[str]] = [[] for _ in prompts]
     n_words = np.zeros(len(prompts), dtype=np.int64)
     n_tokens, start = 0, time.perf_counter()
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices), torch.inference_mode():
-        torch.manual_seed(seed)
+    with torch.inference_mode():
         for idx in tqdm(_batches(prompts, batch_size), disable=not progress, desc="generating", unit="batch"):
             ids, mask = _left_pad([prompts[i] for i in idx], tokenizer.pad_token_id, device)
             processors = LogitsProcessorList()
@@ -291,11 +299,12 @@ def generate_sentences(
                 processors.append(
                     GeneConstraint(trie, end_ids, max_genes=max_genes, min_genes=min_genes, stop_ids=stop)
                 )
+            if do_sample:  # after the constraint: noise never revives a forbidden token (-inf stays -inf)
+                processors.append(CellSampler(keys[idx], seed, temperature=temperature, top_k=top_k, top_p=top_p))
             out = model.generate(
                 input_ids=ids, attention_mask=mask, max_new_tokens=max_new, logits_processor=processors,
                 eos_token_id=stop if constrained else list(end_ids), pad_token_id=tokenizer.pad_token_id,
-                use_cache=True,
-                **({"do_sample": False, "top_k": None, "top_p": None, "temperature": None} | sample_kw),
+                use_cache=True, do_sample=False, top_k=None, top_p=None, temperature=None,
                 **(generate_kwargs or {}),
             )  # fmt: skip
             for row, i in zip(out[:, ids.shape[1] :].tolist(), idx, strict=True):

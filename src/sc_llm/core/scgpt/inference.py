@@ -51,7 +51,7 @@ def embed_cells(
     n_cells
         Total rows.
     cell_keys
-        One uint64 identity per row (e.g. :func:`~.preprocessing.obs_name_keys`): with ``seed``, the source of
+        One uint64 identity per row (e.g. :func:`~sc_llm.core.cell_keys.obs_name_keys`): with ``seed``, the source of
         the cell's random numbers, so its embedding does not depend on the other cells or their order.
         ``None``: the row index (then a cell's position is its identity).
     cls_id, pad_id, pad_value

@@ -47,17 +47,6 @@ def cell_draws(seed: int, cell_keys: np.ndarray, gene_ids: np.ndarray, stream: i
     return (x >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
 
 
-def obs_name_keys(names: Sequence[str]) -> np.ndarray:
-    """A 64-bit key per cell from its ``obs`` name (BLAKE2b), the identity its random numbers derive from."""
-    import hashlib
-
-    return np.fromiter(
-        (int.from_bytes(hashlib.blake2b(str(n).encode(), digest_size=8).digest(), "little") for n in names),
-        dtype=np.uint64,
-        count=len(names),
-    )
-
-
 def match_genes(gene_names: Sequence[str], vocab: dict[str, int], exclude: Sequence[str] = ()) -> np.ndarray:
     """Vocabulary id of each gene name (exact, case-sensitive symbol match), ``-1`` when absent.
 

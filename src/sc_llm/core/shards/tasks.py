@@ -86,7 +86,7 @@ class ScGPTEmbedTask:
     """Embed expression with a :class:`~sc_llm.core.scgpt.encoder.ScGPTEncoder`, shard by shard.
 
     ``cell_keys`` holds one 64-bit identity per row of the whole matrix (from its ``obs`` name, see
-    :func:`~sc_llm.core.scgpt.preprocessing.obs_name_keys`); with ``seed`` it is the source of each cell's random
+    :func:`~sc_llm.core.cell_keys.obs_name_keys`); with ``seed`` it is the source of each cell's random
     numbers, so the numbers equal those of one unsharded run for any shard size. Outputs: ``embedding``
     (float32, ``d_model`` per cell) and ``n_genes`` (matched, expressed genes per cell).
     """

@@ -1,0 +1,114 @@
+"""``sl.jobs.perturb``: a saved cell LM writes every control cell's perturbed sentence, in resumable shards."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import pandas as pd
+
+from ._embed import DEFAULT_SHARD_SIZE, _version
+from ._generate import _codes_hash, _model_identity, _run, _run_options, _sampling
+
+if TYPE_CHECKING:
+    from ..core.shards import ShardStore
+
+
+def perturb(
+    input: str | os.PathLike,
+    store: str | os.PathLike,
+    *,
+    model: str | os.PathLike,
+    perturbation: str,
+    sentence_key: str = "cell_sentence",
+    cell_type_key: str = "cell_type",
+    layer: str | None = None,
+    use_raw: bool | None = None,
+    gene_symbols: str | None = None,
+    n_genes: int = 100,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int = 0,
+    batch_size: int = 16,
+    device: str | None = None,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    engine: Literal["local", "ray"] = "local",
+    num_workers: int = 2,
+    num_gpus_per_worker: float = 0,
+    max_retries: int = 3,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> ShardStore:
+    """Predict every cell of a file after ``perturbation`` with a saved cell LM, in resumable shards.
+
+    The batch form of :meth:`sc_llm.tl.CellLM.predict_perturbation`: the file holds control cells; each one's
+    sentence (``.obs[sentence_key]``, else ranked from the expression) and cell type prompt the model, which
+    writes the perturbed cell's sentence. Sampled sentences derive from ``seed`` and each cell's ``obs`` name,
+    so results equal ``predict_perturbation`` on the same cells for any ``shard_size``; a killed job resumes
+    from its committed shards. :func:`read_cells` turns the store into the AnnData of predicted cells.
+
+    Parameters
+    ----------
+    input
+        An ``.h5ad`` file or an AnnData ``.zarr`` folder of control cells.
+    store
+        Folder of the result store (created if absent; a store of a different job is refused).
+    model
+        A folder written by :meth:`sc_llm.tl.CellLM.save` (fitted with ``task='perturbation'``).
+    perturbation
+        The perturbation's name, as in training.
+    sentence_key, cell_type_key
+        ``.obs`` columns of the control sentences (ranked from the expression when absent) and cell types.
+    layer, use_raw, gene_symbols
+        Expression to rank sentences from when the file has none (see :func:`sc_llm.pp.cell_sentences`).
+    n_genes, do_sample, temperature, top_k, top_p, seed, batch_size
+        Genes per sentence (prompt and answer) and generation settings (greedy by default).
+    device
+        Device of each worker's model (``None``: CUDA, then MPS, then CPU locally; CUDA on Ray GPU workers).
+    shard_size, engine, num_workers, num_gpus_per_worker, max_retries, overwrite, progress
+        As in :func:`sc_llm.jobs.embed`.
+
+    Returns
+    -------
+    The :class:`~sc_llm.jobs.ShardStore` with outputs ``gene_ids`` (indices into the model's genes, ``-1`` after
+    each sentence), ``n_words`` and ``cell_type`` (index into ``manifest['input']['cell_types']``);
+    ``store.last_run`` summarises this call.
+    """
+    from .._utils._cell_files import CellFile, FileSentences
+    from ..core.cell_keys import obs_name_keys
+    from ..core.shards import hash_strings
+    from ..core.shards.generation_tasks import SentenceGenerationTask
+
+    if not perturbation:
+        msg = "Pass the perturbation's name as in training, e.g. `perturbation='stimulated'`."
+        raise ValueError(msg)
+    cells = CellFile(input, layer=layer, use_raw=use_raw)
+    if not cells.has_obs(cell_type_key):
+        msg = f"{str(input)!r} has no `.obs[{cell_type_key!r}]`; pass `cell_type_key=` naming its cell types."
+        raise KeyError(msg)
+    folder, model_ident, _ = _model_identity(model)
+    reader = FileSentences(cells, sentence_key=sentence_key, gene_symbols=gene_symbols, n_genes=n_genes)
+    obs_names = cells.obs_names
+    codes, names = pd.factorize(cells.obs_column(cell_type_key).astype(str), sort=True)
+    sampling = _sampling(n_genes, do_sample, temperature, top_k, top_p, seed, batch_size)
+    identity = {
+        "job": "generate/perturbation", "model": model_ident,
+        "params": {**sampling, "perturbation": perturbation, "device": device},
+        "input": {
+            "name": Path(input).name, "n_obs": len(obs_names), "obs_names_sha256": hash_strings(obs_names),
+            "cell_type_key": cell_type_key, "cell_types": list(names), "codes_sha256": _codes_hash(codes),
+            "genes_sha256": None if reader.from_obs else hash_strings(cells.gene_names(gene_symbols)),
+            **reader.params(),
+        },
+        "sc_llm_version": _version(),
+    }  # fmt: skip
+    task = SentenceGenerationTask(
+        folder, "perturbation", codes.astype(np.int32), list(names), obs_name_keys(obs_names), sentences=reader,
+        perturbation=perturbation, device=device, **sampling,
+    )  # fmt: skip
+    run = _run_options(engine, num_workers, num_gpus_per_worker, max_retries, overwrite, progress)
+    return _run(task, identity, store, n_cells=len(obs_names), shard_size=shard_size, run=run, what="perturbing")
