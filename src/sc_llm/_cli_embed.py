@@ -55,13 +55,10 @@ def add_embed_parser(sub) -> argparse.ArgumentParser:
 
 def embed_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Run ``sc-llm embed``."""
+    from ._cli_generate import check_store_args
+
+    check_store_args(args, parser)
     store = args.store
-    if args.resume and args.overwrite:
-        parser.error("pass --resume or --overwrite, not both")
-    if store.exists() and any(store.iterdir()) and not (args.resume or args.overwrite):
-        parser.error(f"--store {str(store)!r} exists; pass --resume to continue it or --overwrite to start again")
-    if args.out is not None and args.out.suffix not in (".h5ad", ".zarr"):
-        parser.error(f"--out {str(args.out)!r} must end in .h5ad or .zarr")
     import sc_llm as sl
 
     result = sl.jobs.embed(
@@ -99,11 +96,9 @@ def embed_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
 
 def _write_out(args: argparse.Namespace, store) -> None:
     """Write the input's ``.obs`` with the embedding in ``.obsm`` and the job in ``.uns``, atomically."""
-    import shutil
-    import uuid
-
     import anndata as ad
 
+    from ._cli_generate import write_atomic
     from ._utils._anndata import uns_key
     from ._utils._cell_files import CellFile
     from .tl._embed import default_key
@@ -130,8 +125,4 @@ def _write_out(args: argparse.Namespace, store) -> None:
     params["model"] = params.pop("id")
     params = {k: v for k, v in params.items() if v is not None}  # .uns cannot hold None
     out = ad.AnnData(obs=obs, obsm={key: store.read("embedding")}, uns={uns_key(key): {"params": params}})
-    tmp = args.out.with_name(f".{args.out.name}.{uuid.uuid4().hex}.tmp{args.out.suffix}")
-    out.write_h5ad(tmp) if args.out.suffix == ".h5ad" else out.write_zarr(tmp)
-    if args.out.is_dir():
-        shutil.rmtree(args.out)
-    tmp.replace(args.out)
+    write_atomic(out, args.out)

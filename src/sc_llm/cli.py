@@ -1,4 +1,4 @@
-"""Command-line entry point: ``sc-llm demo`` and ``sc-llm embed`` (also ``python -m sc_llm``).
+"""Command-line entry point: ``sc-llm demo | embed | annotate | generate | perturb`` (also ``python -m sc_llm``).
 
 Only the standard library is imported until a command runs, so ``sc-llm --help`` and ``--version`` answer
 at once. Errors are one line on stderr: exit code 2 for a usage error, 1 for a failure while running
@@ -112,9 +112,13 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="seed of the split, PCA and UMAP")
     demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
     demo.set_defaults(run=_demo_command)
-    from ._cli_embed import add_embed_parser  # standard library only: `sc-llm --help` stays fast
+    from ._cli_annotate import add_annotate_parser  # standard library only: `sc-llm --help` stays fast
+    from ._cli_embed import add_embed_parser
+    from ._cli_generate import add_generation_parsers
 
     add_embed_parser(sub)
+    add_annotate_parser(sub)
+    add_generation_parsers(sub)
     return parser
 
 

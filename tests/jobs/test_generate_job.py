@@ -5,30 +5,10 @@ import pytest
 
 import sc_llm as sl
 
-FAST = {"epochs": 1, "batch_size": 8, "progress": False, "cpu_threads": 1}
-
 
 @pytest.fixture(scope="module")
-def kang_small():
-    adata = sl.datasets.kang2018()
-    adata = adata[np.random.default_rng(0).choice(adata.n_obs, 120, replace=False)].copy()
-    sl.pp.cell_sentences(adata, n_genes=12)
-    return adata
-
-
-def _scratch(adata):
-    return sl.tl.CellLM.from_scratch(
-        list(adata.var_names), cell_types=adata.obs["cell_type"].unique(), perturbations=["stimulated"],
-        hidden_size=32, num_layers=1, device="cpu",
-    )  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def models(kang_small, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("cell_lms")
-    pert = _scratch(kang_small).fit(kang_small, n_genes=8, config=FAST)
-    gen = _scratch(kang_small).fit(kang_small, task="conditional_generation", n_genes=8, config=FAST)
-    return {"perturbation": pert.save(folder / "pert"), "generation": gen.save(folder / "gen")}
+def models(saved_cell_lms):
+    return saved_cell_lms
 
 
 def test_generate_cells_job_equals_the_in_memory_call_and_resumes(models, tmp_path):

@@ -18,7 +18,6 @@ from .._utils._logging import logg
 from ._embed import DEFAULT_SHARD_SIZE, _version, check_engine, run_engine
 
 if TYPE_CHECKING:
-
     from ..core.shards import ShardStore
 
 

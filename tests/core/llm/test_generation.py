@@ -116,8 +116,7 @@ def test_sampled_cell_is_the_same_in_any_batch_or_company(lm):
     whole = generate_sentences(net, tok, prompts, vocab, batch_size=8, **kw).genes
     assert len({tuple(g) for g in whole[:6]}) > 1  # same prompt, different cells, different sentences
     alone = [
-        generate_sentences(net, tok, [prompts[i]], vocab, cell_keys=[i], batch_size=1, **kw).genes[0]
-        for i in (0, 3, 7)
+        generate_sentences(net, tok, [prompts[i]], vocab, cell_keys=[i], batch_size=1, **kw).genes[0] for i in (0, 3, 7)
     ]
     assert alone == [whole[0], whole[3], whole[7]]
     reordered = generate_sentences(net, tok, prompts[::-1], vocab, cell_keys=np.arange(8)[::-1], batch_size=3, **kw)
