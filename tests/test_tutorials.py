@@ -186,5 +186,7 @@ def test_tutorial_05_atlas_scale_runs_top_to_bottom(tmp_path, monkeypatch):
     assert text[2].startswith("3 shard(s) computed, 0 already done, 60 cells")
     assert text[3].startswith("1 shard(s) computed, 2 already done, 25 cells")  # only the missing shard
     assert "overwrite=True" in text[4] and "max_length" in text[4]
-    diff = float(code[-1].outputs[-1]["data"]["text/plain"])
+    diff = float(code[6].outputs[-1]["data"]["text/plain"])
     assert diff < 1e-4  # the cached in-memory path gives the file job's numbers (same sentences, same shards)
+    assert text[7].startswith("3 shard(s) computed, 0 already done, 40 cells")
+    assert "same sentences as sl.tl.generate_cells: True" in text[8]
