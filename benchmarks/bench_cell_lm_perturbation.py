@@ -11,7 +11,7 @@ the public ``sl.tl.perturb`` and ``sl.metrics.perturbation_scores``
 (the fold of ``sl.tl.compare_perturbation``: train = every cell but the held-out type's stimulated ones).
 
     python benchmarks/bench_cell_lm_perturbation.py [--n-genes 50] [--max-steps 500] [--hidden 64] [--layers 2]
-        [--greedy] [--no-control-pairs] [--held-out CD4T ...]
+        [--greedy] [--no-control-pairs] [--seed 0] [--held-out CD4T ...]
 
 Prints the per-cell-type table (R² of DEG means, Pearson of deltas, valid-gene share, seconds), the share
 of cell types where ``llm`` beats ``control`` on R² of DEG means (target: all) and the mean gap to mean_shift.
@@ -39,6 +39,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--greedy", action="store_true", help="greedy decoding instead of sampling")
     ap.add_argument("--no-control-pairs", action="store_true", help="train on the perturbation pairs only")
+    ap.add_argument("--seed", type=int, default=0, help="seed of pairing, initialisation, data order, sampling")
     ap.add_argument("--held-out", nargs="*", default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -61,6 +62,7 @@ def main() -> None:
         "control": "control",
         "perturbation": "stimulated",
         "cell_type_key": "cell_type",
+        "seed": args.seed,
     }
     rows, infos = [], []
     for t in types:
