@@ -3,12 +3,15 @@
 For every cell type in turn, its IFN-β-stimulated cells are held out; each method learns from the other
 types' control and stimulated cells and predicts the held-out type's stimulated cells from its control cells.
 Methods: ``control`` (no change), ``mean_shift`` and ``llm``: a small gene-token Llama trained **from scratch**
-on the training types' (control sentence, 'stimulated' → stimulated sentence) pairs within a fixed CPU budget
-(``--max-steps`` optimizer steps), then generating one constrained sentence per control cell, decoded with
-the per-gene sentence decoder. All through the public ``sl.tl.perturb`` and ``sl.metrics.perturbation_scores``
+on the training types' (control sentence, 'stimulated' → stimulated sentence) pairs, plus identity pairs of
+the control cells of every type (``control_pairs``; ``--no-control-pairs`` drops them), within a fixed CPU
+budget (``--max-steps`` optimizer steps), then sampling one constrained sentence per control cell (seeded,
+temperature 1; ``--greedy`` for greedy decoding), decoded with the per-gene sentence decoder. All through
+the public ``sl.tl.perturb`` and ``sl.metrics.perturbation_scores``
 (the fold of ``sl.tl.compare_perturbation``: train = every cell but the held-out type's stimulated ones).
 
-    python benchmarks/bench_cell_lm_perturbation.py [--n-genes 50] [--max-steps 150] [--hidden 64] [--layers 2]
+    python benchmarks/bench_cell_lm_perturbation.py [--n-genes 50] [--max-steps 500] [--hidden 64] [--layers 2]
+        [--greedy] [--no-control-pairs] [--seed 0] [--held-out CD4T ...]
 
 Prints the per-cell-type table (R² of DEG means, Pearson of deltas, valid-gene share, seconds), the share
 of cell types where ``llm`` beats ``control`` on R² of DEG means (target: all) and the mean gap to mean_shift.
@@ -29,11 +32,14 @@ import sc_llm as sl
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n-genes", type=int, default=50)
-    ap.add_argument("--max-steps", type=int, default=150)
+    ap.add_argument("--max-steps", type=int, default=500)
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--greedy", action="store_true", help="greedy decoding instead of sampling")
+    ap.add_argument("--no-control-pairs", action="store_true", help="train on the perturbation pairs only")
+    ap.add_argument("--seed", type=int, default=0, help="seed of pairing, initialisation, data order, sampling")
     ap.add_argument("--held-out", nargs="*", default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -48,12 +54,15 @@ def main() -> None:
         "lr": args.lr,
         "batch_size": args.batch_size,
         "cpu_threads": 1,
+        "do_sample": not args.greedy,
+        "control_pairs": not args.no_control_pairs,
     }
     kw = {
         "condition_key": "condition",
         "control": "control",
         "perturbation": "stimulated",
         "cell_type_key": "cell_type",
+        "seed": args.seed,
     }
     rows, infos = [], []
     for t in types:

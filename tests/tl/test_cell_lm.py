@@ -88,6 +88,22 @@ def test_fit_errors_leave_the_model_untouched(scratch_lm, kang_small):
         sl.tl.CellLM.load(kang_small.uns.get("nowhere", "/nonexistent/folder"))
 
 
+def test_fit_adds_control_identity_pairs_unless_asked_not_to(kang_small):
+    obs = kang_small.obs
+    is_ctrl = obs["condition"] == "control"
+    paired_types = set(obs.loc[is_ctrl, "cell_type"])
+    n_pert = int((~is_ctrl & obs["cell_type"].isin(paired_types)).sum())
+    counts = {}
+    for flag in (True, False):
+        m = sl.tl.CellLM.from_scratch(
+            list(kang_small.var_names), cell_types=obs["cell_type"].unique(), perturbations=["stimulated"],
+            hidden_size=16, num_layers=1, device="cpu",
+        )  # fmt: skip
+        m.fit(kang_small, n_genes=4, control_pairs=flag, config={**FAST, "max_steps": 1})
+        counts[flag] = m.history["n_train"] + m.history["n_validation"]
+    assert counts == {True: n_pert + int(is_ctrl.sum()), False: n_pert}
+
+
 @pytest.mark.slow
 def test_real_smollm2_gguf_writes_a_valid_cell_sentence(smollm2_gguf, kang_small):
     genes = list(kang_small.var_names)

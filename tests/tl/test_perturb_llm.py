@@ -29,7 +29,30 @@ def test_perturb_llm_from_scratch_then_from_the_saved_model(kang_small, tmp_path
     assert np.isfinite(out.X).all() and (np.asarray(out.X) > 0).sum(1).max() <= 8
     again = sl.tl.perturb(kang_small, method="llm", model=str(tmp_path / "lm"), **KW, n_genes=8)
     assert not again.uns["perturb"]["info"]["trained_here"]
-    assert list(again.obs["cell_sentence"]) == list(out.obs["cell_sentence"])  # greedy: the same model, same cells
+    # sampled by default, seeded: the same model, cells and seed write the same sentences
+    assert list(again.obs["cell_sentence"]) == list(out.obs["cell_sentence"])
+    lengths = [len(s.split()) for s in out.obs["cell_sentence"]]
+    assert info["mean_genes_per_sentence"] == pytest.approx(np.mean(lengths))
+    greedy = sl.tl.perturb(kang_small, method="llm", model=str(tmp_path / "lm"), **KW, n_genes=8, do_sample=False)
+    assert list(greedy.obs["cell_sentence"]) != list(out.obs["cell_sentence"])
+    other_seed = sl.tl.perturb(kang_small, method="llm", model=str(tmp_path / "lm"), **KW, n_genes=8, seed=1)
+    assert list(other_seed.obs["cell_sentence"]) != list(out.obs["cell_sentence"])
+
+
+def test_control_pairs_add_the_control_cells_as_identity_examples(kang_small):
+    obs = kang_small.obs
+    n_ctrl = int((obs["condition"] == "control").sum())
+    stim_types = set(obs.loc[obs["condition"] == "stimulated", "cell_type"])
+    ctrl_types = set(obs.loc[obs["condition"] == "control", "cell_type"])
+    n_pert = int(((obs["condition"] == "stimulated") & obs["cell_type"].isin(stim_types & ctrl_types)).sum())
+    fast = {**SMALL, "max_steps": 1, "test_size": 0.1}
+    del fast["epochs"]
+    n_train = {}
+    for flag in (True, False):
+        out = sl.tl.perturb(kang_small, method="llm", control_pairs=flag, **KW, **fast)
+        n_train[flag] = out.uns["perturb"]["info"]["n_train_examples"]
+    for flag, n_examples in ((True, n_pert + n_ctrl), (False, n_pert)):
+        assert n_train[flag] == n_examples - round(0.1 * n_examples)
 
 
 def test_perturb_llm_lora_on_a_pretrained_checkpoint(kang_small, tiny_causal_lm):

@@ -48,6 +48,7 @@ class CellLM(CellLanguageModel):
         condition_key: str = "condition",
         control: str = "control",
         n_genes: int = 100,
+        control_pairs: bool = True,
         layer: str | None = None,
         use_raw: bool | None = None,
         gene_symbols: str | None = None,
@@ -70,6 +71,11 @@ class CellLM(CellLanguageModel):
             Where the sentences, cell types and conditions are, and the control condition's value.
         n_genes
             Genes per sentence (the top ``n_genes``).
+        control_pairs
+            ``task='perturbation'`` only: also train on identity examples, each control cell's sentence as the
+            answer to another control cell of its type with ``control`` as the perturbation's name, so the model
+            learns the control cells of every type, including types whose perturbed cells are held out (on Kang
+            2018 leave-one-cell-type-out this raised R² of DEG means; see benchmarks/README.md).
         layer, use_raw, gene_symbols
             The expression the sentences were built from (for the decoder), as in :func:`sc_llm.pp.cell_sentences`.
         decoder_kind
@@ -94,8 +100,9 @@ class CellLM(CellLanguageModel):
         cell_types = check_obs(adata, cell_type_key).astype(str).to_numpy()
         conditions = check_obs(adata, condition_key).astype(str).to_numpy() if task == "perturbation" else None
         examples = self.examples(
-            genes, cell_types, task=task, conditions=conditions, control=control, n_genes=n_genes, seed=seed
-        )
+            genes, cell_types, task=task, conditions=conditions, control=control, n_genes=n_genes, seed=seed,
+            control_pairs=control_pairs,
+        )  # fmt: skip
         if not examples:
             msg = "No training examples: no perturbed cell has a control cell of the same cell type."
             raise ValueError(msg)

@@ -11,9 +11,14 @@ Registered in the perturbation method registry (contract in :mod:`sc_llm.tl._per
 Options (keyword arguments of ``sl.tl.perturb``): ``n_genes`` (genes per sentence, default 50),
 ``gene_tokens`` (one token per gene for a pretrained model, default False), ``hidden_size``/``num_layers``
 (from-scratch size, default 128/4), ``epochs``, ``max_steps``, ``lr``, ``batch_size`` (training),
-``test_size`` (validation share for early stopping, default 0.1), ``patience``, ``cpu_threads``,
-``do_sample``/``temperature`` (generation; greedy by default), ``gen_batch_size``, ``save_model`` (a folder
-to save the trained model to), ``progress``.
+``warmup_steps``, ``lr_schedule``, ``weight_decay``, ``test_size`` (validation share for early stopping,
+default 0.1), ``patience``, ``cpu_threads``, ``control_pairs`` (default True: also train on identity examples,
+each control cell's sentence as the answer to another control cell of its type with the control condition as
+the perturbation, so the model learns the control cells of the held-out types too), ``do_sample`` /
+``temperature`` (generation; sampled at temperature 1 by default, seeded: a population of cells is predicted,
+and greedy decoding writes every cell's most likely sentence, which collapses the spread of the cells and
+biases the per-gene means), ``gen_batch_size``, ``save_model`` (a folder to save the trained model to),
+``progress``.
 """
 
 from __future__ import annotations
@@ -26,7 +31,10 @@ from ..core.llm.cell_lm import CONFIG_FILE
 from ._cell_lm import CellLM
 from ._perturb_methods import PerturbationResult, PerturbationTask, register_perturbation_method
 
-_TRAIN_KEYS = ("epochs", "max_steps", "lr", "batch_size", "patience", "cpu_threads", "gradient_accumulation_steps")
+_TRAIN_KEYS = (
+    "epochs", "max_steps", "lr", "batch_size", "patience", "cpu_threads", "gradient_accumulation_steps",
+    "warmup_steps", "lr_schedule", "weight_decay",
+)  # fmt: skip
 
 
 def _model(task: PerturbationTask, opts: dict) -> tuple[CellLM, bool]:
@@ -53,7 +61,7 @@ def _train(lm: CellLM, task: PerturbationTask, opts: dict, n_genes: int) -> None
     conditions = np.where(task.train_perturbed, task.perturbation, task.control)
     examples = lm.examples(
         words, types, task="perturbation", conditions=conditions, control=task.control, n_genes=n_genes,
-        seed=task.seed,
+        seed=task.seed, control_pairs=bool(opts.get("control_pairs", True)),
     )  # fmt: skip
     config = {k: opts[k] for k in _TRAIN_KEYS if k in opts}
     config |= {"seed": task.seed, "progress": bool(opts.get("progress", False))}
@@ -78,7 +86,7 @@ def _llm(task: PerturbationTask) -> PerturbationResult:
         for g, ct in zip(query, types, strict=True)
     ]
     res = lm.generate(
-        prompts, max_genes=n_genes, do_sample=bool(opts.get("do_sample", False)),
+        prompts, max_genes=n_genes, do_sample=bool(opts.get("do_sample", True)),
         temperature=float(opts.get("temperature", 1.0)), seed=task.seed,
         batch_size=int(opts.get("gen_batch_size", 32)), progress=bool(opts.get("progress", False)),
     )  # fmt: skip
@@ -88,6 +96,7 @@ def _llm(task: PerturbationTask) -> PerturbationResult:
     info = {
         "valid_gene_share": res.valid_share, "tokens_per_second": res.tokens_per_second,
         "gene_mode": lm.vocab.mode, "trained_here": needs_training,
+        "mean_genes_per_sentence": float(np.mean(res.n_valid)) if len(query) else 0.0,
         "n_train_examples": int(hist.get("n_train", 0)), "train_seconds": float(hist.get("train_seconds") or 0.0),
         "best_val_loss": float(hist.get("best_val_loss") or np.nan), "n_steps": int(hist.get("n_steps", 0)),
     }  # fmt: skip

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from sc_llm.core.llm.pairs import pair_with_controls, split_cells
+from sc_llm.core.llm.pairs import pair_with_controls, pair_within_controls, split_cells
 
 
 def test_controls_are_of_the_same_type_without_replacement_while_they_last():
@@ -49,3 +49,20 @@ def test_split_errors_name_the_fix():
         split_cells(3, cell_types=["A", "A", "B"], held_out_types=["Z"])
     with pytest.raises(ValueError, match="No training cells left"):
         split_cells(2, cell_types=["B", "B"], held_out_types=["B"])
+
+
+def test_controls_paired_within_their_type_never_with_themselves():
+    types = np.array(["a", "a", "b", "a", "b", "c", "a", "c", "d"])
+    ctrl = np.array([True, True, True, True, True, False, True, True, True])
+    target, prompt = pair_within_controls(types, ctrl, seed=0)
+    assert list(target) == [0, 1, 2, 3, 4, 6, 7, 8]  # every control once, in input order; no perturbed cell
+    assert (types[prompt] == types[target]).all() and ctrl[prompt].all()
+    alone = np.isin(target, [7, 8])  # the only controls of types 'c' and 'd' can only be paired with themselves
+    assert (prompt[~alone] != target[~alone]).all() and prompt[alone].tolist() == [7, 8]
+    a = target[types[target] == "a"]
+    assert sorted(prompt[types[target] == "a"]) == sorted(a)  # each control of 'a' is a prompt exactly once
+    assert np.array_equal(pair_within_controls(types, ctrl, seed=0)[1], prompt)
+    others = [pair_within_controls(types, ctrl, seed=s)[1] for s in range(1, 6)]
+    assert any(not np.array_equal(o, prompt) for o in others)
+    with pytest.raises(ValueError, match="equal length"):
+        pair_within_controls(types, ctrl[:3])

@@ -112,15 +112,20 @@ class CellLanguageModel:
     def examples(
         self, genes: Sequence[Sequence[str]], cell_types: Sequence[str], *, task: str,
         conditions: Sequence[str] | None = None, control: str = "control", n_genes: int = 100, seed: int = 0,
+        control_pairs: bool = False,
     ) -> list[tuple[list[int], list[int]]]:  # fmt: skip
         """Prompt/answer token ids from cells given as gene lists.
 
         ``task='perturbation'`` pairs every non-``control`` cell (seeded) with a control cell of its type
         (:func:`~sc_llm.core.llm.pairs.pair_with_controls`; types without controls are dropped):
         prompt = control sentence, cell type and the cell's condition as perturbation name; answer = its
-        sentence. ``'conditional_generation'``: prompt = cell type, answer = the cell's sentence.
+        sentence. ``control_pairs=True`` adds identity examples: every control cell's sentence as the answer
+        to another control cell of its type with ``control`` as the perturbation name
+        (:func:`~sc_llm.core.llm.pairs.pair_within_controls`), so the model also learns the control cells of
+        types without perturbed cells. ``'conditional_generation'``: prompt = cell type, answer = the cell's
+        sentence.
         """
-        from .pairs import pair_with_controls
+        from .pairs import pair_with_controls, pair_within_controls
 
         genes = [list(g)[:n_genes] for g in genes]
         types = np.asarray(cell_types).astype(str)
@@ -137,6 +142,9 @@ class CellLanguageModel:
             msg = f"No control cells: {control!r} is not one of the conditions {sorted(set(cond))}."
             raise ValueError(msg)
         pert, ctrl = pair_with_controls(types, cond == control, seed=seed, missing="drop")
+        if control_pairs:
+            target, prompt = pair_within_controls(types, cond == control, seed=seed + 1)
+            pert, ctrl = np.concatenate([pert, target]), np.concatenate([ctrl, prompt])
         return [
             (self.prompt_ids("perturbation", genes[c], cell_type=types[p], perturbation=cond[p]),
              self.answer_ids(genes[p]))

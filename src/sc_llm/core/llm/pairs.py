@@ -3,6 +3,9 @@
 - :func:`pair_with_controls`: every perturbed cell gets a control cell of the same cell type (seeded;
   without replacement while controls last, with replacement when a type has fewer controls than perturbed
   cells), for perturbation-response examples (control sentence + perturbation → perturbed sentence).
+- :func:`pair_within_controls`: every control cell gets another control cell of its type as the prompt (seeded;
+  identity examples: the control condition as a null perturbation), so a model also learns the control cells
+  of every type, including the types whose perturbed cells are held out.
 - :func:`split_cells`: a seeded train/validation split by cell, optionally holding out whole cell types
   (leave-one-cell-type-out evaluation), for perturbation and conditional-generation examples alike.
 """
@@ -66,6 +69,30 @@ def pair_with_controls(
         controls[targets] = rng.choice(pool, size=len(targets), replace=replace)
     keep = perturbed_rows[controls[perturbed_rows] >= 0]
     return keep, controls[keep]
+
+
+def pair_within_controls(
+    cell_types: Sequence, is_control: Sequence[bool], *, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pair each control cell with another control cell of the same type (itself only when it is alone).
+
+    Within a type, the controls are shuffled (seeded) and each is paired with the next one in that cyclic order,
+    so every control cell is the target once and the prompt once, never of itself when its type has two or
+    more controls. Returns ``(target, prompt)``: equal-length integer arrays of row indices, targets in input
+    order.
+    """
+    types = np.asarray(cell_types)
+    ctrl = np.asarray(is_control, dtype=bool)
+    if types.shape != ctrl.shape or types.ndim != 1:
+        msg = f"cell_types and is_control must be 1-D and of equal length, got {types.shape} and {ctrl.shape}."
+        raise ValueError(msg)
+    rng = np.random.default_rng(seed)
+    prompt = np.full(len(types), -1, dtype=np.int64)
+    for t in np.unique(types[ctrl]):
+        pool = rng.permutation(np.flatnonzero(ctrl & (types == t)))
+        prompt[pool] = np.roll(pool, -1)
+    target = np.flatnonzero(ctrl)
+    return target, prompt[target]
 
 
 def split_cells(
