@@ -11,6 +11,8 @@ from pathlib import Path
 
 def add_embed_parser(sub) -> argparse.ArgumentParser:
     """Add the ``embed`` subcommand to an argparse sub-parser collection."""
+    from ._cli_generate import add_shard_options
+
     p = sub.add_parser(
         "embed",
         help="embed the cells of an .h5ad/.zarr file in resumable shards (local or Ray)",
@@ -41,14 +43,7 @@ def add_embed_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--trust-remote-code", action="store_true", help="let transformers run the model's own code")
     p.add_argument("--n-bins", type=int, default=None, help="scGPT: expression bins (default: the checkpoint's)")
     p.add_argument("--seed", type=int, default=0, help="scGPT: seed of its random steps (default: 0)")
-    p.add_argument("--shard-size", type=int, default=10_000, help="cells per shard (default: 10000)")
-    p.add_argument("--engine", choices=["local", "ray"], default="local", help="local process or Ray actors")
-    p.add_argument("--num-workers", type=int, default=2, help="Ray actors, each loading the model once")
-    p.add_argument("--gpus-per-worker", type=float, default=0, help="GPUs per Ray actor (0: one CPU each)")
-    p.add_argument("--max-retries", type=int, default=3, help="restarts of a dead Ray actor, its shard retried")
-    p.add_argument("--resume", action="store_true", help="continue the job in an existing --store")
-    p.add_argument("--overwrite", action="store_true", help="discard an existing --store and start again")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_shard_options(p)
     p.set_defaults(run=embed_command)
     return p
 

@@ -22,6 +22,11 @@ def _common(p: argparse.ArgumentParser, *, sample_default: bool) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of each cell's sampling stream (default: 0)")
     p.add_argument("--batch-size", type=int, default=16, help="sentences generated together (default: 16)")
     p.add_argument("--device", default=None, help="cuda, mps or cpu (default: the first available)")
+    add_shard_options(p)
+
+
+def add_shard_options(p: argparse.ArgumentParser) -> None:
+    """The options every sharded command shares (plan, engine, resumption, progress)."""
     p.add_argument("--shard-size", type=int, default=10_000, help="cells per shard (default: 10000)")
     p.add_argument("--engine", choices=["local", "ray"], default="local", help="local process or Ray actors")
     p.add_argument("--num-workers", type=int, default=2, help="Ray actors, each loading the model once")
