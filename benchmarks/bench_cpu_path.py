@@ -6,10 +6,12 @@ On pbmc68k_reduced cell sentences with the packaged all-MiniLM-L6-v2 (fp32, CPU,
 2. the documented shorter-context option ``max_length`` = 128, 64, 32 tokens (the first paper found the top
    genes already carry most of the signal): cells/s, speed-up over the peer, per-cell cosine to the full-context
    embedding, and leave-one-out 10-NN macro-F1 on ``bulk_labels``;
-3. where the time of the exact path goes (torch profiler, one batch) and what ``torch.compile`` (inductor,
+3. token-budget batching (``token_budget=``) against fixed ``batch_size`` on sentences of varied length
+   (each cell's top 5–120 genes), same results;
+4. where the time of the exact path goes (torch profiler, one batch) and what ``torch.compile`` (inductor,
    frozen weights, prepacked GEMMs) gives on the same fixed-shape batches, with its compile time.
 
-    python benchmarks/bench_cpu_path.py [--cells 700] [--batch-size 32] [--threads N] [--no-compile]
+    python benchmarks/bench_cpu_path.py [--cells 700] [--batch-size 32] [--threads N] [--no-compile] [--only-budget]
 """
 
 from __future__ import annotations
@@ -91,12 +93,35 @@ def profile_and_compile(model: str, batch_size: int, compile_too: bool) -> None:
         )
 
 
+def token_budget_rows(adata, kw: dict, batch_size: int) -> None:
+    """Fixed ``batch_size`` vs ``token_budget`` (same padded-token budget as a full batch of 128 tokens)."""
+    import sc_llm as sl
+
+    rng = np.random.default_rng(0)
+    short = adata.copy()
+    short.obs["cell_sentence"] = [" ".join(s.split()[: rng.integers(5, 121)]) for s in adata.obs["cell_sentence"]]
+    budget = batch_size * 128
+    kw = {k: v for k, v in kw.items() if k != "batch_size"}
+    rounds = {"batch": [], "budget": []}
+    for _ in range(2):
+        rounds["batch"].append(timed(lambda: sl.tl.embed(short, key_added="X_b", batch_size=batch_size, **kw))[1])
+        rounds["budget"].append(timed(lambda: sl.tl.embed(short, key_added="X_tb", token_budget=budget, **kw))[1])
+    diff = np.abs(short.obsm["X_b"] - short.obsm["X_tb"]).max()
+    t_b, t_t = min(rounds["batch"]), min(rounds["budget"])
+    print(f"\n== token-budget batching: {short.n_obs} sentences of 5-120 genes (best of 2 rounds) ==")
+    print(f"batch_size={batch_size:<6d}       {short.n_obs / t_b:8.2f} cells/s")
+    print(
+        f"token_budget={budget:<6d}     {short.n_obs / t_t:8.2f} cells/s  ({t_b / t_t:.2f}x; max abs diff {diff:.1e})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", type=int, default=None, help="random subset of cells (default: all 700)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=None, help="torch threads for both (default: torch's)")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile measurement")
+    parser.add_argument("--only-budget", action="store_true", help="run only the token-budget comparison")
     args = parser.parse_args()
 
     import torch
@@ -119,6 +144,9 @@ def main() -> None:
     )
     kw = {"model": model, "batch_size": args.batch_size, "device": "cpu", "dtype": "float32", "progress": False}
     sl.tl.embed(adata[:8].copy(), **kw)  # warm-up
+    if args.only_budget:
+        token_budget_rows(adata, kw, args.batch_size)
+        return
     st = SentenceTransformer(model, device="cpu")
     st.encode(sentences[:8], batch_size=args.batch_size)
 
@@ -141,6 +169,7 @@ def main() -> None:
     print(f"\n{'path':40s} {'cells/s':>8s} {'vs peer':>8s} {'min cos':>9s} {'median cos':>10s} {'10-NN F1':>9s}")
     for name, t, cos, f1 in rows:
         print(f"{name:40s} {n / t:8.2f} {t_peer / t:7.2f}x {cos.min():9.5f} {np.median(cos):10.5f} {f1:9.3f}")
+    token_budget_rows(adata, kw, args.batch_size)
     profile_and_compile(model, args.batch_size, not args.no_compile)
 
 

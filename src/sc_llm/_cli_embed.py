@@ -35,6 +35,7 @@ def add_embed_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--gene-symbols", default=None, help=".var column of gene symbols (default: var_names)")
     p.add_argument("--n-genes", type=int, default=None, help="keep the top N genes of each sentence")
     p.add_argument("--batch-size", type=int, default=32, help="cells per forward pass (default: 32)")
+    p.add_argument("--token-budget", type=int, default=None, help="batch by padded tokens instead of cells")
     p.add_argument("--max-length", type=int, default=None, help="tokens per cell (default: the model's)")
     p.add_argument("--device", default=None, help="cuda, mps or cpu (default: the first available)")
     p.add_argument("--revision", default=None, help="hub revision of the model")
@@ -66,6 +67,7 @@ def embed_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         gene_symbols=args.gene_symbols,
         n_genes=args.n_genes,
         batch_size=args.batch_size,
+        token_budget=args.token_budget,
         max_length=args.max_length,
         device=args.device,
         revision=args.revision,

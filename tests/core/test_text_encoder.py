@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from sc_llm.core.hf_loading import SentenceConfig, read_sentence_config
-from sc_llm.core.text_encoder import TextEncoder, pool
+from sc_llm.core.text_encoder import TextEncoder, length_batches, pool
 
 
 def test_pooling_modes_against_manual_math():
@@ -53,6 +53,20 @@ def test_order_restored_whatever_the_batching(tiny_bert_dir):
     one, _ = enc.encode(sentences, batch_size=1, progress=False)
     seven, _ = enc.encode(sentences, batch_size=7, progress=False)
     np.testing.assert_allclose(one, seven, rtol=1e-4, atol=1e-5)
+    budget, _ = enc.encode(sentences, token_budget=64, progress=False)
+    np.testing.assert_allclose(one, budget, rtol=1e-4, atol=1e-5)
+
+
+def test_token_budget_batches_fit_the_budget_longest_first():
+    lengths = [10, 40, 3, 40, 7, 100, 5, 5, 2]
+    batches = length_batches(lengths, token_budget=80)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(len(lengths)))  # every index once
+    assert [b.tolist() for b in batches] == [[5], [1, 3], [0, 4, 6, 7, 2, 8]]  # 100 alone; 2 x 40; 6 x 10 <= 80
+    for b in batches[1:]:
+        assert len(b) * max(lengths[i] for i in b) <= 80
+    assert [len(b) for b in length_batches(lengths, batch_size=4)] == [4, 4, 1]
+    with pytest.raises(ValueError, match="token_budget"):
+        length_batches(lengths, token_budget=0)
 
 
 def test_max_length_beyond_positions_rejected(tiny_bert_dir):

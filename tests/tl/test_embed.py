@@ -58,6 +58,21 @@ def test_missing_sentences_error_leaves_adata_unchanged(pbmc, tiny_bert_dir):
     assert set(pbmc.obsm) == keys
 
 
+def test_token_budget_gives_the_same_embeddings_and_is_recorded(pbmc_small, tiny_bert_dir, tmp_path):
+    a, b = pbmc_small.copy(), pbmc_small.copy()
+    sl.pp.cell_sentences(a, n_genes=None)
+    a.obs["cell_sentence"] = [" ".join(s.split()[: 3 + i]) for i, s in enumerate(a.obs["cell_sentence"])]
+    b.obs["cell_sentence"] = a.obs["cell_sentence"]
+    sl.tl.embed(a, model=str(tiny_bert_dir), batch_size=4, key_added="X_t", progress=False)
+    sl.tl.embed(b, model=str(tiny_bert_dir), token_budget=300, key_added="X_t", progress=False)
+    np.testing.assert_allclose(a.obsm["X_t"], b.obsm["X_t"], rtol=1e-4, atol=1e-5)
+    assert b.uns["t"]["params"]["token_budget"] == 300 and "token_budget" not in a.uns["t"]["params"]
+    sl.tl.embed(b, model=str(tiny_bert_dir), token_budget=300, key_added="X_c", cache_dir=tmp_path, progress=False)
+    np.testing.assert_allclose(b.obsm["X_c"], b.obsm["X_t"], rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="token_budget"):
+        sl.tl.embed(b, model=str(tiny_bert_dir), token_budget=0)
+
+
 def test_bad_arguments(pbmc_small, tiny_bert_dir):
     with pytest.raises(ValueError, match="backend"):
         sl.tl.embed(pbmc_small, model=str(tiny_bert_dir), backend="geneformer")

@@ -181,26 +181,51 @@ class TextEncoder:
         return out
 
     def encode_ids(
-        self, ids: Sequence[Sequence[int]], *, batch_size: int = 32, progress: bool = True, desc: str = "embedding"
-    ) -> np.ndarray:
-        """Embed pre-tokenised sequences; batches are formed by length and the input order is restored."""
+        self, ids: Sequence[Sequence[int]], *, batch_size: int = 32, token_budget: int | None = None,
+        progress: bool = True, desc: str = "embedding",
+    ) -> np.ndarray:  # fmt: skip
+        """Embed pre-tokenised sequences; batches are formed by length and the input order is restored.
+
+        With ``token_budget``, a batch holds as many sequences as fit in that many padded tokens (cells ×
+        longest), so short sentences run in large batches and long ones in small; ``batch_size`` is then unused.
+        """
         from tqdm.auto import tqdm
 
         torch = self._torch
         n = len(ids)
         out = np.zeros((n, self.dim), dtype=np.float32)
-        order = np.argsort([-len(x) for x in ids], kind="stable")
         with torch.inference_mode(), tqdm(total=n, disable=not progress, desc=desc, unit="cell") as bar:
-            for start in range(0, n, batch_size):
-                idx = order[start : start + batch_size]
+            for idx in length_batches([len(x) for x in ids], batch_size=batch_size, token_budget=token_budget):
                 input_ids, mask = self.batch([ids[i] for i in idx])
                 out[idx] = self.forward_pooled(input_ids, mask).cpu().numpy()
                 bar.update(len(idx))
         return out
 
     def encode(
-        self, sentences: Sequence[str], *, batch_size: int = 32, progress: bool = True, desc: str = "embedding"
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self, sentences: Sequence[str], *, batch_size: int = 32, token_budget: int | None = None,
+        progress: bool = True, desc: str = "embedding",
+    ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
         """Embed cell sentences: ``(embeddings, truncated)``; ``desc`` labels the progress bar."""
         ids, truncated = self.tokenize(sentences)
-        return self.encode_ids(ids, batch_size=batch_size, progress=progress, desc=desc), truncated
+        X = self.encode_ids(ids, batch_size=batch_size, token_budget=token_budget, progress=progress, desc=desc)
+        return X, truncated
+
+
+def length_batches(lengths: Sequence[int], *, batch_size: int = 32, token_budget: int | None = None) -> list:
+    """Index batches, longest sequences first: ``batch_size`` each, or as many as fit in ``token_budget``.
+
+    With a budget, each batch starts at the longest remaining sequence ``L`` and holds ``max(1, budget // L)``
+    sequences, so its padded size (cells × longest) never exceeds the budget unless one sequence alone does.
+    """
+    order = np.argsort([-int(x) for x in lengths], kind="stable")
+    if token_budget is None:
+        return [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+    if token_budget < 1:
+        msg = f"`token_budget` must be positive, got {token_budget}."
+        raise ValueError(msg)
+    batches, start = [], 0
+    while start < len(order):
+        size = max(1, int(token_budget) // max(int(lengths[order[start]]), 1))
+        batches.append(order[start : start + size])
+        start += size
+    return batches

@@ -78,6 +78,7 @@ def run_text_job(
     input_identity: Mapping[str, Any],
     model: str,
     batch_size: int = 32,
+    token_budget: int | None = None,
     max_length: int | None = None,
     device: str | None = None,
     revision: str | None = None,
@@ -104,8 +105,8 @@ def run_text_job(
     from ..core.shards import ShardStore, TextEmbedTask
 
     check_engine(engine, num_workers, shard_size)
-    if batch_size < 1:
-        msg = f"`batch_size` must be positive, got {batch_size}."
+    if batch_size < 1 or (token_budget is not None and token_budget < 1):
+        msg = f"`batch_size` and `token_budget` must be positive, got {batch_size} and {token_budget}."
         raise ValueError(msg)
     if engine == "ray":
         dev = device or ("cuda" if num_gpus_per_worker > 0 else "cpu")
@@ -120,6 +121,8 @@ def run_text_job(
         "prefix": prefix,
         "trust_remote_code": trust_remote_code,
     }
+    if token_budget is not None:  # recorded only when used, so stores written without it stay valid
+        params["token_budget"] = int(token_budget)
     identity = {
         "job": "embed/text",
         "model": model_ident,
@@ -142,8 +145,9 @@ def run_text_job(
         "trust_remote_code": trust_remote_code,
     }
     task = TextEmbedTask(
-        model, reader, calibration, batch_size=batch_size, encoder_kwargs=encoder_kwargs, encoder=encoder
-    )
+        model, reader, calibration, batch_size=batch_size, token_budget=token_budget,
+        encoder_kwargs=encoder_kwargs, encoder=encoder,
+    )  # fmt: skip
     start = logg.info(
         f"embedding {n_cells} cells with {model!r} into {str(store)!r}: {len(shard_store.pending())} of "
         f"{shard_store.n_shards} shards to compute ({engine} engine)"
@@ -175,6 +179,7 @@ def embed(
     gene_symbols: str | None = None,
     n_genes: int | None = None,
     batch_size: int = 32,
+    token_budget: int | None = None,
     max_length: int | None = None,
     device: str | None = None,
     revision: str | None = None,
@@ -220,8 +225,8 @@ def embed(
         ``.obs`` column of cell sentences; when absent, sentences are ranked from the expression.
     layer, use_raw, gene_symbols, n_genes
         Expression to rank sentences from and how (see :func:`sc_llm.pp.cell_sentences`).
-    batch_size, max_length, device, revision, prefix, dtype, trust_remote_code
-        As in :func:`sc_llm.tl.embed`.
+    batch_size, token_budget, max_length, device, revision, prefix, dtype, trust_remote_code
+        As in :func:`sc_llm.tl.embed` (``token_budget``: text encoders only).
     n_bins, seed
         scGPT only: expression bins (default: the checkpoint's) and the seed of its random steps.
     shard_size
@@ -251,6 +256,7 @@ def embed(
             cells,
             store,
             model=model,
+            token_budget=token_budget,
             gene_symbols=gene_symbols,
             batch_size=batch_size,
             max_length=max_length,
@@ -283,6 +289,7 @@ def embed(
         input_identity=input_identity,
         model=model,
         batch_size=batch_size,
+        token_budget=token_budget,
         max_length=max_length,
         device=device,
         revision=revision,
@@ -301,7 +308,10 @@ def embed(
     return shard_store
 
 
-def _embed_file_scgpt(cells, store, *, model: str, gene_symbols: str | None, **kwargs):
+def _embed_file_scgpt(cells, store, *, model: str, gene_symbols: str | None, token_budget: int | None, **kwargs):
+    if token_budget is not None:
+        msg = "`token_budget` batches text encoders; scGPT batches by `batch_size` cells."
+        raise ValueError(msg)
     from ..core.shards import hash_strings
     from ._embed_scgpt import run_scgpt_job
 

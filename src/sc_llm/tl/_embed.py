@@ -37,6 +37,7 @@ def embed(
     sentence_key: str = "cell_sentence",
     key_added: str | None = None,
     batch_size: int = 32,
+    token_budget: int | None = None,
     max_length: int | None = None,
     device: str | None = None,
     backend: Literal["auto", "text", "scgpt"] = "auto",
@@ -85,6 +86,10 @@ def embed(
         Parameters go to ``.uns`` under the same key without ``'X_'``.
     batch_size
         Cells per forward pass.
+    token_budget
+        Text encoders: form batches by padded tokens instead (as many cells as fit in ``token_budget`` tokens,
+        cells × longest), so short sentences run in large batches; ``batch_size`` is then unused. Useful when
+        sentence lengths vary (``n_genes``, sparse cells) and on GPUs, where it bounds memory per batch.
     max_length
         Tokens per cell including special tokens. Default: the model's sentence-transformers
         ``max_seq_length``, else its position-embedding size capped at 512. Shorter is the CPU speed/quality
@@ -143,15 +148,7 @@ def embed(
         vocabulary coverage (``n_genes``, ``n_genes_matched``, ``gene_coverage``), ``n_subsampled`` (cells
         with more than ``max_length - 1`` matched genes) and ``n_empty`` (cells with no matched gene).
     """
-    if backend not in ("auto", "text", "scgpt"):
-        msg = f"`backend` must be 'auto', 'text' or 'scgpt', got {backend!r}."
-        raise ValueError(msg)
-    if batch_size < 1:
-        msg = f"`batch_size` must be positive, got {batch_size}."
-        raise ValueError(msg)
-    from ..core.scgpt.checkpoint import is_scgpt_checkpoint
-
-    if backend == "scgpt" or (backend == "auto" and is_scgpt_checkpoint(model)):
+    if _is_scgpt(model, backend, batch_size, token_budget):
         if cache_dir is not None:
             backend_kwargs.update(cache_dir=cache_dir, shard_size=shard_size)
         from ._embed_scgpt import embed_scgpt
@@ -187,6 +184,7 @@ def embed(
         model,
         enc_kwargs,
         batch_size=batch_size,
+        token_budget=token_budget,
         progress=progress,
         cache_dir=cache_dir,
         shard_size=shard_size,
@@ -200,15 +198,35 @@ def embed(
     adata = adata.copy() if copy else adata
     target = get_modality(adata, mod)
     target.obsm[key_added] = X
-    target.uns[uns_key(key_added)] = {
-        "params": {**enc_params, "backend": "text", "sentence_key": sentence_key, "n_truncated": int(truncated.sum())}
-    }
+    params = {**enc_params, "backend": "text", "sentence_key": sentence_key, "n_truncated": int(truncated.sum())}
+    if token_budget is not None:
+        params["token_budget"] = int(token_budget)
+    target.uns[uns_key(key_added)] = {"params": params}
     deep = f"added\n    '{key_added}', cell embeddings (adata.obsm)\n    '{uns_key(key_added)}', parameters (adata.uns)"
     logg.info("    finished", time=start, deep=deep)
     return adata if copy else None
 
 
-def _encode_text(sentences, obs_names, model, enc_kwargs, *, batch_size, progress, cache_dir, shard_size, desc):
+def _is_scgpt(model, backend: str, batch_size: int, token_budget: int | None) -> bool:
+    """Validate the backend and batching arguments; whether ``model`` is embedded as an scGPT checkpoint."""
+    from ..core.scgpt.checkpoint import is_scgpt_checkpoint
+
+    if backend not in ("auto", "text", "scgpt"):
+        msg = f"`backend` must be 'auto', 'text' or 'scgpt', got {backend!r}."
+        raise ValueError(msg)
+    if batch_size < 1 or (token_budget is not None and token_budget < 1):
+        msg = f"`batch_size` and `token_budget` must be positive, got {batch_size} and {token_budget}."
+        raise ValueError(msg)
+    scgpt = backend == "scgpt" or (backend == "auto" and is_scgpt_checkpoint(model))
+    if scgpt and token_budget is not None:
+        msg = "`token_budget` batches text encoders; scGPT batches by `batch_size` cells."
+        raise ValueError(msg)
+    return scgpt
+
+
+def _encode_text(
+    sentences, obs_names, model, enc_kwargs, *, batch_size, token_budget, progress, cache_dir, shard_size, desc
+):
     """``(embeddings, truncated, encoder params)``, through the resumable shard cache when ``cache_dir`` is set."""
     if cache_dir is not None:
         from ._embed_cache import embed_text_cached
@@ -220,6 +238,7 @@ def _encode_text(sentences, obs_names, model, enc_kwargs, *, batch_size, progres
             model=model,
             shard_size=shard_size,
             batch_size=batch_size,
+            token_budget=token_budget,
             progress=progress,
             encoder_kwargs=enc_kwargs,
         )
@@ -227,5 +246,5 @@ def _encode_text(sentences, obs_names, model, enc_kwargs, *, batch_size, progres
 
     enc = as_text_encoder(model, **enc_kwargs)
     logg.debug(f"    tokenization mode: {enc.genes.mode}, max_length={enc.max_length}, device={enc.device}")
-    X, truncated = enc.encode(sentences, batch_size=batch_size, progress=progress, desc=desc)
+    X, truncated = enc.encode(sentences, batch_size=batch_size, token_budget=token_budget, progress=progress, desc=desc)
     return X, truncated, enc.params()

@@ -20,6 +20,7 @@ def embed_text_cached(
     batch_size: int,
     progress: bool,
     encoder_kwargs: dict[str, Any],
+    token_budget: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Embed ``sentences`` shard by shard into ``cache_dir/embed-<job hash>``; reuse the shards already there.
 
@@ -46,6 +47,7 @@ def embed_text_cached(
         input_identity=input_identity,
         model=model,
         batch_size=batch_size,
+        token_budget=token_budget,
         shard_size=shard_size,
         progress=progress,
         encoder=enc,

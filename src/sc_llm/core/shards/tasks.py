@@ -39,6 +39,7 @@ class TextEmbedTask:
     sentences: SentenceReader
     calibration: list[str]
     batch_size: int = 32
+    token_budget: int | None = None
     encoder_kwargs: dict[str, Any] = field(default_factory=dict)
     encoder: Any = None  # an already loaded TextEncoder to use in this process (never pickled)
 
@@ -53,7 +54,10 @@ class TextEmbedTask:
         enc.genes.calibrate(self.calibration)
 
         def compute(start: int, stop: int) -> dict[str, np.ndarray]:
-            emb, truncated = enc.encode(self.sentences.read(start, stop), batch_size=self.batch_size, progress=False)
+            emb, truncated = enc.encode(
+                self.sentences.read(start, stop), batch_size=self.batch_size, token_budget=self.token_budget,
+                progress=False,
+            )  # fmt: skip
             return {"embedding": emb, "truncated": truncated}
 
         compute.encoder = enc
