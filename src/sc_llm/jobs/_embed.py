@@ -69,6 +69,16 @@ def check_engine(engine: str, num_workers: int, shard_size: int) -> None:
         raise ValueError(msg)
 
 
+def check_batching(batch_size: int, token_budget: int | None, *, scgpt: bool) -> None:
+    """Validate ``batch_size`` and ``token_budget`` (text encoders only) before anything is loaded."""
+    if batch_size < 1 or (token_budget is not None and token_budget < 1):
+        msg = f"`batch_size` and `token_budget` must be positive, got {batch_size} and {token_budget}."
+        raise ValueError(msg)
+    if scgpt and token_budget is not None:
+        msg = "`token_budget` batches text encoders; scGPT batches by `batch_size` cells."
+        raise ValueError(msg)
+
+
 def run_text_job(
     reader,
     *,
@@ -105,9 +115,7 @@ def run_text_job(
     from ..core.shards import ShardStore, TextEmbedTask
 
     check_engine(engine, num_workers, shard_size)
-    if batch_size < 1 or (token_budget is not None and token_budget < 1):
-        msg = f"`batch_size` and `token_budget` must be positive, got {batch_size} and {token_budget}."
-        raise ValueError(msg)
+    check_batching(batch_size, token_budget, scgpt=False)
     if engine == "ray":
         dev = device or ("cuda" if num_gpus_per_worker > 0 else "cpu")
     else:
@@ -309,9 +317,7 @@ def embed(
 
 
 def _embed_file_scgpt(cells, store, *, model: str, gene_symbols: str | None, token_budget: int | None, **kwargs):
-    if token_budget is not None:
-        msg = "`token_budget` batches text encoders; scGPT batches by `batch_size` cells."
-        raise ValueError(msg)
+    check_batching(kwargs.get("batch_size", 64), token_budget, scgpt=True)
     from ..core.shards import hash_strings
     from ._embed_scgpt import run_scgpt_job
 

@@ -210,17 +210,13 @@ def embed(
 def _is_scgpt(model, backend: str, batch_size: int, token_budget: int | None) -> bool:
     """Validate the backend and batching arguments; whether ``model`` is embedded as an scGPT checkpoint."""
     from ..core.scgpt.checkpoint import is_scgpt_checkpoint
+    from ..jobs._embed import check_batching
 
     if backend not in ("auto", "text", "scgpt"):
         msg = f"`backend` must be 'auto', 'text' or 'scgpt', got {backend!r}."
         raise ValueError(msg)
-    if batch_size < 1 or (token_budget is not None and token_budget < 1):
-        msg = f"`batch_size` and `token_budget` must be positive, got {batch_size} and {token_budget}."
-        raise ValueError(msg)
     scgpt = backend == "scgpt" or (backend == "auto" and is_scgpt_checkpoint(model))
-    if scgpt and token_budget is not None:
-        msg = "`token_budget` batches text encoders; scGPT batches by `batch_size` cells."
-        raise ValueError(msg)
+    check_batching(batch_size, token_budget, scgpt=scgpt)
     return scgpt
 
 

@@ -53,7 +53,8 @@ class CellSampler:
             scores = scores.masked_fill(scores < kth, float("-inf"))
         if self.top_p is not None and self.top_p < 1:
             ordered, order = torch.sort(scores, dim=-1, descending=True)
-            before = torch.softmax(ordered, dim=-1).cumsum(-1) - torch.softmax(ordered, dim=-1)
+            probs = torch.softmax(ordered, dim=-1)
+            before = probs.cumsum(-1) - probs  # mass of the tokens ranked above each one
             drop = before >= self.top_p  # keep the smallest head whose mass reaches top_p (always the first)
             scores = scores.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
         return scores
