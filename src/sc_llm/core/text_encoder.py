@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -93,6 +93,11 @@ class TextEncoder:
         Text placed before the genes of every sentence.
     trust_remote_code
         Passed to transformers; only set it for models whose code you trust.
+    parallel_batches
+        CPU only: how many batches run at once, each on one core, instead of PyTorch splitting every op of
+        one batch across its threads. Default: PyTorch's thread count (``torch.get_num_threads()``); ``1``
+        keeps PyTorch's own threading. The embeddings are the same either way. On CUDA, the next batches
+        are instead prepared in a background thread, in pinned memory, while the device computes.
     """
 
     def __init__(
@@ -107,8 +112,14 @@ class TextEncoder:
         dtype: Any = None,
         prefix: str | None = None,
         trust_remote_code: bool = False,
+        parallel_batches: int | None = None,
     ):
         import torch
+
+        from .batch_pipeline import cpu_parallel_batches
+
+        cpu_parallel_batches(parallel_batches, 1)  # a bad value fails before the weights load
+        self.parallel_batches = parallel_batches
 
         self.model_id = str(model)
         self.device = resolve_device(device)
@@ -155,8 +166,8 @@ class TextEncoder:
         ids, truncated = self.genes(sentences)
         return ids, np.asarray(truncated, dtype=bool)
 
-    def batch(self, ids: Sequence[Sequence[int]]):
-        """Right-padded ``input_ids`` and ``attention_mask`` tensors on the encoder's device."""
+    def collate(self, ids: Sequence[Sequence[int]], *, pin: bool = False):
+        """Right-padded ``input_ids`` and ``attention_mask`` on the host (page-locked with ``pin``)."""
         torch = self._torch
         width = max(len(x) for x in ids)
         input_ids = torch.full((len(ids), width), self.tokenizer.pad_token_id, dtype=torch.long)
@@ -164,7 +175,17 @@ class TextEncoder:
         for i, x in enumerate(ids):
             input_ids[i, : len(x)] = torch.as_tensor(x, dtype=torch.long)
             mask[i, : len(x)] = 1
-        return input_ids.to(self.device, non_blocking=True), mask.to(self.device, non_blocking=True)
+        if pin:
+            return input_ids.pin_memory(), mask.pin_memory()
+        return input_ids, mask
+
+    def batch(self, ids: Sequence[Sequence[int]]):
+        """Right-padded ``input_ids`` and ``attention_mask`` tensors on the encoder's device."""
+        return self.to_device(self.collate(ids))
+
+    def to_device(self, tensors):
+        """Move host tensors to the encoder's device (asynchronously from pinned memory)."""
+        return tuple(t.to(self.device, non_blocking=True) for t in tensors)
 
     def forward_pooled(self, input_ids, attention_mask, inputs_embeds=None):
         """Sentence vectors for one batch (differentiable; callers choose the grad mode)."""
@@ -191,15 +212,36 @@ class TextEncoder:
         """
         from tqdm.auto import tqdm
 
-        torch = self._torch
-        n = len(ids)
-        out = np.zeros((n, self.dim), dtype=np.float32)
-        with torch.inference_mode(), tqdm(total=n, disable=not progress, desc=desc, unit="cell") as bar:
-            for idx in length_batches([len(x) for x in ids], batch_size=batch_size, token_budget=token_budget):
-                input_ids, mask = self.batch([ids[i] for i in idx])
-                out[idx] = self.forward_pooled(input_ids, mask).cpu().numpy()
+        batches = length_batches([len(x) for x in ids], batch_size=batch_size, token_budget=token_budget)
+        out = np.zeros((len(ids), self.dim), dtype=np.float32)
+        with tqdm(total=len(ids), disable=not progress, desc=desc, unit="cell") as bar:
+            for idx, X in self._embedded_batches(ids, batches):
+                out[idx] = X
                 bar.update(len(idx))
         return out
+
+    def _embed_batch(self, ids: Sequence[Sequence[int]], idx) -> tuple[Any, np.ndarray]:
+        with self._torch.inference_mode():  # thread-local: entered in the thread that computes
+            return idx, self.forward_pooled(*self.batch([ids[i] for i in idx])).cpu().numpy()
+
+    def _embedded_batches(self, ids: Sequence[Sequence[int]], batches: list) -> Iterator[tuple[Any, np.ndarray]]:
+        """``(indices, embeddings)`` per batch, in order, overlapping host and device work (core.batch_pipeline)."""
+        from .batch_pipeline import cpu_parallel_batches, one_intra_op_thread, ordered_map
+
+        torch = self._torch
+        if self.device.type == "cuda":  # build the next batches in pinned memory while the GPU computes
+            pinned = ordered_map(lambda idx: (idx, self.collate([ids[i] for i in idx], pin=True)), batches)
+            with torch.inference_mode():
+                for idx, host in pinned:
+                    yield idx, self.forward_pooled(*self.to_device(host)).cpu().numpy()
+            return
+        n = cpu_parallel_batches(self.parallel_batches, len(batches)) if self.device.type == "cpu" else 1
+        if n == 1:
+            for idx in batches:
+                yield self._embed_batch(ids, idx)
+            return
+        with one_intra_op_thread():
+            yield from ordered_map(lambda idx: self._embed_batch(ids, idx), batches, workers=n, ahead=n)
 
     def encode(
         self, sentences: Sequence[str], *, batch_size: int = 32, token_budget: int | None = None,

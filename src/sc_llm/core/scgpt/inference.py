@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
+from ..batch_pipeline import prefetched
 from ..device import autocast
 from .preprocessing import iter_batches, tokenize_chunk
 
@@ -75,29 +76,36 @@ def embed_cells(
     out = np.empty((n_cells, model.d_model), dtype=np.float32)
     stats = EmbeddingStats()
     done = np.zeros(n_cells, dtype=bool)
+    settings = {"batch_size": batch_size, "max_length": max_length, "n_bins": n_bins}
+    settings.update(cls_id=cls_id, pad_id=pad_id, pad_value=pad_value)
+    batches = _batches(chunks, cell_keys, column_ids, seed, settings, stats)
+    if (
+        device is not None and torch.device(device).type == "cuda"
+    ):  # binning and padding of the next batches overlap the GPU's work
+        batches = prefetched(batches, transform=_pinned)
     with torch.inference_mode(), tqdm(total=n_cells, desc="scGPT cells", unit="cell", disable=not progress) as bar:
-        for start, _stop, chunk in chunks:
-            cells = tokenize_chunk(chunk, column_ids, cell_keys[start:_stop], seed)
-            lengths = cells.lengths
-            stats.n_empty += int((lengths == 0).sum())
-            batches = iter_batches(
-                cells,
-                batch_size=batch_size,
-                max_length=max_length,
-                n_bins=n_bins,
-                cls_id=cls_id,
-                pad_id=pad_id,
-                pad_value=pad_value,
-            )
-            for rows, genes, values, padding, n_sub in batches:
-                with autocast(device, dtype):
-                    emb = model(genes.to(device), values.to(device), padding.to(device))
-                emb = F.normalize(emb.float(), dim=1)
-                out[start + rows] = emb.cpu().numpy()
-                done[start + rows] = True
-                stats.n_subsampled += n_sub
-                bar.update(len(rows))
+        for rows, genes, values, padding, n_sub in batches:
+            with autocast(device, dtype):
+                emb = model(*(t.to(device, non_blocking=True) for t in (genes, values, padding)))
+            out[rows] = F.normalize(emb.float(), dim=1).cpu().numpy()
+            done[rows] = True
+            stats.n_subsampled += n_sub
+            bar.update(len(rows))
     if not done.all():
         msg = f"Internal error: {int((~done).sum())} cells were not embedded; the row chunks did not cover the matrix."
         raise RuntimeError(msg)
     return out, stats
+
+
+def _batches(chunks, cell_keys: np.ndarray, column_ids: np.ndarray, seed: int, settings: dict, stats: EmbeddingStats):
+    """``(rows, genes, values, padding, n_subsampled)`` over all chunks, ``rows`` indexing the whole matrix."""
+    for start, stop, chunk in chunks:
+        cells = tokenize_chunk(chunk, column_ids, cell_keys[start:stop], seed)
+        stats.n_empty += int((cells.lengths == 0).sum())
+        for rows, genes, values, padding, n_sub in iter_batches(cells, **settings):
+            yield start + rows, genes, values, padding, n_sub
+
+
+def _pinned(batch: tuple) -> tuple:
+    rows, genes, values, padding, n_sub = batch
+    return rows, genes.pin_memory(), values.pin_memory(), padding.pin_memory(), n_sub
