@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from sc_llm.core.batch_pipeline import cpu_parallel_batches, one_intra_op_thread, ordered_map, prefetched
+from sc_llm.core.batch_pipeline import cpu_parallel_batches, intra_op_threads, ordered_map, prefetched
 from sc_llm.core.text_encoder import TextEncoder
 
 
@@ -49,18 +49,26 @@ def test_ordered_map_raises_the_workers_error_in_turn():
         list(ordered_map(str, range(3), workers=0))
 
 
-def test_one_intra_op_thread_restores_the_setting():
+def test_intra_op_threads_restores_the_setting():
     before = torch.get_num_threads()
-    with pytest.raises(KeyError), one_intra_op_thread():
+    with pytest.raises(KeyError), intra_op_threads(1):
         assert torch.get_num_threads() == 1
         raise KeyError
     assert torch.get_num_threads() == before
 
 
 def test_cpu_parallel_batches_default_and_bounds():
-    assert cpu_parallel_batches(None, 1000) == torch.get_num_threads()
-    assert cpu_parallel_batches(4, 2) == 2
-    assert cpu_parallel_batches(3, 0) == 1
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert cpu_parallel_batches(None, 1000) == (2, 1)
+        assert cpu_parallel_batches(4, 2) == (2, 1)
+        assert cpu_parallel_batches(3, 0) == (1, 2)
+        torch.set_num_threads(12)
+        assert cpu_parallel_batches(None, 1000) == (4, 3)  # at most 4 at once, threads shared out
+        assert cpu_parallel_batches(None, 2) == (2, 6)  # fewer batches than threads: none left idle
+    finally:
+        torch.set_num_threads(before)
     for bad in (0, -1, 1.5, True, "2"):
         with pytest.raises(ValueError, match="parallel_batches"):
             cpu_parallel_batches(bad, 10)
@@ -83,7 +91,7 @@ def test_parallel_batches_give_the_same_embeddings(tiny_bert_dir):
 
     three.forward_pooled = recorded
     X3, _ = three.encode(sentences, batch_size=4, progress=False)
-    assert len(calls) == 10 and {n for _, n in calls} == {1}  # every batch on one intra-op thread
+    assert len(calls) == 10 and {n for _, n in calls} == {max(1, before // 3)}  # the threads shared out
     assert len({t for t, _ in calls}) > 1 and threading.get_ident() not in {t for t, _ in calls}
     assert torch.get_num_threads() == before
     np.testing.assert_allclose(X3, X1, rtol=0, atol=1e-6)

@@ -8,7 +8,8 @@ Two ways a batched forward loop leaves hardware idle, and the one helper both fi
 - **On a CPU**, PyTorch splits every op of one batch across its intra-op threads, and the threads meet at a
   barrier after each op (dozens per layer); small ops (layer norm, GELU, softmax) pay that synchronisation,
   and threads spin against each other when the machine is busy. Running as many batches at once as there are
-  threads, each on one thread (:func:`one_intra_op_thread`), does the same arithmetic with no barriers.
+  threads, each on its share of the threads (:func:`intra_op_threads`), does the same arithmetic with
+  fewer barriers.
 
 Results come back in input order, so callers stay deterministic; a batch's result does not depend on which
 thread computed it.
@@ -71,25 +72,34 @@ def prefetched(iterable: Iterable[Any], *, ahead: int = 2, transform: Callable[[
 
 
 @contextlib.contextmanager
-def one_intra_op_thread():
-    """Run the block with PyTorch's intra-op pool set to one thread; the previous setting is restored."""
+def intra_op_threads(n: int):
+    """Run the block with PyTorch's intra-op pool set to ``n`` threads; the previous setting is restored."""
     import torch
 
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(max(1, int(n)))
     try:
         yield
     finally:
         torch.set_num_threads(before)
 
 
-def cpu_parallel_batches(requested: int | None, n_batches: int) -> int:
-    """How many batches to run at once on a CPU: ``requested``, else PyTorch's thread count; at most ``n_batches``."""
+DEFAULT_MAX_PARALLEL_BATCHES = 4  # bounds the activations held at once on many-core machines
+
+
+def cpu_parallel_batches(requested: int | None, n_batches: int) -> tuple[int, int]:
+    """``(batches at once, intra-op threads each)`` on a CPU with PyTorch's current thread count.
+
+    ``requested`` ``None``: as many batches as threads, at most ``DEFAULT_MAX_PARALLEL_BATCHES``; never more than
+    ``n_batches``. The threads are shared out, so a machine with more threads than batches keeps all of them busy.
+    """
     import torch
 
+    threads = torch.get_num_threads()
     if requested is None:
-        requested = torch.get_num_threads()
+        requested = min(threads, DEFAULT_MAX_PARALLEL_BATCHES)
     if isinstance(requested, bool) or not isinstance(requested, int) or requested < 1:
         msg = f"`parallel_batches` must be a positive integer or None, got {requested!r}."
         raise ValueError(msg)
-    return max(1, min(requested, n_batches))
+    workers = max(1, min(requested, n_batches))
+    return workers, max(1, threads // workers)

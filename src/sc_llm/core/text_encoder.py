@@ -94,9 +94,9 @@ class TextEncoder:
     trust_remote_code
         Passed to transformers; only set it for models whose code you trust.
     parallel_batches
-        CPU only: how many batches run at once, each on one core, instead of PyTorch splitting every op of
-        one batch across its threads. Default: PyTorch's thread count (``torch.get_num_threads()``); ``1``
-        keeps PyTorch's own threading. The embeddings are the same either way. On CUDA, the next batches
+        CPU only: how many batches run at once, sharing PyTorch's threads (``torch.get_num_threads()``), instead
+        of PyTorch splitting every op of one batch across all of them. Default: one batch per thread, at most 4;
+        ``1`` keeps PyTorch's own threading. The embeddings are the same either way. On CUDA, the next batches
         are instead prepared in a background thread, in pinned memory, while the device computes.
     """
 
@@ -226,7 +226,7 @@ class TextEncoder:
 
     def _embedded_batches(self, ids: Sequence[Sequence[int]], batches: list) -> Iterator[tuple[Any, np.ndarray]]:
         """``(indices, embeddings)`` per batch, in order, overlapping host and device work (core.batch_pipeline)."""
-        from .batch_pipeline import cpu_parallel_batches, one_intra_op_thread, ordered_map
+        from .batch_pipeline import cpu_parallel_batches, intra_op_threads, ordered_map
 
         torch = self._torch
         if self.device.type == "cuda":  # build the next batches in pinned memory while the GPU computes
@@ -235,12 +235,12 @@ class TextEncoder:
                 for idx, host in pinned:
                     yield idx, self.forward_pooled(*self.to_device(host)).cpu().numpy()
             return
-        n = cpu_parallel_batches(self.parallel_batches, len(batches)) if self.device.type == "cpu" else 1
+        n, threads = cpu_parallel_batches(self.parallel_batches, len(batches)) if self.device.type == "cpu" else (1, 0)
         if n == 1:
             for idx in batches:
                 yield self._embed_batch(ids, idx)
             return
-        with one_intra_op_thread():
+        with intra_op_threads(threads):
             yield from ordered_map(lambda idx: self._embed_batch(ids, idx), batches, workers=n, ahead=n)
 
     def encode(
