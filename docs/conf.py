@@ -79,8 +79,10 @@ intersphinx_mapping = _INTERSPHINX if online else {}
 intersphinx_timeout = 10
 # The build is nitpicky: every reference to sc_llm must resolve. References into other projects resolve through
 # intersphinx when it is on; offline, their targets cannot be looked up, so only those are let through.
-_EXTERNAL = r"(anndata|numpy|pandas|scipy|scanpy|torch|matplotlib|collections|typing|pathlib|mudata|types)(\..*)?"
+_EXTERNAL = r"(anndata|numpy|pandas|scipy|scanpy|torch|matplotlib|collections|typing|pathlib|mudata|types|os)(\..*)?"
 nitpick_ignore_regex = [] if online else [(r"py:.*", _EXTERNAL)]
+nitpick_ignore = [("py:data", "Ellipsis")]  # `tuple[int, ...]` in annotations
+nitpick_ignore_regex.append((r"py:class", r".*\._[A-Za-z]\w*"))  # private helpers named in attribute annotations
 
 html_title = "sc_llm"
 if find_spec("sphinx_book_theme") is not None:

@@ -152,7 +152,7 @@ class StackedFusion(nn.Module):
 
 
 def build_module(config: dict[str, Any]) -> nn.Module:
-    """Rebuild a fusion module from its :meth:`config` (a ``StackedFusion`` or a ``FusionClassifier``)."""
+    """Rebuild a fusion module from its ``config()`` (a ``StackedFusion`` or a ``FusionClassifier``)."""
     config = dict(config)
     kind = config.pop("kind", "network")
     if kind == "stacked":

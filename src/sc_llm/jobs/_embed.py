@@ -250,9 +250,9 @@ def embed(
 
     Returns
     -------
-    The :class:`~sc_llm.core.shards.ShardStore`; ``store.read('embedding')`` gives the ``n_obs`` × dim float32
+    The :class:`~sc_llm.jobs.ShardStore`; ``store.read('embedding')`` gives the ``n_obs`` × dim float32
     embeddings in cell order, ``store.read('truncated')`` which sentences did not fit, ``store.manifest`` the
-    job and ``store.last_run`` the :class:`~sc_llm.core.shards.RunSummary` of this call.
+    job and ``store.last_run`` the :class:`~sc_llm.core.shards.runners.RunSummary` of this call.
     """
     from .._utils._cell_files import CellFile, FileSentences
     from ..core.shards import hash_strings

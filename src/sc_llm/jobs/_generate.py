@@ -1,6 +1,6 @@
 """``sl.jobs.generate_cells`` and ``sl.jobs.perturb``: cell-LM generation in resumable shards, locally or on Ray.
 
-Both write generated sentences (as gene indices) into a :class:`~sc_llm.core.shards.ShardStore`;
+Both write generated sentences (as gene indices) into a :class:`~sc_llm.jobs.ShardStore`;
 :func:`read_cells` turns a finished store into the AnnData that ``sl.tl.generate_cells`` or
 ``CellLM.predict_perturbation`` returns for the same cells and seed.
 """

@@ -131,7 +131,7 @@ def kendall_tau(
 
 
 def de_genes(real: Any, control: Any, *, n_de: int = 100, layer: str | None = None) -> np.ndarray:
-    """The ``n_de`` genes most changed between real perturbed and control cells (Wilcoxon, largest |z| first).
+    """The ``n_de`` genes most changed between real perturbed and control cells (Wilcoxon, largest ``|z|`` first).
 
     Returns gene names for AnnData inputs and column indices for arrays. Each group needs at least
     three cells. See :func:`sc_llm.core.distances.wilcoxon_z`.

@@ -45,7 +45,7 @@ def perturbation_scores(
 
     - ``r2_mean_all``, ``r2_mean_de``: scGen's R², the squared Pearson r of per-gene means of predicted vs
       real cells, over all genes and over the top ``n_de`` DEGs (Wilcoxon, real perturbed vs control,
-      largest |z|);
+      largest ``|z|``);
     - ``pearson_delta_all``, ``pearson_delta_de``: Pearson r of mean deltas (predicted − control vs real −
       control), GEARS' and scGPT's convention (``nan`` for a prediction with no delta);
     - ``kendall_tau_de``: Kendall's τ_b of the mean deltas over the DEGs, the gene program.

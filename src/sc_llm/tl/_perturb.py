@@ -154,7 +154,7 @@ def perturb(
     of any method that generates sentences). ``'llm'`` generates perturbed cell sentences with a cell
     language model (``model=``: a saved :class:`~sc_llm.tl.CellLM` folder, a checkpoint fine-tuned with LoRA
     first, or ``None`` for a small gene-token model trained from scratch) and decodes them; see
-    :mod:`sc_llm.tl._perturb_methods` for the contract a new method implements.
+    ``sc_llm.tl._perturb_methods`` for the contract a new method implements.
 
     Parameters
     ----------

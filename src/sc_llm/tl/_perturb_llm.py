@@ -1,6 +1,6 @@
 """``sl.tl.perturb(..., method='llm')``: a cell language model writes each control cell's perturbed sentence.
 
-Registered in the perturbation method registry (contract in :mod:`sc_llm.tl._perturb_methods`). ``model=``:
+Registered in the perturbation method registry (contract in ``sc_llm.tl._perturb_methods``). ``model=``:
 
 - a folder written by :meth:`sc_llm.tl.CellLM.save`: used as it is (trained with ``task='perturbation'``);
 - any other checkpoint (hub id, ``save_pretrained`` folder, ``.gguf`` file): loaded with

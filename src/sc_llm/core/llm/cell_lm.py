@@ -96,7 +96,7 @@ class CellLanguageModel:
 
     @property
     def end_ids(self) -> list[int]:
-        """Tokens that end a generated sentence: the first token of the answer's closing text, and EOS."""
+        """The tokens that end a generated sentence (the first token of the answer's closing text, and EOS)."""
         _, after = self.templates.answer_parts()
         close = self._text_ids(after, first=False)[:1]
         return list(dict.fromkeys([*close, self.tokenizer.eos_token_id]))

@@ -1,6 +1,6 @@
 """Fine-tune a Hugging Face causal LM on tokenised prompt/answer pairs (tensor-only; no AnnData).
 
-:func:`finetune_causal_lm` trains a peft LoRA adapter (or every weight) with the loss on answer tokens only,
+:func:`.finetune_causal_lm` trains a peft LoRA adapter (or every weight) with the loss on answer tokens only,
 validation loss with early stopping (the best weights are kept), gradient accumulation, bf16 autocast on
 CUDA (fp16 + gradient scaling where bf16 is unsupported), seeded data order and initialisation, a tqdm
 progress bar, and atomic checkpoints from which an interrupted run resumes to the same final weights.
@@ -25,7 +25,7 @@ from .training_data import Example, as_examples, collate, plan_batches
 
 @dataclass
 class FinetuneResult:
-    """What :func:`finetune_causal_lm` returns.
+    """What :func:`.finetune_causal_lm` returns.
 
     Attributes
     ----------

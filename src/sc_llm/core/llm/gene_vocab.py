@@ -67,7 +67,7 @@ class GeneVocab:
 
     @classmethod
     def from_gene_tokens(cls, tokenizer: Any, genes: Sequence[str]) -> GeneVocab:
-        """Token mode over a tokenizer that already holds the ``<GENE>`` tokens (see :func:`add_gene_tokens`)."""
+        """Token mode over a tokenizer that already holds the ``<GENE>`` tokens (see :func:`.add_gene_tokens`)."""
         genes = [str(g) for g in genes]
         ids = tokenizer.convert_tokens_to_ids([gene_token(g) for g in genes])
         missing = [g for g, i in zip(genes, ids, strict=True) if i is None or i == tokenizer.unk_token_id]
@@ -102,7 +102,7 @@ def add_gene_tokens(model: Any, tokenizer: Any, genes: Sequence[str]) -> GeneVoc
     """Give every gene one new token, embedded as the mean of its name's subword embeddings.
 
     Changes ``model`` (embeddings resized) and ``tokenizer`` (tokens added) in place and returns the
-    token-mode :class:`GeneVocab`. Genes that already have a token keep it.
+    token-mode :class:`.GeneVocab`. Genes that already have a token keep it.
     """
     import torch
 

@@ -22,7 +22,7 @@ from .gene_vocab import GeneVocab
 
 
 class GeneTrie:
-    """Prefix tree over the token sequences of a :class:`GeneVocab` (node 0 is the root)."""
+    """Prefix tree over the token sequences of a :class:`.GeneVocab` (node 0 is the root)."""
 
     def __init__(self, vocab: GeneVocab):
         self.children: list[dict[int, int]] = [{}]

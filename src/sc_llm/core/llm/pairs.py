@@ -39,7 +39,8 @@ def pair_with_controls(
 
     Returns
     -------
-    ``(perturbed, control)``: equal-length integer arrays of row indices, perturbed cells in input order.
+    perturbed, control : numpy.ndarray
+        Equal-length integer arrays of row indices, perturbed cells in input order.
     """
     types = np.asarray(cell_types)
     ctrl = np.asarray(is_control, dtype=bool)

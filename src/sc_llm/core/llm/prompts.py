@@ -44,12 +44,12 @@ class PromptTemplates:
     Parameters
     ----------
     cell_type_prediction
-        Prompt of cell-type prediction; its answer is :attr:`cell_type_answer`.
+        Prompt of cell-type prediction; its answer is ``cell_type_answer``.
     conditional_generation
-        Prompt of cell generation conditioned on a cell type; its answer is :attr:`sentence_answer`.
+        Prompt of cell generation conditioned on a cell type; its answer is ``sentence_answer``.
     perturbation
         Prompt of perturbation response: the control cell's sentence and the perturbation; its answer is
-        :attr:`sentence_answer` holding the perturbed cell's sentence.
+        ``sentence_answer`` holding the perturbed cell's sentence.
     sentence_answer
         Answer of the generative tasks. Must hold ``{cell_sentence}`` once; text after it ends the sentence.
     cell_type_answer

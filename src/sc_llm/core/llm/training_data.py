@@ -1,7 +1,7 @@
 """Tokenised prompt/answer examples for causal-LM fine-tuning: validation, padding, labels and batching.
 
 An example is a pair of token id sequences: the prompt (conditioning, never scored) and the answer (scored,
-followed by the end-of-sequence token). :func:`collate` turns a list of them into padded ``input_ids``,
+followed by the end-of-sequence token). :func:`.collate` turns a list of them into padded ``input_ids``,
 ``attention_mask``, ``position_ids`` and ``labels`` with ``-100`` on every prompt and padding position, on
 either padding side. :func:`plan_batches` yields the order in which examples are visited, epoch by epoch,
 reproducibly from a seed.
@@ -19,7 +19,7 @@ IGNORE_INDEX = -100
 
 @dataclass(frozen=True)
 class Example:
-    """One training example: ``prompt_ids`` then ``answer_ids`` (the EOS token is appended by :func:`collate`)."""
+    """One training example: ``prompt_ids`` then ``answer_ids`` (the EOS token is appended by :func:`.collate`)."""
 
     prompt_ids: tuple[int, ...]
     answer_ids: tuple[int, ...]

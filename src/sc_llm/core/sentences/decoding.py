@@ -178,7 +178,7 @@ class SentenceDecoder:
         return dec
 
     def predict(self, ranks: np.ndarray, genes: np.ndarray | None = None) -> np.ndarray:
-        """Expression at 1-based ``ranks`` of ``genes`` (indices into :attr:`genes`; needed for ``'per_gene'``)."""
+        """Expression at 1-based ``ranks`` of ``genes`` (indices into ``genes``; needed for ``'per_gene'``)."""
         x = np.log10(np.maximum(np.asarray(ranks, dtype=np.float64), 1.0))
         if self.kind == "isotonic":
             out = np.interp(x, self.iso_x, self.iso_y)
@@ -193,7 +193,7 @@ class SentenceDecoder:
         return np.maximum(out, self.floor)
 
     def decode(self, sentences: Sequence[str], var_names: Sequence[str] | None = None) -> tuple[Any, ParsedSentences]:
-        """Decode ``sentences`` into a cells × ``var_names`` CSR matrix (default :attr:`genes`) and the parse.
+        """Decode ``sentences`` into a cells × ``var_names`` CSR matrix (default ``genes``) and the parse.
 
         Words outside ``var_names`` are counted in the parse (``n_unknown``) and dropped; genes outside a
         ``'per_gene'`` decoder's vocabulary use the global line.

@@ -80,7 +80,7 @@ def _differences(old: Mapping, new: Mapping, prefix: str = "") -> list[str]:
 
 
 class ShardStore:
-    """A folder of sharded results; use :meth:`open_or_create` to start or resume a job.
+    """A folder of sharded results; use :meth:`~sc_llm.jobs.ShardStore.open_or_create` to start or resume a job.
 
     Parameters
     ----------
