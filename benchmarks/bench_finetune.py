@@ -69,13 +69,20 @@ def run_mode(args) -> dict:
     h = lm.history
     step = float(np.median(h["step_seconds"][1:] or h["step_seconds"]))  # the first step warms up
     return {
-        "mode": args.mode, "vocab": len(lm.tokenizer), "tokens_per_gene": (sum(answer) - len(genes)) / n_words,
+        "mode": args.mode,
+        "vocab": len(lm.tokenizer),
+        "tokens_per_gene": (sum(answer) - len(genes)) / n_words,
         "example_tokens": float(np.mean([p + a + 1 for p, a, c in zip(prompt, answer, ctrl, strict=True) if not c])),
-        "steps": h["n_steps"], "train_seconds": h["train_seconds"], "train_tokens": h["train_tokens"],
-        "step_seconds": step, "steps_per_s": 1.0 / step, "tokens_per_s": h["train_tokens"] / h["n_steps"] / step,
-        "fit_seconds": time.perf_counter() - start, "rss_before_mb": rss_before,
+        "steps": h["n_steps"],
+        "train_seconds": h["train_seconds"],
+        "train_tokens": h["train_tokens"],
+        "step_seconds": step,
+        "steps_per_s": 1.0 / step,
+        "tokens_per_s": h["train_tokens"] / h["n_steps"] / step,
+        "fit_seconds": time.perf_counter() - start,
+        "rss_before_mb": rss_before,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }  # fmt: skip
+    }
 
 
 def main() -> None:
@@ -95,9 +102,24 @@ def main() -> None:
         folder = smollm2_folder(args.layers, Path(tmp) / "smollm2")
         rows = []
         for mode in ("text", "token"):
-            cmd = [sys.executable, __file__, "--mode", mode, "--model", str(folder), "--layers", str(args.layers),
-                   "--n-genes", str(args.n_genes), "--batch-size", str(args.batch_size), "--steps", str(args.steps),
-                   "--threads", str(args.threads)]  # fmt: skip
+            cmd = [
+                sys.executable,
+                __file__,
+                "--mode",
+                mode,
+                "--model",
+                str(folder),
+                "--layers",
+                str(args.layers),
+                "--n-genes",
+                str(args.n_genes),
+                "--batch-size",
+                str(args.batch_size),
+                "--steps",
+                str(args.steps),
+                "--threads",
+                str(args.threads),
+            ]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             rows.append(json.loads(out.strip().splitlines()[-1]))
     print(f"model: SmolLM2-135M architecture, {args.layers}/30 layers, random weights; CPU, {args.threads} threads")

@@ -303,7 +303,8 @@ def cmd_project(args, measured: dict) -> None:
     flop_per_cell = minilm_flops(np.array([256]))  # MiniLM-L6 at its full 256-token context: ~6 GFLOP
     gpu = measured.get("gpu")
     gpu_rate = gpu["cells_s"] if gpu else args.gpu_peak_tflops * 1e12 * args.mfu / flop_per_cell
-    print(f"measured here: MiniLM {cpu_rate:.1f} cells/s per 2-core CPU process (median shard)")
+    source = "measured here" if eng else "assumed (run `engines` first to measure)"
+    print(f"{source}: MiniLM {cpu_rate:.1f} cells/s per 2-core CPU process (median shard)")
     if gpu:
         print(f"measured per GPU ({gpu['device']}): {gpu_rate:,.0f} cells/s")
     else:
@@ -312,11 +313,13 @@ def cmd_project(args, measured: dict) -> None:
             f"utilisation / {flop_per_cell / 1e9:.1f} GFLOP per cell (256 tokens) = {gpu_rate:,.0f} cells/s"
         )
     print(f"assumed: ${args.gpu_hour:.2f}/GPU-hour; {args.overhead_s:.0f} s start-up (Ray + model load); even shards")
-    serial = 1 / (1 / host["per_core"] + 1 / gpu_rate)
+    # as built: ranking and the shard commit run between forward passes; tokenising runs in a background thread
+    # while the GPU embeds (TextEncoder.encode on CUDA), so per cell it costs max(tokenise, forward), not the sum
+    serial = 1 / (1 / host["rank"] + 1 / host["commit"] + max(1 / host["tokenise"], 1 / gpu_rate))
     parallel = min(gpu_rate, host["per_core"] * args.cores_per_gpu)
     print(
-        "as built, each GPU actor does its host work (read, rank, tokenise, commit) on one core between forward "
-        f"passes: {serial:,.0f} cells/s per GPU (host-bound)"
+        "as built, each GPU actor ranks and commits its shards on one core between forward passes and tokenises "
+        f"in a background thread while the GPU computes: {serial:,.0f} cells/s per GPU"
     )
     print(f"if each GPU's host work were spread over {args.cores_per_gpu} cores (not built): {parallel:,.0f} cells/s")
     for name, rate in (("as built", serial), (f"host work on {args.cores_per_gpu} cores per GPU", parallel)):

@@ -90,8 +90,15 @@ def run(name: str, adata, label_key: str, seeds: list[int]) -> dict[str, bool]:
         f"{len(seeds)} seeds"
     )
     start = time.perf_counter()
-    sl.tl.compare_annotators(adata, label_key=label_key, use_reps=[TEXT, EXPR], seeds=seeds, fusion=list(FUSIONS),
-                             ensemble_controls=[EXPR], progress=False)  # fmt: skip
+    sl.tl.compare_annotators(
+        adata,
+        label_key=label_key,
+        use_reps=[TEXT, EXPR],
+        seeds=seeds,
+        fusion=list(FUSIONS),
+        ensemble_controls=[EXPR],
+        progress=False,
+    )
     table = adata.uns["scmpt_comparison"]["table"]
     print(adata.uns["scmpt_comparison"]["summary"].to_string())
     print(
@@ -104,13 +111,17 @@ def run(name: str, adata, label_key: str, seeds: list[int]) -> dict[str, bool]:
         print("  note: the text MLP beats the PCA MLP here, so the PCA ensemble control is not the best single one")
     best_knn = f1[[f"kNN ({TEXT})", f"kNN ({EXPR})"]].max()
     result = {"gain": fusion >= best_mlp + GAIN, "floor": fusion >= best_mlp - FLOOR, "knn": fusion >= best_knn}
-    print(f"  macro-F1: fusion {fusion:.3f}, concat {concat:.3f} ({concat - best_mlp:+.3f}), best single MLP "
-          f"{best_mlp:.3f}, best kNN {best_knn:.3f}; fusion - best MLP {fusion - best_mlp:+.3f} "
-          f"(>= +{GAIN}: {_ok(result['gain'])}; >= -{FLOOR}: {_ok(result['floor'])}), fusion - best kNN "
-          f"{fusion - best_knn:+.3f} ({_ok(result['knn'])})")  # fmt: skip
+    print(
+        f"  macro-F1: fusion {fusion:.3f}, concat {concat:.3f} ({concat - best_mlp:+.3f}), best single MLP "
+        f"{best_mlp:.3f}, best kNN {best_knn:.3f}; fusion - best MLP {fusion - best_mlp:+.3f} "
+        f"(>= +{GAIN}: {_ok(result['gain'])}; >= -{FLOOR}: {_ok(result['floor'])}), fusion - best kNN "
+        f"{fusion - best_knn:+.3f} ({_ok(result['knn'])})"
+    )
     paired = per_seed_difference(adata.uns["scmpt_comparison"]["per_seed"], table.index[0], f"ensemble ({EXPR})")
-    print(f"  what the text adds: fusion - same-budget PCA ensemble {fusion - control:+.3f} (per seed {paired}); "
-          f"ensembling alone: PCA ensemble - PCA MLP {control - f1[f'MLP ({EXPR})']:+.3f}")  # fmt: skip
+    print(
+        f"  what the text adds: fusion - same-budget PCA ensemble {fusion - control:+.3f} (per seed {paired}); "
+        f"ensembling alone: PCA ensemble - PCA MLP {control - f1[f'MLP ({EXPR})']:+.3f}"
+    )
     return result
 
 
@@ -154,8 +165,10 @@ def main() -> None:
     gains = sum(r["gain"] for r in results.values())
     for task, r in results.items():
         print(f"  {task}: gain {_ok(r['gain'])}, floor {_ok(r['floor'])}, >= best kNN {_ok(r['knn'])}")
-    print(f"  fusion >= best MLP + {GAIN} on {gains} of {len(results)} tasks (target: at least 2): "
-          f"{_ok(gains >= min(2, len(results)))}")  # fmt: skip
+    print(
+        f"  fusion >= best MLP + {GAIN} on {gains} of {len(results)} tasks (target: at least 2): "
+        f"{_ok(gains >= min(2, len(results)))}"
+    )
 
 
 if __name__ == "__main__":

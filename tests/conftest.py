@@ -307,17 +307,30 @@ def save_tiny_causal_lm(folder: Path, words: list[str], *, arch: str = "llama", 
     torch.manual_seed(seed)
     if arch == "llama":
         config = LlamaConfig(
-            vocab_size=len(fast), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
-            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-            eos_token_id=fast.eos_token_id, bos_token_id=fast.eos_token_id, tie_word_embeddings=True,
-        )  # fmt: skip
+            vocab_size=len(fast),
+            hidden_size=hidden,
+            intermediate_size=2 * hidden,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=2048,
+            eos_token_id=fast.eos_token_id,
+            bos_token_id=fast.eos_token_id,
+            tie_word_embeddings=True,
+        )
         net = LlamaForCausalLM(config)
     elif arch == "gpt_neox":
         config = GPTNeoXConfig(
-            vocab_size=len(fast), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
-            num_attention_heads=4, rotary_pct=0.25, max_position_embeddings=2048,
-            eos_token_id=fast.eos_token_id, bos_token_id=fast.eos_token_id,
-        )  # fmt: skip
+            vocab_size=len(fast),
+            hidden_size=hidden,
+            intermediate_size=2 * hidden,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            rotary_pct=0.25,
+            max_position_embeddings=2048,
+            eos_token_id=fast.eos_token_id,
+            bos_token_id=fast.eos_token_id,
+        )
         net = GPTNeoXForCausalLM(config)
     else:
         msg = f"arch must be 'llama' or 'gpt_neox', got {arch!r}"
@@ -372,8 +385,12 @@ def saved_cell_lms(kang_small, tmp_path_factory) -> dict[str, Path]:
     out = {}
     for name, task in [("perturbation", "perturbation"), ("generation", "conditional_generation")]:
         lm = sl.tl.CellLM.from_scratch(
-            list(kang_small.var_names), cell_types=kang_small.obs["cell_type"].unique(),
-            perturbations=["stimulated"], hidden_size=32, num_layers=1, device="cpu",
-        )  # fmt: skip
+            list(kang_small.var_names),
+            cell_types=kang_small.obs["cell_type"].unique(),
+            perturbations=["stimulated"],
+            hidden_size=32,
+            num_layers=1,
+            device="cpu",
+        )
         out[name] = lm.fit(kang_small, task=task, n_genes=8, config=fast).save(folder / name)
     return out

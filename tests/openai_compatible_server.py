@@ -67,14 +67,19 @@ class _Handler(BaseHTTPRequestHandler):
             text = fault[1]
         else:
             text = owner.respond(body["messages"], body)
-        choices = [] if fault == "no_choices" else [
-            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-        ]  # fmt: skip
+        choices = (
+            []
+            if fault == "no_choices"
+            else [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]
+        )
         reply = {
-            "id": f"chatcmpl-{len(owner.requests)}", "object": "chat.completion", "created": int(time.time()),
-            "model": body.get("model", owner.model_name), "choices": choices,
+            "id": f"chatcmpl-{len(owner.requests)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", owner.model_name),
+            "choices": choices,
             "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-        }  # fmt: skip
+        }
         self._send(200, json.dumps(reply).encode())
 
 

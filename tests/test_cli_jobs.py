@@ -10,9 +10,28 @@ from sc_llm.cli import main
 
 def test_generate_command_writes_the_cells_of_the_python_call_and_resumes(saved_cell_lms, tmp_path, capsys):
     store, out = tmp_path / "store", tmp_path / "gen.h5ad"
-    args = ["generate", "--model", str(saved_cell_lms["generation"]), "--cell-type", "B", "--cell-type", "NK",
-            "--n-cells", "3", "--n-genes", "5", "--seed", "4", "--shard-size", "4", "--store", str(store),
-            "--out", str(out), "--no-progress"]  # fmt: skip
+    args = [
+        "generate",
+        "--model",
+        str(saved_cell_lms["generation"]),
+        "--cell-type",
+        "B",
+        "--cell-type",
+        "NK",
+        "--n-cells",
+        "3",
+        "--n-genes",
+        "5",
+        "--seed",
+        "4",
+        "--shard-size",
+        "4",
+        "--store",
+        str(store),
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     assert main(args) == 0
     line = capsys.readouterr().out.strip()
     assert line.startswith("sc-llm generate: 2 shard(s) computed, 0 already done, 6 cells") and "100.0% valid" in line
@@ -34,8 +53,21 @@ def test_perturb_command(saved_cell_lms, kang_small, tmp_path, capsys):
     path = tmp_path / "ctrl.h5ad"
     ctrl.write_h5ad(path)
     out = tmp_path / "pred.zarr"
-    args = ["perturb", str(path), "--model", str(saved_cell_lms["perturbation"]), "--perturbation", "stimulated",
-            "--n-genes", "8", "--store", str(tmp_path / "s"), "--out", str(out), "--no-progress"]  # fmt: skip
+    args = [
+        "perturb",
+        str(path),
+        "--model",
+        str(saved_cell_lms["perturbation"]),
+        "--perturbation",
+        "stimulated",
+        "--n-genes",
+        "8",
+        "--store",
+        str(tmp_path / "s"),
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     assert main(args) == 0
     assert "5 cells" in capsys.readouterr().out
     pred = ad.read_zarr(out)
@@ -62,8 +94,20 @@ def query_reference(_pbmc, tmp_path):
 def test_annotate_command_knn_equals_the_python_call(query_reference, tmp_path, capsys):
     query, ref, (qp, rp) = query_reference
     out = tmp_path / "annotated.h5ad"
-    args = ["annotate", str(qp), "--reference", str(rp), "--label-key", "bulk_labels", "--use-rep", "X_pca",
-            "--k", "5", "--out", str(out)]  # fmt: skip
+    args = [
+        "annotate",
+        str(qp),
+        "--reference",
+        str(rp),
+        "--label-key",
+        "bulk_labels",
+        "--use-rep",
+        "X_pca",
+        "--k",
+        "5",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     line = capsys.readouterr().out
     assert line.startswith(f"sc-llm annotate: {query.n_obs} cells labelled by knn on X_pca from {ref.n_obs}")
@@ -76,9 +120,27 @@ def test_annotate_command_knn_equals_the_python_call(query_reference, tmp_path, 
 def test_annotate_command_embeds_with_a_resumable_cache(query_reference, tiny_bert_dir, tmp_path, capsys):
     _, _, (qp, rp) = query_reference
     out, cache = tmp_path / "a.h5ad", tmp_path / "cache"
-    args = ["annotate", str(qp), "--reference", str(rp), "--label-key", "bulk_labels", "--model", str(tiny_bert_dir),
-            "--cache-dir", str(cache), "--use-rep", "X_pca", "--method", "scmpt", "--out", str(out), "--no-progress",
-            "--batch-size", "64"]  # fmt: skip
+    args = [
+        "annotate",
+        str(qp),
+        "--reference",
+        str(rp),
+        "--label-key",
+        "bulk_labels",
+        "--model",
+        str(tiny_bert_dir),
+        "--cache-dir",
+        str(cache),
+        "--use-rep",
+        "X_pca",
+        "--method",
+        "scmpt",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--batch-size",
+        "64",
+    ]
     assert main(args) == 0
     got = ad.read_h5ad(out)
     assert "X_text" in got.obsm and "scmpt" in got.obs and got.uns["scmpt"]["params"]["use_reps"] is not None

@@ -72,9 +72,14 @@ def _embed(adata, args: argparse.Namespace, name: str) -> None:
         sl.pp.cell_sentences(adata)
     cache = None if args.cache_dir is None else args.cache_dir / name
     sl.tl.embed(
-        adata, model=args.model, key_added=args.embed_key, batch_size=args.batch_size, device=args.device,
-        cache_dir=cache, progress=not args.no_progress,
-    )  # fmt: skip
+        adata,
+        model=args.model,
+        key_added=args.embed_key,
+        batch_size=args.batch_size,
+        device=args.device,
+        cache_dir=cache,
+        progress=not args.no_progress,
+    )
 
 
 def annotate_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -94,9 +99,15 @@ def annotate_command(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     else:
         key = args.key_added or "scmpt"
         sl.tl.scmpt_annotate(
-            query, reference, label_key=args.label_key, use_reps=reps, key_added=key, seed=args.seed,
-            device=args.device, progress=not args.no_progress,
-        )  # fmt: skip
+            query,
+            reference,
+            label_key=args.label_key,
+            use_reps=reps,
+            key_added=key,
+            seed=args.seed,
+            device=args.device,
+            progress=not args.no_progress,
+        )
     write_atomic(query, args.out)
     counts = query.obs[key].value_counts()
     top = ", ".join(f"{label} {n}" for label, n in counts.head(3).items())

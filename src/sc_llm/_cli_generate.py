@@ -84,11 +84,21 @@ def check_store_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
 
 def _run_kwargs(args: argparse.Namespace) -> dict:
     return {
-        "n_genes": args.n_genes, "temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p,
-        "seed": args.seed, "batch_size": args.batch_size, "device": args.device, "shard_size": args.shard_size,
-        "engine": args.engine, "num_workers": args.num_workers, "num_gpus_per_worker": args.gpus_per_worker,
-        "max_retries": args.max_retries, "overwrite": args.overwrite, "progress": not args.no_progress,
-    }  # fmt: skip
+        "n_genes": args.n_genes,
+        "temperature": args.temperature,
+        "top_k": args.top_k,
+        "top_p": args.top_p,
+        "seed": args.seed,
+        "batch_size": args.batch_size,
+        "device": args.device,
+        "shard_size": args.shard_size,
+        "engine": args.engine,
+        "num_workers": args.num_workers,
+        "num_gpus_per_worker": args.gpus_per_worker,
+        "max_retries": args.max_retries,
+        "overwrite": args.overwrite,
+        "progress": not args.no_progress,
+    }
 
 
 def generate_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -112,10 +122,18 @@ def perturb_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -
     import sc_llm as sl
 
     store = sl.jobs.perturb(
-        args.input, args.store, model=args.model, perturbation=args.perturbation, sentence_key=args.sentence_key,
-        cell_type_key=args.cell_type_key, layer=args.layer, use_raw=args.use_raw, gene_symbols=args.gene_symbols,
-        do_sample=args.sample, **_run_kwargs(args),
-    )  # fmt: skip
+        args.input,
+        args.store,
+        model=args.model,
+        perturbation=args.perturbation,
+        sentence_key=args.sentence_key,
+        cell_type_key=args.cell_type_key,
+        layer=args.layer,
+        use_raw=args.use_raw,
+        gene_symbols=args.gene_symbols,
+        do_sample=args.sample,
+        **_run_kwargs(args),
+    )
     _finish("perturb", args, store, input=args.input)
     return 0
 

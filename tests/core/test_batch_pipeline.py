@@ -144,3 +144,15 @@ def test_prefetched_raises_the_producers_error_after_the_good_items():
     assert next(it) == 1
     with pytest.raises(OSError, match="chunk 2 unreadable"):
         next(it)
+
+
+def test_tokenising_overlapped_with_embedding_gives_the_same_result(tiny_bert_dir):
+    """The CUDA path of ``encode`` (tokenise chunk k+1 while chunk k embeds), run on the CPU with small chunks."""
+    rng = np.random.default_rng(1)
+    genes = ["CD3E", "LYZ", "MS4A1", "CD79A", "NKG7", "GNLY", "CST3", "S100A8"]
+    sentences = [" ".join(rng.choice(genes, rng.integers(1, 12))) for _ in range(23)]
+    enc = TextEncoder(str(tiny_bert_dir), device="cpu", max_length=10)
+    X, truncated = enc.encode(sentences, batch_size=4, progress=False)
+    X2, truncated2 = enc._encode_overlapped(sentences, chunk=5, batch_size=4, progress=False)
+    np.testing.assert_allclose(X2, X, rtol=0, atol=1e-6)
+    assert truncated.any() and (truncated2 == truncated).all()

@@ -85,8 +85,9 @@ def test_temperature_recovers_a_known_temperature_and_keeps_predictions():
 def test_stacked_fusion_learns_what_neither_representation_knows_alone():
     reps, codes = two_bit_data(300)
     tr, te = stratified_split(codes, 0.25, seed=0)
-    module, hist = train_stacked_fusion([X[tr] for X in reps], codes[tr], 4, n_folds=3,
-                                        architecture={"hidden": 16}, **FAST)  # fmt: skip
+    module, hist = train_stacked_fusion(
+        [X[tr] for X in reps], codes[tr], 4, n_folds=3, architecture={"hidden": 16}, **FAST
+    )
     assert isinstance(module, StackedFusion) and module.in_dims == [8, 6]
     assert len(hist["weights"]) == 2 and min(hist["weights"]) > 0.3  # both bits are needed
     # Bayes accuracy here is about 0.87 (each bit read right with probability 0.93); 3-fold members see 2/3 of it
@@ -95,18 +96,22 @@ def test_stacked_fusion_learns_what_neither_representation_knows_alone():
     # the forward pass is the weighted sum of each representation's mean member probabilities (in logs)
     x = [torch.as_tensor(X[te]) for X in reps]
     with torch.no_grad():
-        experts = [torch.stack([torch.softmax(m(xi), 1) for m in ms]).mean(0).log() for ms, xi in
-                   zip(module.members, x, strict=True)]  # fmt: skip
+        experts = [
+            torch.stack([torch.softmax(m(xi), 1) for m in ms]).mean(0).log()
+            for ms, xi in zip(module.members, x, strict=True)
+        ]
         expected = sum(float(w) * e for w, e in zip(module.weights, experts, strict=True))
         torch.testing.assert_close(module(*x), expected)
     # seeded: the same run twice gives the same weights; rebuilt from its config + state it predicts the same
-    again, hist2 = train_stacked_fusion([X[tr] for X in reps], codes[tr], 4, n_folds=3,
-                                        architecture={"hidden": 16}, **FAST)  # fmt: skip
+    again, hist2 = train_stacked_fusion(
+        [X[tr] for X in reps], codes[tr], 4, n_folds=3, architecture={"hidden": 16}, **FAST
+    )
     assert hist2 == hist
     rebuilt = build_module(module.config())
     rebuilt.load_state_dict(module.state_dict())
-    np.testing.assert_array_equal(predict_proba(rebuilt.eval(), [X[te] for X in reps]),
-                                  predict_proba(again, [X[te] for X in reps]))  # fmt: skip
+    np.testing.assert_array_equal(
+        predict_proba(rebuilt.eval(), [X[te] for X in reps]), predict_proba(again, [X[te] for X in reps])
+    )
 
 
 def test_concat_reproduces_the_papers_network_and_single_reps_are_plain_networks():
@@ -126,10 +131,12 @@ def test_concat_reproduces_the_papers_network_and_single_reps_are_plain_networks
     # calibration divides the logits by the temperature fitted on the validation cells, predictions unchanged
     cal, hist = train_any_fusion([X[tr] for X in reps], codes[tr], 4, fusion="concat", **args)
     assert hist["temperature"] == cal.temperature != 1.0
-    np.testing.assert_array_equal(predict_proba(cal, args["val_reps"]).argmax(1),
-                                  predict_proba(new, args["val_reps"]).argmax(1))  # fmt: skip
-    single, hist = train_any_fusion([reps[0][tr]], codes[tr], 4, fusion="stacked",
-                                    **{**args, "val_reps": [reps[0][va]]})  # fmt: skip
+    np.testing.assert_array_equal(
+        predict_proba(cal, args["val_reps"]).argmax(1), predict_proba(new, args["val_reps"]).argmax(1)
+    )
+    single, hist = train_any_fusion(
+        [reps[0][tr]], codes[tr], 4, fusion="stacked", **{**args, "val_reps": [reps[0][va]]}
+    )
     assert type(single) is FusionClassifier and hist["fusion"] == "single"
     with pytest.raises(ValueError, match="`fusion` must be one of"):
         train_any_fusion(reps, codes, 4, fusion="attention")

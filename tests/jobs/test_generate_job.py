@@ -87,8 +87,9 @@ def test_bad_inputs_are_refused_before_anything_runs(models, kang_small, tmp_pat
         sl.jobs.read_cells(emb)
     other = kang_small[6:12].copy()
     other.write_h5ad(tmp_path / "other.h5ad")
-    store = sl.jobs.perturb(path, tmp_path / "p", model=models["perturbation"], perturbation="stimulated",
-                            n_genes=4, progress=False)  # fmt: skip
+    store = sl.jobs.perturb(
+        path, tmp_path / "p", model=models["perturbation"], perturbation="stimulated", n_genes=4, progress=False
+    )
     with pytest.raises(ValueError, match="not the file this job read"):
         sl.jobs.read_cells(store, input=tmp_path / "other.h5ad")
 

@@ -18,9 +18,13 @@ def kang_small():
 @pytest.fixture(scope="module")
 def scratch_lm(kang_small):
     m = sl.tl.CellLM.from_scratch(
-        list(kang_small.var_names), cell_types=kang_small.obs["cell_type"].unique(), perturbations=["stimulated"],
-        hidden_size=32, num_layers=1, device="cpu",
-    )  # fmt: skip
+        list(kang_small.var_names),
+        cell_types=kang_small.obs["cell_type"].unique(),
+        perturbations=["stimulated"],
+        hidden_size=32,
+        num_layers=1,
+        device="cpu",
+    )
     return m.fit(kang_small, n_genes=8, config=FAST)
 
 
@@ -96,9 +100,13 @@ def test_fit_adds_control_identity_pairs_unless_asked_not_to(kang_small):
     counts = {}
     for flag in (True, False):
         m = sl.tl.CellLM.from_scratch(
-            list(kang_small.var_names), cell_types=obs["cell_type"].unique(), perturbations=["stimulated"],
-            hidden_size=16, num_layers=1, device="cpu",
-        )  # fmt: skip
+            list(kang_small.var_names),
+            cell_types=obs["cell_type"].unique(),
+            perturbations=["stimulated"],
+            hidden_size=16,
+            num_layers=1,
+            device="cpu",
+        )
         m.fit(kang_small, n_genes=4, control_pairs=flag, config={**FAST, "max_steps": 1})
         counts[flag] = m.history["n_train"] + m.history["n_validation"]
     assert counts == {True: n_pert + int(is_ctrl.sum()), False: n_pert}

@@ -117,8 +117,9 @@ def test_several_fusions_ece_and_a_phenotype_label():
 
     adata = two_bit_adata(160)
     adata.obs["condition"] = pd.Categorical(np.where(adata.obs["cell_type"].isin(["t1", "t3"]), "stim", "ctrl"))
-    sl.tl.compare_annotators(adata, label_key="condition", use_reps=["X_a", "X_b"], seeds=[0], k=5,
-                             fusion=["stacked", "concat"], **FAST)  # fmt: skip
+    sl.tl.compare_annotators(
+        adata, label_key="condition", use_reps=["X_a", "X_b"], seeds=[0], k=5, fusion=["stacked", "concat"], **FAST
+    )
     res = adata.uns["scmpt_comparison"]
     assert list(res["table"].index)[:2] == ["scMPT (X_a + X_b)", "scMPT[concat] (X_a + X_b)"]
     assert res["params"]["fusion"] == ["stacked", "concat"]
@@ -138,8 +139,9 @@ def test_several_fusions_ece_and_a_phenotype_label():
 def test_ensemble_controls_separate_fusion_from_ensembling():
     """'ensemble (a)' is the same fusion on copies of one representation: it cannot see the other bit."""
     adata = two_bit_adata(200)
-    sl.tl.compare_annotators(adata, label_key="cell_type", use_reps=["X_a", "X_b"], seeds=[0, 1],
-                             ensemble_controls=True, **FAST)  # fmt: skip
+    sl.tl.compare_annotators(
+        adata, label_key="cell_type", use_reps=["X_a", "X_b"], seeds=[0, 1], ensemble_controls=True, **FAST
+    )
     res = adata.uns["scmpt_comparison"]
     table = res["table"]
     assert list(table.index)[:3] == ["scMPT (X_a + X_b)", "ensemble (X_a)", "ensemble (X_b)"]
@@ -153,8 +155,9 @@ def test_ensemble_controls_separate_fusion_from_ensembling():
     # the label in X_a alone, X_b pure noise: the control on X_a does as well as the fusion (nothing to fuse)
     adata.obs["bit"] = pd.Categorical(np.where(adata.obs["cell_type"].isin(["t1", "t3"]), "one", "zero"))
     adata.obsm["X_b"] = np.random.default_rng(1).normal(size=adata.obsm["X_b"].shape).astype(np.float32)
-    sl.tl.compare_annotators(adata, label_key="bit", use_reps=["X_a", "X_b"], seeds=[0], ensemble_controls=["X_a"],
-                             **FAST)  # fmt: skip
+    sl.tl.compare_annotators(
+        adata, label_key="bit", use_reps=["X_a", "X_b"], seeds=[0], ensemble_controls=["X_a"], **FAST
+    )
     acc = adata.uns["scmpt_comparison"]["table"]["accuracy_mean"]
     assert "ensemble (X_b)" not in acc.index and acc["ensemble (X_a)"] > 0.85
     assert abs(acc["scMPT (X_a + X_b)"] - acc["ensemble (X_a)"]) <= 0.05

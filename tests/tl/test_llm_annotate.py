@@ -59,9 +59,16 @@ def test_endpoint_with_categories(cells, tmp_path):
 
     with ChatServer(lambda messages, body: next(replies)) as server:
         adata = sl.tl.llm_annotate(
-            cells[:5], model="m", categories=CATS, backend="openai", base_url=server.base_url, cache_dir=tmp_path,
-            truth_key="bulk_labels", endpoint_kwargs={"max_concurrency": 1}, copy=True,
-        )  # fmt: skip
+            cells[:5],
+            model="m",
+            categories=CATS,
+            backend="openai",
+            base_url=server.base_url,
+            cache_dir=tmp_path,
+            truth_key="bulk_labels",
+            endpoint_kwargs={"max_concurrency": 1},
+            copy=True,
+        )
         prompt = server.requests[0]["body"]["messages"][-1]["content"]
     assert "1. CD14+ Monocyte" in prompt and "4. Dendritic" in prompt  # the endpoint sees the list
     labels = adata.obs["llm_annotate"]

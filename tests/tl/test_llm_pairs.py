@@ -16,9 +16,14 @@ def test_perturbation_pairs_on_kang(_kang):
     before = adata.obs.copy()
     held = ["B"]
     table = perturbation_pairs(
-        adata, condition_key="condition", control="control", cell_type_key="cell_type", test_size=0.1,
-        held_out_cell_types=held, seed=0,
-    )  # fmt: skip
+        adata,
+        condition_key="condition",
+        control="control",
+        cell_type_key="cell_type",
+        test_size=0.1,
+        held_out_cell_types=held,
+        seed=0,
+    )
     pd.testing.assert_frame_equal(adata.obs, before)  # read-only
     stim = adata.obs_names[adata.obs["condition"] != "control"]
     assert set(table.index) == set(stim) and list(table.columns) == [

@@ -103,9 +103,13 @@ def test_endpoint_backend_against_a_local_server(ranked, tmp_path, monkeypatch):
         return replies.get(row, cands[row][0].lower().replace(" ", ""))
 
     kwargs = {
-        "model": "served-model", "backend": "openai", "truth_key": "bulk_labels", "n_genes": 10, "cache_dir": tmp_path,
+        "model": "served-model",
+        "backend": "openai",
+        "truth_key": "bulk_labels",
+        "n_genes": 10,
+        "cache_dir": tmp_path,
         "endpoint_kwargs": {"timeout": 0.5, "max_retries": 2, "backoff": 0.01, "max_concurrency": 2},
-    }  # fmt: skip
+    }
     with ChatServer(respond, delay=2.0) as server:
         server.faults.extend(["timeout", "429"])
         sl.tl.llm_rerank(adata, base_url=server.base_url, **kwargs)

@@ -66,8 +66,9 @@ def test_stacked_default_phenotype_label_and_calibrated_confidence(tmp_path):
     """The default fusion trains on every labelled cell (no validation metrics), saves, loads and predicts the same."""
     adata = two_bit_adata()
     adata.obs["condition"] = pd.Categorical(np.where(adata.obs["cell_type"].isin(["t2", "t3"]), "stim", "ctrl"))
-    sl.tl.scmpt_annotate(adata, label_key="condition", use_reps=["X_a", "X_b"], n_folds=3, save_model=tmp_path / "m",
-                         **FAST)  # fmt: skip
+    sl.tl.scmpt_annotate(
+        adata, label_key="condition", use_reps=["X_a", "X_b"], n_folds=3, save_model=tmp_path / "m", **FAST
+    )
     uns = adata.uns["scmpt"]
     assert uns["params"]["fusion"] == "stacked" and uns["params"]["n_folds"] == 3
     assert uns["params"]["n_train"] == 240 and uns["params"]["n_validation"] == 0 and "metrics" not in uns

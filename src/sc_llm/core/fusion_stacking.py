@@ -107,8 +107,14 @@ class StackedFusion(nn.Module):
         Arguments of every member :class:`~sc_llm.core.fusion.FusionClassifier` (``hidden``, ``dropout`` …).
     """
 
-    def __init__(self, in_dims: Sequence[int], n_classes: int, n_folds: int = 5,
-                 weights: Sequence[float] | None = None, **architecture: Any):  # fmt: skip
+    def __init__(
+        self,
+        in_dims: Sequence[int],
+        n_classes: int,
+        n_folds: int = 5,
+        weights: Sequence[float] | None = None,
+        **architecture: Any,
+    ):
         super().__init__()
         self.in_dims, self.n_classes, self.n_folds = [int(d) for d in in_dims], int(n_classes), int(n_folds)
         if n_folds < 1:
@@ -132,8 +138,14 @@ class StackedFusion(nn.Module):
 
     def config(self) -> dict[str, Any]:
         """Constructor arguments, JSON-serialisable (``kind`` tells :func:`build_module` which class to build)."""
-        return {"kind": "stacked", "in_dims": self.in_dims, "n_classes": self.n_classes, "n_folds": self.n_folds,
-                "weights": [float(w) for w in self.weights], **self.architecture}  # fmt: skip
+        return {
+            "kind": "stacked",
+            "in_dims": self.in_dims,
+            "n_classes": self.n_classes,
+            "n_folds": self.n_folds,
+            "weights": [float(w) for w in self.weights],
+            **self.architecture,
+        }
 
     def expert_log_probs(self, *reps: torch.Tensor) -> list[torch.Tensor]:
         """Each representation's expert: log of the mean class probability of its members."""
@@ -203,8 +215,9 @@ def train_stacked_fusion(
         for k in range(n_folds):
             tr, va = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
             member = module.members[i][k]
-            hist = train_classifier(member, [X[tr]], codes[tr], val_reps=[X[va]], val_codes=codes[va],
-                                    seed=seed * 1000 + 100 * i + k, **fit)  # fmt: skip
+            hist = train_classifier(
+                member, [X[tr]], codes[tr], val_reps=[X[va]], val_codes=codes[va], seed=seed * 1000 + 100 * i + k, **fit
+            )
             epochs.append(hist["n_epochs"])
             best.append(hist["best_epoch"])
             device = hist["device"]
@@ -218,10 +231,14 @@ def train_stacked_fusion(
     z = torch.as_tensor(sum(w * lp for w, lp in zip(weights, oof, strict=True)))
     y = torch.as_tensor(codes, dtype=torch.long)
     history = {
-        "weights": [float(w) for w in weights], "oof_loss": float(nn.functional.cross_entropy(z, y)),
-        "oof_accuracy": float((z.argmax(1) == y).double().mean()), "n_epochs": float(np.mean(epochs)),
-        "best_epoch": float(np.mean(best)), "member_epochs": [int(e) for e in epochs], "device": str(device),
-    }  # fmt: skip
+        "weights": [float(w) for w in weights],
+        "oof_loss": float(nn.functional.cross_entropy(z, y)),
+        "oof_accuracy": float((z.argmax(1) == y).double().mean()),
+        "n_epochs": float(np.mean(epochs)),
+        "best_epoch": float(np.mean(best)),
+        "member_epochs": [int(e) for e in epochs],
+        "device": str(device),
+    }
     return module.eval(), history
 
 
@@ -284,11 +301,20 @@ def train_any_fusion(
         if has_val:
             reps = [np.concatenate([X, V]) for X, V in zip(reps, val_reps, strict=True)]
             codes = np.concatenate([codes, val_codes])
-        module, history = train_stacked_fusion(reps, codes, n_classes, n_folds=n_folds, architecture=architecture,
-                                               **fit)  # fmt: skip
+        module, history = train_stacked_fusion(
+            reps, codes, n_classes, n_folds=n_folds, architecture=architecture, **fit
+        )
         return module, {**history, "fusion": "stacked"}
-    module, history = train_fusion(reps, codes, n_classes, val_reps=val_reps, val_codes=val_codes,
-                                   pretrain=fusion == "pretrained", architecture=architecture, **fit)  # fmt: skip
+    module, history = train_fusion(
+        reps,
+        codes,
+        n_classes,
+        val_reps=val_reps,
+        val_codes=val_codes,
+        pretrain=fusion == "pretrained",
+        architecture=architecture,
+        **fit,
+    )
     history["fusion"] = fusion if len(reps) > 1 else "single"
     if calibrate and has_val:
         proba = predict_proba(module, val_reps, device=fit.get("device"))

@@ -61,6 +61,9 @@ def load_gene_tokenizer(
     return GeneTokenizer(tokenizer, context_length(config, st, max_length), prefix)
 
 
+TOKENIZE_CHUNK = 4096  # sentences tokenised at a time while the GPU embeds the previous ones
+
+
 def as_text_encoder(model: Any, **settings: Any) -> TextEncoder:
     """The one way to get a :class:`TextEncoder`: ``model`` itself if it is one, else loaded with ``settings``.
 
@@ -202,9 +205,14 @@ class TextEncoder:
         return out
 
     def encode_ids(
-        self, ids: Sequence[Sequence[int]], *, batch_size: int = 32, token_budget: int | None = None,
-        progress: bool = True, desc: str = "embedding",
-    ) -> np.ndarray:  # fmt: skip
+        self,
+        ids: Sequence[Sequence[int]],
+        *,
+        batch_size: int = 32,
+        token_budget: int | None = None,
+        progress: bool = True,
+        desc: str = "embedding",
+    ) -> np.ndarray:
         """Embed pre-tokenised sequences; batches are formed by length and the input order is restored.
 
         With ``token_budget``, a batch holds as many sequences as fit in that many padded tokens (cells ×
@@ -244,13 +252,44 @@ class TextEncoder:
             yield from ordered_map(lambda idx: self._embed_batch(ids, idx), batches, workers=n, ahead=n)
 
     def encode(
-        self, sentences: Sequence[str], *, batch_size: int = 32, token_budget: int | None = None,
-        progress: bool = True, desc: str = "embedding",
-    ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-        """Embed cell sentences: ``(embeddings, truncated)``; ``desc`` labels the progress bar."""
+        self,
+        sentences: Sequence[str],
+        *,
+        batch_size: int = 32,
+        token_budget: int | None = None,
+        progress: bool = True,
+        desc: str = "embedding",
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Embed cell sentences: ``(embeddings, truncated)``; ``desc`` labels the progress bar.
+
+        On CUDA, sentences are tokenised in chunks of ``TOKENIZE_CHUNK`` in a background thread while the GPU
+        embeds the previous chunk (tokenising is host work that would otherwise leave the GPU idle).
+        """
+        kw = {"batch_size": batch_size, "token_budget": token_budget}
+        if self.device.type == "cuda" and len(sentences) > TOKENIZE_CHUNK:
+            return self._encode_overlapped(sentences, progress=progress, desc=desc, **kw)
         ids, truncated = self.tokenize(sentences)
-        X = self.encode_ids(ids, batch_size=batch_size, token_budget=token_budget, progress=progress, desc=desc)
-        return X, truncated
+        return self.encode_ids(ids, progress=progress, desc=desc, **kw), truncated
+
+    def _encode_overlapped(
+        self, sentences: Sequence[str], *, chunk: int = 0, progress: bool = True, desc: str = "embedding", **kw
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`encode` with tokenising of the next chunk overlapping the embedding of this one."""
+        from tqdm.auto import tqdm
+
+        from .batch_pipeline import prefetched
+
+        chunk = chunk or TOKENIZE_CHUNK
+        starts = range(0, len(sentences), chunk)
+        out = np.zeros((len(sentences), self.dim), dtype=np.float32)
+        truncated = np.zeros(len(sentences), dtype=bool)
+        tokenised = prefetched(starts, transform=lambda i: (i, self.tokenize(sentences[i : i + chunk])))
+        with tqdm(total=len(sentences), disable=not progress, desc=desc, unit="cell") as bar:
+            for start, (ids, flags) in tokenised:
+                out[start : start + len(ids)] = self.encode_ids(ids, progress=False, **kw)
+                truncated[start : start + len(ids)] = flags
+                bar.update(len(ids))
+        return out, truncated
 
 
 def length_batches(lengths: Sequence[int], *, batch_size: int = 32, token_budget: int | None = None) -> list:

@@ -153,9 +153,14 @@ def run_text_job(
         "trust_remote_code": trust_remote_code,
     }
     task = TextEmbedTask(
-        model, reader, calibration, batch_size=batch_size, token_budget=token_budget,
-        encoder_kwargs=encoder_kwargs, encoder=encoder,
-    )  # fmt: skip
+        model,
+        reader,
+        calibration,
+        batch_size=batch_size,
+        token_budget=token_budget,
+        encoder_kwargs=encoder_kwargs,
+        encoder=encoder,
+    )
     start = logg.info(
         f"embedding {n_cells} cells with {model!r} into {str(store)!r}: {len(shard_store.pending())} of "
         f"{shard_store.n_shards} shards to compute ({engine} engine)"

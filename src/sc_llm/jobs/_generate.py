@@ -46,9 +46,14 @@ def _run(task, identity: dict, store, *, n_cells: int, shard_size: int, run: dic
         f"shards to compute ({run['engine']} engine)"
     )
     summary = run_engine(
-        task, shard_store, run["engine"], run["num_workers"], run["num_gpus_per_worker"], run["max_retries"],
+        task,
+        shard_store,
+        run["engine"],
+        run["num_workers"],
+        run["num_gpus_per_worker"],
+        run["max_retries"],
         run["progress"],
-    )  # fmt: skip
+    )
     logg.info(f"    {summary.line()}", time=start)
     shard_store.last_run = summary
     return shard_store
@@ -58,8 +63,15 @@ def _sampling(n_genes, do_sample, temperature, top_k, top_p, seed, batch_size) -
     if n_genes < 1 or batch_size < 1 or seed < 0:
         msg = f"Need n_genes >= 1, batch_size >= 1 and seed >= 0; got {n_genes}, {batch_size}, {seed}."
         raise ValueError(msg)
-    return {"n_genes": int(n_genes), "do_sample": bool(do_sample), "temperature": float(temperature),
-            "top_k": top_k, "top_p": top_p, "seed": int(seed), "batch_size": int(batch_size)}  # fmt: skip
+    return {
+        "n_genes": int(n_genes),
+        "do_sample": bool(do_sample),
+        "temperature": float(temperature),
+        "top_k": top_k,
+        "top_p": top_p,
+        "seed": int(seed),
+        "batch_size": int(batch_size),
+    }
 
 
 def generate_cells(
@@ -119,14 +131,21 @@ def generate_cells(
     codes, names = pd.factorize(pd.Series(types), sort=True)
     sampling = _sampling(n_genes, do_sample, temperature, top_k, top_p, seed, batch_size)
     identity = {
-        "job": "generate/cells", "model": model_ident, "params": {**sampling, "device": device},
+        "job": "generate/cells",
+        "model": model_ident,
+        "params": {**sampling, "device": device},
         "input": {"n_cells": len(types), "cell_types": list(names), "codes_sha256": _codes_hash(codes)},
         "sc_llm_version": _version(),
-    }  # fmt: skip
+    }
     task = SentenceGenerationTask(
-        folder, "conditional_generation", codes.astype(np.int32), list(names), np.arange(len(types), dtype=np.uint64),
-        device=device, **sampling,
-    )  # fmt: skip
+        folder,
+        "conditional_generation",
+        codes.astype(np.int32),
+        list(names),
+        np.arange(len(types), dtype=np.uint64),
+        device=device,
+        **sampling,
+    )
     run = _run_options(engine, num_workers, num_gpus_per_worker, max_retries, overwrite, progress)
     return _run(task, identity, store, n_cells=len(types), shard_size=shard_size, run=run, what="generating")
 
@@ -138,5 +157,11 @@ def _codes_hash(codes: np.ndarray) -> str:
 
 
 def _run_options(engine, num_workers, num_gpus_per_worker, max_retries, overwrite, progress) -> dict[str, Any]:
-    return {"engine": engine, "num_workers": num_workers, "num_gpus_per_worker": num_gpus_per_worker,
-            "max_retries": max_retries, "overwrite": overwrite, "progress": progress}  # fmt: skip
+    return {
+        "engine": engine,
+        "num_workers": num_workers,
+        "num_gpus_per_worker": num_gpus_per_worker,
+        "max_retries": max_retries,
+        "overwrite": overwrite,
+        "progress": progress,
+    }

@@ -96,19 +96,31 @@ def perturb(
     codes, names = pd.factorize(cells.obs_column(cell_type_key).astype(str), sort=True)
     sampling = _sampling(n_genes, do_sample, temperature, top_k, top_p, seed, batch_size)
     identity = {
-        "job": "generate/perturbation", "model": model_ident,
+        "job": "generate/perturbation",
+        "model": model_ident,
         "params": {**sampling, "perturbation": perturbation, "device": device},
         "input": {
-            "name": Path(input).name, "n_obs": len(obs_names), "obs_names_sha256": hash_strings(obs_names),
-            "cell_type_key": cell_type_key, "cell_types": list(names), "codes_sha256": _codes_hash(codes),
+            "name": Path(input).name,
+            "n_obs": len(obs_names),
+            "obs_names_sha256": hash_strings(obs_names),
+            "cell_type_key": cell_type_key,
+            "cell_types": list(names),
+            "codes_sha256": _codes_hash(codes),
             "genes_sha256": None if reader.from_obs else hash_strings(cells.gene_names(gene_symbols)),
             **reader.params(),
         },
         "sc_llm_version": _version(),
-    }  # fmt: skip
+    }
     task = SentenceGenerationTask(
-        folder, "perturbation", codes.astype(np.int32), list(names), obs_name_keys(obs_names), sentences=reader,
-        perturbation=perturbation, device=device, **sampling,
-    )  # fmt: skip
+        folder,
+        "perturbation",
+        codes.astype(np.int32),
+        list(names),
+        obs_name_keys(obs_names),
+        sentences=reader,
+        perturbation=perturbation,
+        device=device,
+        **sampling,
+    )
     run = _run_options(engine, num_workers, num_gpus_per_worker, max_retries, overwrite, progress)
     return _run(task, identity, store, n_cells=len(obs_names), shard_size=shard_size, run=run, what="perturbing")

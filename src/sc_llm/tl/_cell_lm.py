@@ -100,9 +100,15 @@ class CellLM(CellLanguageModel):
         cell_types = check_obs(adata, cell_type_key).astype(str).to_numpy()
         conditions = check_obs(adata, condition_key).astype(str).to_numpy() if task == "perturbation" else None
         examples = self.examples(
-            genes, cell_types, task=task, conditions=conditions, control=control, n_genes=n_genes, seed=seed,
+            genes,
+            cell_types,
+            task=task,
+            conditions=conditions,
+            control=control,
+            n_genes=n_genes,
+            seed=seed,
             control_pairs=control_pairs,
-        )  # fmt: skip
+        )
         if not examples:
             msg = "No training examples: no perturbed cell has a control cell of the same cell type."
             raise ValueError(msg)
@@ -153,15 +159,26 @@ class CellLM(CellLanguageModel):
             for g, ct in zip(genes, cell_types, strict=True)
         ]
         res = self.generate(
-            prompts, max_genes=n_genes, do_sample=do_sample, temperature=temperature, seed=seed,
-            cell_keys=obs_name_keys(adata.obs_names), batch_size=batch_size, progress=progress,
-        )  # fmt: skip
+            prompts,
+            max_genes=n_genes,
+            do_sample=do_sample,
+            temperature=temperature,
+            seed=seed,
+            cell_keys=obs_name_keys(adata.obs_names),
+            batch_size=batch_size,
+            progress=progress,
+        )
         obs = pd.DataFrame(
             {cell_type_key: pd.Categorical(cell_types), "control_cell": np.asarray(adata.obs_names)},
             index=[f"pred_{i}" for i in range(len(prompts))],
         )
-        params = {"perturbation": perturbation, "n_genes": n_genes, "do_sample": do_sample,
-                  "temperature": temperature, "seed": seed}  # fmt: skip
+        params = {
+            "perturbation": perturbation,
+            "n_genes": n_genes,
+            "do_sample": do_sample,
+            "temperature": temperature,
+            "seed": seed,
+        }
         return cells_anndata(self, res, obs, params)
 
 
@@ -180,8 +197,9 @@ def cells_anndata(model: CellLanguageModel, res, obs: pd.DataFrame, params: dict
         X = sparse.csr_matrix((len(sentences), len(model.vocab.genes)), dtype=np.float32)
     uns = {
         "params": {**params, "base": _plain(model.base), "gene_mode": model.vocab.mode},
-        "valid_gene_share": res.valid_share, "tokens_per_second": res.tokens_per_second,
-    }  # fmt: skip
+        "valid_gene_share": res.valid_share,
+        "tokens_per_second": res.tokens_per_second,
+    }
     return ad.AnnData(X=sparse.csr_matrix(X, dtype=np.float32), obs=obs, var=var, uns={"cell_lm": uns})
 
 
@@ -196,6 +214,12 @@ def _fit_decoder(adata, genes: Sequence[list[str]], layer, use_raw, gene_symbols
     names = get_gene_names(var, gene_symbols)
     sentences = [" ".join(g) for g in genes]
     return fit_decoder_arrays(
-        X, np.asarray(names, dtype=object), sentences, kind=kind, max_rank=1000, shrinkage=20.0, test_size=0.2,
+        X,
+        np.asarray(names, dtype=object),
+        sentences,
+        kind=kind,
+        max_rank=1000,
+        shrinkage=20.0,
+        test_size=0.2,
         seed=seed,
-    )  # fmt: skip
+    )

@@ -226,8 +226,10 @@ def comparison_methods(
     ``'ensemble (a)'`` for every key in ``controls``: the first fusion on ``len(use_reps)`` copies of ``a``.
     """
     both = " + ".join(use_reps)
-    methods = [(f"scMPT ({both})" if j == 0 else f"scMPT[{f}] ({both})", list(range(len(use_reps))), "mlp", f)
-               for j, f in enumerate(fusions[: 1 if len(use_reps) == 1 else None])]  # fmt: skip
+    methods = [
+        (f"scMPT ({both})" if j == 0 else f"scMPT[{f}] ({both})", list(range(len(use_reps))), "mlp", f)
+        for j, f in enumerate(fusions[: 1 if len(use_reps) == 1 else None])
+    ]
     n = max(2, len(use_reps))  # with one key the fusion row is already its MLP: the control fuses two copies
     methods += [(f"ensemble ({r})", [use_reps.index(r)] * n, "mlp", fusions[0]) for r in controls]
     if len(use_reps) > 1:

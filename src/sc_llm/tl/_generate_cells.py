@@ -81,13 +81,27 @@ def generate_cells(
     start = logg.info(f"generating {len(types)} cells")
     prompts = [model.prompt_ids("conditional_generation", cell_type=ct, num_genes=n_genes) for ct in types]
     res = model.generate(
-        prompts, max_genes=n_genes, do_sample=do_sample, temperature=temperature, top_k=top_k, top_p=top_p,
-        seed=seed, batch_size=batch_size, progress=progress,
-    )  # fmt: skip
+        prompts,
+        max_genes=n_genes,
+        do_sample=do_sample,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        seed=seed,
+        batch_size=batch_size,
+        progress=progress,
+    )
     obs = pd.DataFrame({"cell_type": pd.Categorical(types)}, index=[f"gen_{i}" for i in range(len(types))])
-    params = {"cell_types": np.unique(types).tolist(), "n_cells": len(types), "n_genes": n_genes,
-              "do_sample": do_sample, "temperature": temperature, "top_k": top_k or 0, "top_p": top_p or 1.0,
-              "seed": seed}  # fmt: skip
+    params = {
+        "cell_types": np.unique(types).tolist(),
+        "n_cells": len(types),
+        "n_genes": n_genes,
+        "do_sample": do_sample,
+        "temperature": temperature,
+        "top_k": top_k or 0,
+        "top_p": top_p or 1.0,
+        "seed": seed,
+    }
     out = cells_anndata(model, res, obs, params)
     out.uns[key_added] = out.uns.pop("cell_lm")
     logg.info("    finished", time=start, deep=f"{res.valid_share:.1%} valid genes")

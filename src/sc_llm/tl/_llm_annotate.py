@@ -40,9 +40,14 @@ def _free_text(be: Backend, chats, template) -> tuple[list[str | None], dict]:
     if be.name == "local":
         model, tokenizer = be.load()
         texts = generate_answers(
-            model, tokenizer, chats, cue=template.cue, chat_template=be.chat_template, batch_size=be.batch_size,
+            model,
+            tokenizer,
+            chats,
+            cue=template.cue,
+            chat_template=be.chat_template,
+            batch_size=be.batch_size,
             progress=True,
-        )  # fmt: skip
+        )
         return free_text_labels(texts), {}
     endpoint = be.endpoint()
     texts, stats = endpoint.complete(chats, on_error=be.endpoint_kwargs.get("on_error", "raise"), progress=True)
@@ -149,11 +154,10 @@ def llm_annotate(
     from ..core.llm.choice import conversations
     from ..core.llm.rerank_prompts import ANNOTATE, ANNOTATE_CHOICES, as_template
 
-    be = Backend(
-        backend, model, batch_size=batch_size, length_normalize=length_normalize, chat_template=chat_template,
-        device=device, dtype=dtype, gguf_file=gguf_file, revision=revision, trust_remote_code=trust_remote_code,
-        base_url=base_url, cache_dir=cache_dir, endpoint_kwargs=dict(endpoint_kwargs or {}),
-    )  # fmt: skip
+    opts = {"batch_size": batch_size, "length_normalize": length_normalize, "chat_template": chat_template}
+    opts |= {"device": device, "dtype": dtype, "gguf_file": gguf_file, "revision": revision}
+    opts |= {"trust_remote_code": trust_remote_code, "base_url": base_url, "cache_dir": cache_dir}
+    be = Backend(backend, model, endpoint_kwargs=dict(endpoint_kwargs or {}), **opts)
     cats = _categories(categories)
     default = ANNOTATE_CHOICES if cats is not None and backend == "openai" else ANNOTATE
     prompt = as_template(template, default, name="custom_annotate")
@@ -164,10 +168,8 @@ def llm_annotate(
     chats = conversations(prompt, sentences, per_cell, organism=organism)
 
     start = logg.info(f"annotating {target.n_obs} cells with {str(model)!r} ({backend} backend)")
-    params = be.params() | {
-        "categories": cats or [], "sentence_key": sentence_key, "n_genes": n_genes, "organism": organism,
-        "template": prompt.to_dict(), "truth_key": truth_key or "",
-    }  # fmt: skip
+    params = be.params() | {"categories": cats or [], "sentence_key": sentence_key, "n_genes": n_genes}
+    params |= {"organism": organism, "template": prompt.to_dict(), "truth_key": truth_key or ""}
     uns: dict[str, Any] = {"params": params}
     scores = None
     if cats is None:

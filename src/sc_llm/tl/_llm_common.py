@@ -83,9 +83,13 @@ class Backend:
         from ..core.llm.loading import load_causal_lm
 
         return load_causal_lm(
-            str(self.model), revision=self.revision, gguf_file=self.gguf_file,
-            trust_remote_code=self.trust_remote_code, device=self.device, dtype=self.dtype,
-        )  # fmt: skip
+            str(self.model),
+            revision=self.revision,
+            gguf_file=self.gguf_file,
+            trust_remote_code=self.trust_remote_code,
+            device=self.device,
+            dtype=self.dtype,
+        )
 
     def endpoint(self):
         """The :class:`~sc_llm.core.llm.endpoint.ChatEndpoint` (the API key stays in the environment)."""
@@ -99,9 +103,12 @@ class Backend:
         out = {"backend": self.name, "model": str(self.model)}
         if self.name == "local":
             out |= {
-                "batch_size": self.batch_size, "length_normalize": self.length_normalize,
-                "gguf_file": self.gguf_file or "", "revision": self.revision or "", "dtype": str(self.dtype or ""),
-            }  # fmt: skip
+                "batch_size": self.batch_size,
+                "length_normalize": self.length_normalize,
+                "gguf_file": self.gguf_file or "",
+                "revision": self.revision or "",
+                "dtype": str(self.dtype or ""),
+            }
         return out
 
 
@@ -113,9 +120,16 @@ def run_local_scores(backend: Backend, chats, candidates: Sequence[Sequence[str]
     model, tokenizer = backend.load()
     loaded = time.perf_counter()
     scores, chat = local_scores(
-        model, tokenizer, chats, candidates, template=template, chat_template=backend.chat_template,
-        batch_size=backend.batch_size, length_normalize=backend.length_normalize, progress=True,
-    )  # fmt: skip
+        model,
+        tokenizer,
+        chats,
+        candidates,
+        template=template,
+        chat_template=backend.chat_template,
+        batch_size=backend.batch_size,
+        length_normalize=backend.length_normalize,
+        progress=True,
+    )
     index, probs = choose_by_score(scores)
     seconds = {"load": loaded - start, "score": time.perf_counter() - loaded}
     return {"scores": scores, "probs": probs, "index": index, "chat_template": chat, "seconds": seconds}
@@ -129,9 +143,12 @@ def run_endpoint_choice(backend: Backend, chats, candidates: Sequence[Sequence[s
     on_error = backend.endpoint_kwargs.get("on_error", "raise")
     index, mapped, asked = endpoint_choice(endpoint, chats, candidates, on_error=on_error, progress=True)
     return {
-        "index": index, "mapped": mapped, "asked": asked, "endpoint": endpoint.describe() | {"on_error": on_error},
+        "index": index,
+        "mapped": mapped,
+        "asked": asked,
+        "endpoint": endpoint.describe() | {"on_error": on_error},
         "stats": endpoint.stats.to_dict(),
-    }  # fmt: skip
+    }
 
 
 def as_categorical(values: Sequence[str | None], categories: Sequence[str]):

@@ -77,9 +77,12 @@ def perturbation_pairs(
         raise ValueError(msg)
     perturbed, controls = pair_with_controls(types.to_numpy(), is_control, seed=seed, missing=missing)
     split = split_cells(
-        len(perturbed), test_size=test_size, seed=seed, cell_types=types.to_numpy()[perturbed],
+        len(perturbed),
+        test_size=test_size,
+        seed=seed,
+        cell_types=types.to_numpy()[perturbed],
         held_out_types=held_out_cell_types,
-    )  # fmt: skip
+    )
     table = pd.DataFrame(
         {
             "control_cell": adata.obs_names[controls].to_numpy(),

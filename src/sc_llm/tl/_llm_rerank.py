@@ -59,11 +59,13 @@ def rerank_metrics(truth: pd.Series, first: np.ndarray, chosen: np.ndarray, cand
     changed = f != c
     kept = [cc for cc, h in zip(candidates, has, strict=True) if h]
     return {
-        "first": classification_scores(t, f), "reranked": classification_scores(t, c),
-        "n_changed": int(changed.sum()), "n_changed_correct": int((changed & (c == t)).sum()),
+        "first": classification_scores(t, f),
+        "reranked": classification_scores(t, c),
+        "n_changed": int(changed.sum()),
+        "n_changed_correct": int((changed & (c == t)).sum()),
         "n_changed_from_correct": int((changed & (f == t)).sum()),
         "truth_in_candidates": float(np.mean([tt in cc for tt, cc in zip(t, kept, strict=True)])),
-    }  # fmt: skip
+    }
 
 
 def llm_rerank(
@@ -178,10 +180,20 @@ def llm_rerank(
     from ..core.llm.rerank_prompts import RERANK, as_template
 
     be = Backend(
-        backend, model, batch_size=batch_size, length_normalize=length_normalize, chat_template=chat_template,
-        device=device, dtype=dtype, gguf_file=gguf_file, revision=revision, trust_remote_code=trust_remote_code,
-        base_url=base_url, cache_dir=cache_dir, endpoint_kwargs=dict(endpoint_kwargs or {}),
-    )  # fmt: skip
+        backend,
+        model,
+        batch_size=batch_size,
+        length_normalize=length_normalize,
+        chat_template=chat_template,
+        device=device,
+        dtype=dtype,
+        gguf_file=gguf_file,
+        revision=revision,
+        trust_remote_code=trust_remote_code,
+        base_url=base_url,
+        cache_dir=cache_dir,
+        endpoint_kwargs=dict(endpoint_kwargs or {}),
+    )
     prompt = as_template(template, RERANK, name="custom_rerank")
     target = get_modality(adata, mod)
     candidates, categories = read_candidates(target, candidates_key)
@@ -194,23 +206,9 @@ def llm_rerank(
     chosen = np.array([c[i] for c, i in zip(candidates, result["index"], strict=True)], dtype=object)
     first = np.array([c[0] for c in candidates], dtype=object)
     changed = chosen != first
-    params = be.params() | {
-        "candidates_key": candidates_key, "sentence_key": sentence_key, "n_genes": n_genes, "organism": organism,
-        "template": prompt.to_dict(), "truth_key": truth_key or "",
-    }  # fmt: skip
-    uns: dict[str, Any] = {"params": params, "n_changed": int(changed.sum())}
-    if backend == "local":
-        params["chat_template"] = result["chat_template"]
-        uns["seconds"] = result["seconds"]
-    else:
-        params["endpoint"] = result["endpoint"]
-        uns |= {"n_unmapped": int((~result["mapped"]).sum()), "stats": result["stats"]}
-        uns["n_failed"] = result["stats"]["failed"]
-        if uns["n_unmapped"]:
-            logg.warning(
-                f"{uns['n_unmapped']} of {int(result['asked'].sum())} replies named no candidate "
-                f"({uns['n_failed']} requests failed); those cells keep their first candidate"
-            )
+    keys = {"candidates_key": candidates_key, "sentence_key": sentence_key, "n_genes": n_genes}
+    keys |= {"organism": organism, "template": prompt.to_dict(), "truth_key": truth_key or ""}
+    uns = _summary(be, backend, result, keys, changed)
     if truth is not None:
         uns["metrics"] = rerank_metrics(truth, first, chosen, candidates)
 
@@ -233,3 +231,22 @@ def llm_rerank(
     target.uns[key_added] = uns
     logg.info("    finished", time=start, deep=f"added {', '.join(written)} (adata.obs), {uns['n_changed']} changed")
     return adata if copy else None
+
+
+def _summary(be: Backend, backend: str, result: dict, keys: dict, changed: np.ndarray) -> dict[str, Any]:
+    """``.uns`` of a rerank: params (backend's, the call's keys, chat template or endpoint) and what happened."""
+    params = be.params() | keys
+    uns: dict[str, Any] = {"params": params, "n_changed": int(changed.sum())}
+    if backend == "local":
+        params["chat_template"] = result["chat_template"]
+        uns["seconds"] = result["seconds"]
+        return uns
+    params["endpoint"] = result["endpoint"]
+    uns |= {"n_unmapped": int((~result["mapped"]).sum()), "stats": result["stats"]}
+    uns["n_failed"] = result["stats"]["failed"]
+    if uns["n_unmapped"]:
+        logg.warning(
+            f"{uns['n_unmapped']} of {int(result['asked'].sum())} replies named no candidate "
+            f"({uns['n_failed']} requests failed); those cells keep their first candidate"
+        )
+    return uns

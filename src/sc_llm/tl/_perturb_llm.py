@@ -32,9 +32,17 @@ from ._cell_lm import CellLM
 from ._perturb_methods import PerturbationResult, PerturbationTask, register_perturbation_method
 
 _TRAIN_KEYS = (
-    "epochs", "max_steps", "lr", "batch_size", "patience", "cpu_threads", "gradient_accumulation_steps",
-    "warmup_steps", "lr_schedule", "weight_decay",
-)  # fmt: skip
+    "epochs",
+    "max_steps",
+    "lr",
+    "batch_size",
+    "patience",
+    "cpu_threads",
+    "gradient_accumulation_steps",
+    "warmup_steps",
+    "lr_schedule",
+    "weight_decay",
+)
 
 
 def _model(task: PerturbationTask, opts: dict) -> tuple[CellLM, bool]:
@@ -49,9 +57,13 @@ def _model(task: PerturbationTask, opts: dict) -> tuple[CellLM, bool]:
     if task.query_cell_types is not None:
         types = sorted(set(types) | set(task.query_cell_types.tolist()))
     lm = CellLM.from_scratch(
-        genes, cell_types=types, perturbations=[task.perturbation], hidden_size=int(opts.get("hidden_size", 128)),
-        num_layers=int(opts.get("num_layers", 4)), seed=task.seed,
-    )  # fmt: skip
+        genes,
+        cell_types=types,
+        perturbations=[task.perturbation],
+        hidden_size=int(opts.get("hidden_size", 128)),
+        num_layers=int(opts.get("num_layers", 4)),
+        seed=task.seed,
+    )
     return lm, True
 
 
@@ -60,9 +72,15 @@ def _train(lm: CellLM, task: PerturbationTask, opts: dict, n_genes: int) -> None
     types = task.train_cell_types if task.train_cell_types is not None else np.array(["cell"] * len(words))
     conditions = np.where(task.train_perturbed, task.perturbation, task.control)
     examples = lm.examples(
-        words, types, task="perturbation", conditions=conditions, control=task.control, n_genes=n_genes,
-        seed=task.seed, control_pairs=bool(opts.get("control_pairs", True)),
-    )  # fmt: skip
+        words,
+        types,
+        task="perturbation",
+        conditions=conditions,
+        control=task.control,
+        n_genes=n_genes,
+        seed=task.seed,
+        control_pairs=bool(opts.get("control_pairs", True)),
+    )
     config = {k: opts[k] for k in _TRAIN_KEYS if k in opts}
     config |= {"seed": task.seed, "progress": bool(opts.get("progress", False))}
     if "patience" in config:
@@ -86,24 +104,34 @@ def _llm(task: PerturbationTask) -> PerturbationResult:
         for g, ct in zip(query, types, strict=True)
     ]
     res = lm.generate(
-        prompts, max_genes=n_genes, do_sample=bool(opts.get("do_sample", True)),
-        temperature=float(opts.get("temperature", 1.0)), seed=task.seed,
-        batch_size=int(opts.get("gen_batch_size", 32)), progress=bool(opts.get("progress", False)),
-    )  # fmt: skip
+        prompts,
+        max_genes=n_genes,
+        do_sample=bool(opts.get("do_sample", True)),
+        temperature=float(opts.get("temperature", 1.0)),
+        seed=task.seed,
+        batch_size=int(opts.get("gen_batch_size", 32)),
+        progress=bool(opts.get("progress", False)),
+    )
     sentences = [" ".join(g) for g in res.genes]
     X, _ = task.decoder.decode(sentences, task.var_names)
     hist = lm.history or {}
     info = {
-        "valid_gene_share": res.valid_share, "tokens_per_second": res.tokens_per_second,
-        "gene_mode": lm.vocab.mode, "trained_here": needs_training,
+        "valid_gene_share": res.valid_share,
+        "tokens_per_second": res.tokens_per_second,
+        "gene_mode": lm.vocab.mode,
+        "trained_here": needs_training,
         "mean_genes_per_sentence": float(np.mean(res.n_valid)) if len(query) else 0.0,
-        "n_train_examples": int(hist.get("n_train", 0)), "train_seconds": float(hist.get("train_seconds") or 0.0),
-        "best_val_loss": float(hist.get("best_val_loss") or np.nan), "n_steps": int(hist.get("n_steps", 0)),
-    }  # fmt: skip
+        "n_train_examples": int(hist.get("n_train", 0)),
+        "train_seconds": float(hist.get("train_seconds") or 0.0),
+        "best_val_loss": float(hist.get("best_val_loss") or np.nan),
+        "n_steps": int(hist.get("n_steps", 0)),
+    }
     return PerturbationResult(X.toarray(), np.arange(len(query)), sentences=sentences, info=info)
 
 
 register_perturbation_method(
-    "llm", _llm, uses_sentences=True,
+    "llm",
+    _llm,
+    uses_sentences=True,
     description="a cell language model writes the perturbed sentence from the control sentence (see CellLM)",
-)  # fmt: skip
+)

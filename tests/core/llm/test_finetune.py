@@ -162,9 +162,14 @@ def test_interrupted_run_resumes_to_the_same_weights(lm, tmp_path):
     with pytest.raises(Interrupt):
         fresh, _ = lm
         finetune_causal_lm(
-            fresh(), train, val, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
-            config=cfg(output_dir=str(tmp_path / "b"), **settings), callback=kill_at_4,
-        )  # fmt: skip
+            fresh(),
+            train,
+            val,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
+            config=cfg(output_dir=str(tmp_path / "b"), **settings),
+            callback=kill_at_4,
+        )
     assert latest_checkpoint(tmp_path / "b").name == "checkpoint-4"
     resumed = run(lm, train, val, output_dir=str(tmp_path / "b"), **settings)
     assert resumed.history["resumed_from_step"] == 4

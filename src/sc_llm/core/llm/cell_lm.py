@@ -42,33 +42,59 @@ class CellLanguageModel:
     # ----------------------------------------------------------------------------------------- building
     @classmethod
     def from_pretrained(
-        cls, model: str | os.PathLike, *, genes: Sequence[str], gene_tokens: bool = False, templates=None,
-        revision: str | None = None, gguf_file: str | None = None, trust_remote_code: bool = False,
-        device: Any = None, dtype: Any = None,
-    ) -> CellLanguageModel:  # fmt: skip
+        cls,
+        model: str | os.PathLike,
+        *,
+        genes: Sequence[str],
+        gene_tokens: bool = False,
+        templates=None,
+        revision: str | None = None,
+        gguf_file: str | None = None,
+        trust_remote_code: bool = False,
+        device: Any = None,
+        dtype: Any = None,
+    ) -> CellLanguageModel:
         """Load a pretrained causal LM; ``gene_tokens=True`` adds one token per gene (mean-of-subword init)."""
         net, tok = load_causal_lm(
-            model, revision=revision, gguf_file=gguf_file, trust_remote_code=trust_remote_code,
-            device=device, dtype=dtype,
-        )  # fmt: skip
+            model,
+            revision=revision,
+            gguf_file=gguf_file,
+            trust_remote_code=trust_remote_code,
+            device=device,
+            dtype=dtype,
+        )
         vocab = add_gene_tokens(net, tok, genes) if gene_tokens else GeneVocab.from_tokenizer(tok, genes)
         return cls(net, tok, vocab, templates=templates, base=model_reference(model, gguf_file, revision))
 
     @classmethod
     def from_scratch(
-        cls, genes: Sequence[str], *, cell_types: Sequence[str] = (), perturbations: Sequence[str] = (),
-        templates=None, hidden_size: int = 128, num_layers: int = 4, num_heads: int = 4, max_length: int = 1024,
-        seed: int = 0, device: Any = None,
-    ) -> CellLanguageModel:  # fmt: skip
+        cls,
+        genes: Sequence[str],
+        *,
+        cell_types: Sequence[str] = (),
+        perturbations: Sequence[str] = (),
+        templates=None,
+        hidden_size: int = 128,
+        num_layers: int = 4,
+        num_heads: int = 4,
+        max_length: int = 1024,
+        seed: int = 0,
+        device: Any = None,
+    ) -> CellLanguageModel:
         """A small random Llama with one token per gene, its text tokenizer trained on the filled prompts."""
         from ..device import resolve_device
 
         templates = templates or PromptTemplates()
         texts = _template_texts(templates, cell_types, perturbations)
         net, tok, vocab = build_gene_lm(
-            genes, texts, hidden_size=hidden_size, num_layers=num_layers, num_heads=num_heads,
-            max_length=max_length, seed=seed,
-        )  # fmt: skip
+            genes,
+            texts,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            num_heads=num_heads,
+            max_length=max_length,
+            seed=seed,
+        )
         return cls(net.to(resolve_device(device)).eval(), tok, vocab, templates=templates)
 
     # ----------------------------------------------------------------------------------------- tokens
@@ -110,10 +136,17 @@ class CellLanguageModel:
 
     # ----------------------------------------------------------------------------------------- training
     def examples(
-        self, genes: Sequence[Sequence[str]], cell_types: Sequence[str], *, task: str,
-        conditions: Sequence[str] | None = None, control: str = "control", n_genes: int = 100, seed: int = 0,
+        self,
+        genes: Sequence[Sequence[str]],
+        cell_types: Sequence[str],
+        *,
+        task: str,
+        conditions: Sequence[str] | None = None,
+        control: str = "control",
+        n_genes: int = 100,
+        seed: int = 0,
         control_pairs: bool = False,
-    ) -> list[tuple[list[int], list[int]]]:  # fmt: skip
+    ) -> list[tuple[list[int], list[int]]]:
         """Prompt/answer token ids from cells given as gene lists.
 
         ``task='perturbation'`` pairs every non-``control`` cell (seeded) with a control cell of its type
@@ -146,10 +179,12 @@ class CellLanguageModel:
             target, prompt = pair_within_controls(types, cond == control, seed=seed + 1)
             pert, ctrl = np.concatenate([pert, target]), np.concatenate([ctrl, prompt])
         return [
-            (self.prompt_ids("perturbation", genes[c], cell_type=types[p], perturbation=cond[p]),
-             self.answer_ids(genes[p]))
+            (
+                self.prompt_ids("perturbation", genes[c], cell_type=types[p], perturbation=cond[p]),
+                self.answer_ids(genes[p]),
+            )
             for p, c in zip(pert, ctrl, strict=True)
-        ]  # fmt: skip
+        ]
 
     def fit_examples(self, examples, *, test_size: float = 0.1, seed: int = 0, config=None) -> dict[str, Any]:
         """Hold out a seeded ``test_size`` share for the validation loss and fine-tune on the rest."""
@@ -187,9 +222,14 @@ class CellLanguageModel:
         if config.method == "lora" and self.vocab.mode == "token" and config.trainable_token_indices is None:
             config = replace(config, trainable_token_indices=tuple(s[0] for s in self.vocab.ids))
         result = finetune_causal_lm(
-            self.model, train, validation, pad_token_id=self.tokenizer.pad_token_id,
-            eos_token_id=self.tokenizer.eos_token_id, config=config, callback=callback,
-        )  # fmt: skip
+            self.model,
+            train,
+            validation,
+            pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=self.tokenizer.eos_token_id,
+            config=config,
+            callback=callback,
+        )
         self.model, self.history = result.model.eval(), result.history
         return result.history
 
@@ -215,11 +255,14 @@ class CellLanguageModel:
 
     def _config(self, adapter: bool) -> dict[str, Any]:
         return {
-            "format": FORMAT_VERSION, "weights": "adapter" if adapter else "full", "base": self.base,
-            "vocab": self.vocab.to_dict(), "templates": self.templates.to_dict(),
+            "format": FORMAT_VERSION,
+            "weights": "adapter" if adapter else "full",
+            "base": self.base,
+            "vocab": self.vocab.to_dict(),
+            "templates": self.templates.to_dict(),
             "decoder": None if self.decoder is None else _jsonable(self.decoder.to_dict()),
             "history": self.history,
-        }  # fmt: skip
+        }
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, device: Any = None, dtype: Any = None, trust_remote_code=False):
@@ -258,9 +301,13 @@ def _load_adapter(path: Path, cfg: dict, vocab: GeneVocab, device, dtype, trust_
 
     base = cfg["base"]
     net, tok = load_causal_lm(
-        base["model"], revision=base.get("revision"), gguf_file=base.get("gguf_file"),
-        trust_remote_code=trust_remote_code, device=device, dtype=dtype,
-    )  # fmt: skip
+        base["model"],
+        revision=base.get("revision"),
+        gguf_file=base.get("gguf_file"),
+        trust_remote_code=trust_remote_code,
+        device=device,
+        dtype=dtype,
+    )
     if vocab.mode == "token":
         rebuilt = add_gene_tokens(net, tok, vocab.genes)
         if rebuilt.ids != vocab.ids:

@@ -44,9 +44,15 @@ def local_scores(
     answers = [[vocab[c] for c in cands] for cands in candidates]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (end or 0)
     scores = score_candidates(
-        model, prompts, answers, batch_size=batch_size, length_normalize=length_normalize, pad_id=pad, dtype=dtype,
+        model,
+        prompts,
+        answers,
+        batch_size=batch_size,
+        length_normalize=length_normalize,
+        pad_id=pad,
+        dtype=dtype,
         progress=progress,
-    )  # fmt: skip
+    )
     return scores, chat
 
 
@@ -87,9 +93,16 @@ def free_text_labels(texts: Sequence[str | None]) -> list[str | None]:
 
 
 def generate_answers(
-    model, tokenizer, chats: Sequence[list[dict]], *, cue: str, chat_template: bool | None = None,
-    max_new_tokens: int = 24, batch_size: int = 8, progress: bool = False,
-) -> list[str]:  # fmt: skip
+    model,
+    tokenizer,
+    chats: Sequence[list[dict]],
+    *,
+    cue: str,
+    chat_template: bool | None = None,
+    max_new_tokens: int = 24,
+    batch_size: int = 8,
+    progress: bool = False,
+) -> list[str]:
     """Greedy answers of a local causal LM, one per chat (left-padded batches, decoding stops at EOS)."""
     import torch
     from tqdm.auto import tqdm
@@ -107,8 +120,12 @@ def generate_answers(
             ids = torch.tensor([[pad] * (width - len(p)) + list(p) for p in batch], device=device)
             mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in batch], device=device)
             out = model.generate(
-                input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-                pad_token_id=pad, eos_token_id=end,
-            )  # fmt: skip
+                input_ids=ids,
+                attention_mask=mask,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=pad,
+                eos_token_id=end,
+            )
             texts.extend(tokenizer.batch_decode(out[:, width:], skip_special_tokens=True))
     return texts

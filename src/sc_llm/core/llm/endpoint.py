@@ -159,9 +159,14 @@ class ChatEndpoint:
         self._openai = openai
         self._client = openai.OpenAI(api_key=key or _NO_KEY, base_url=self.base_url, timeout=timeout, max_retries=0)
         self._retryable = (
-            openai.RateLimitError, openai.APITimeoutError, openai.APIConnectionError, openai.InternalServerError,
-            openai.APIResponseValidationError, json.JSONDecodeError, EmptyResponseError,
-        )  # fmt: skip
+            openai.RateLimitError,
+            openai.APITimeoutError,
+            openai.APIConnectionError,
+            openai.InternalServerError,
+            openai.APIResponseValidationError,
+            json.JSONDecodeError,
+            EmptyResponseError,
+        )
         # a request the server rejects (too long, unprocessable) can be skipped; a bad key or model name cannot
         self._skippable = (*self._retryable, openai.BadRequestError, openai.UnprocessableEntityError)
         self.stats = EndpointStats()
@@ -172,9 +177,13 @@ class ChatEndpoint:
     def describe(self) -> dict:
         """What to record in ``.uns`` (no key, no client)."""
         return {
-            "model": self.model, "base_url": self.base_url or "https://api.openai.com/v1", "params": dict(self.params),
-            "max_concurrency": self.max_concurrency, "timeout": self.timeout, "max_retries": self.max_retries,
-        }  # fmt: skip
+            "model": self.model,
+            "base_url": self.base_url or "https://api.openai.com/v1",
+            "params": dict(self.params),
+            "max_concurrency": self.max_concurrency,
+            "timeout": self.timeout,
+            "max_retries": self.max_retries,
+        }
 
     def _wait(self, attempt: int, error: Exception) -> float:
         response = getattr(error, "response", None)

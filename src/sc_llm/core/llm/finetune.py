@@ -118,11 +118,19 @@ def finetune_causal_lm(
     run.finish(state)
     best_val = None if state.best_step is None else state.best_loss
     history = {
-        **state.history, "best_step": state.best_step, "best_val_loss": best_val,
-        "n_steps": state.step, "stopped_early": state.stopped_early, "resumed_from_step": state.resumed_from,
-        "train_tokens": state.tokens, "train_seconds": state.seconds, "step_seconds": state.step_seconds,
-        "device": str(device), "dtype": dtype_name(amp_dtype), "config": config.to_dict(),
-    }  # fmt: skip
+        **state.history,
+        "best_step": state.best_step,
+        "best_val_loss": best_val,
+        "n_steps": state.step,
+        "stopped_early": state.stopped_early,
+        "resumed_from_step": state.resumed_from,
+        "train_tokens": state.tokens,
+        "train_seconds": state.seconds,
+        "step_seconds": state.step_seconds,
+        "device": str(device),
+        "dtype": dtype_name(amp_dtype),
+        "config": config.to_dict(),
+    }
     return FinetuneResult(model=model, history=history)
 
 
@@ -139,11 +147,14 @@ def _prepare_model(model, config: FinetuneConfig, device, amp_dtype):
         if not isinstance(model, PeftModel):
             tokens = list(config.trainable_token_indices) if config.trainable_token_indices else None
             lora = LoraConfig(
-                task_type="CAUSAL_LM", r=config.lora_r, lora_alpha=config.lora_alpha,
-                lora_dropout=config.lora_dropout, target_modules=_as_target(config.lora_target_modules),
+                task_type="CAUSAL_LM",
+                r=config.lora_r,
+                lora_alpha=config.lora_alpha,
+                lora_dropout=config.lora_dropout,
+                target_modules=_as_target(config.lora_target_modules),
                 modules_to_save=list(config.modules_to_save) if config.modules_to_save else None,
                 trainable_token_indices=tokens,
-            )  # fmt: skip
+            )
             model = get_peft_model(model, lora)
         else:
             for name, p in model.named_parameters():
@@ -263,15 +274,20 @@ class _Run:
             return
         rng_cuda = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
         saved = {
-            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
-            "rng_cpu": torch.get_rng_state(), "rng_cuda": rng_cuda,
+            "rng_cpu": torch.get_rng_state(),
+            "rng_cuda": rng_cuda,
             "state": {k: v for k, v in vars(state).items() if k != "resumed_from"},
-        }  # fmt: skip
+        }
         save_checkpoint(
-            self.config.output_dir, step=state.step, trainable=trainable_state(self.model), best=self.best,
+            self.config.output_dir,
+            step=state.step,
+            trainable=trainable_state(self.model),
+            best=self.best,
             trainer_state=saved,
-        )  # fmt: skip
+        )
 
     def train(self, state: _State, callback) -> None:
         from tqdm.auto import tqdm
@@ -334,8 +350,14 @@ class _Run:
         val = None
         if self.val_ex:
             bs = c.eval_batch_size or 2 * c.batch_size
-            val = evaluate_loss(self.model, self.val_ex, batch_size=bs, collate_kwargs=self.collate,
-                                device=self.device, amp_dtype=self.amp_dtype)  # fmt: skip
+            val = evaluate_loss(
+                self.model,
+                self.val_ex,
+                batch_size=bs,
+                collate_kwargs=self.collate,
+                device=self.device,
+                amp_dtype=self.amp_dtype,
+            )
         h["step"].append(state.step)
         h["epoch"].append(epoch)
         h["train_loss"].append(state.loss_sum / state.loss_tokens if state.loss_tokens else None)

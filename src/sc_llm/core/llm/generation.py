@@ -78,9 +78,14 @@ class GeneConstraint:
     """
 
     def __init__(
-        self, trie: GeneTrie, end_ids: Sequence[int], *, max_genes: int, min_genes: int = 1,
+        self,
+        trie: GeneTrie,
+        end_ids: Sequence[int],
+        *,
+        max_genes: int,
+        min_genes: int = 1,
         stop_ids: Sequence[int] | None = None,
-    ):  # fmt: skip
+    ):
         self.trie, self.end_ids = trie, list(end_ids)
         self.stop_ids = list(stop_ids) if stop_ids is not None else self.end_ids
         self.max_genes, self.min_genes = int(max_genes), int(min_genes)
@@ -302,11 +307,19 @@ def generate_sentences(
             if do_sample:  # after the constraint: noise never revives a forbidden token (-inf stays -inf)
                 processors.append(CellSampler(keys[idx], seed, temperature=temperature, top_k=top_k, top_p=top_p))
             out = model.generate(
-                input_ids=ids, attention_mask=mask, max_new_tokens=max_new, logits_processor=processors,
-                eos_token_id=stop if constrained else list(end_ids), pad_token_id=tokenizer.pad_token_id,
-                use_cache=True, do_sample=False, top_k=None, top_p=None, temperature=None,
+                input_ids=ids,
+                attention_mask=mask,
+                max_new_tokens=max_new,
+                logits_processor=processors,
+                eos_token_id=stop if constrained else list(end_ids),
+                pad_token_id=tokenizer.pad_token_id,
+                use_cache=True,
+                do_sample=False,
+                top_k=None,
+                top_p=None,
+                temperature=None,
                 **(generate_kwargs or {}),
-            )  # fmt: skip
+            )
             for row, i in zip(out[:, ids.shape[1] :].tolist(), idx, strict=True):
                 genes[i], n_words[i] = parse_sentence(row, vocab, tokenizer, end_ids)
                 n_tokens += _n_generated(row, stop if constrained else end_ids)

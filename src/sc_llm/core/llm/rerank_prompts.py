@@ -49,9 +49,12 @@ class PromptTemplate:
         genes = sentence.split()
         listed = "\n".join(f"{i + 1}. {c}" for i, c in enumerate(candidates))
         return self.user.format(
-            sentence=" ".join(genes), n_genes=len(genes), organism=organism, candidates=listed,
+            sentence=" ".join(genes),
+            n_genes=len(genes),
+            organism=organism,
+            candidates=listed,
             first=candidates[0] if candidates else "",
-        )  # fmt: skip
+        )
 
     def messages(self, sentence: str, *, candidates: Sequence[str] = (), organism: str = "Homo sapiens") -> list[dict]:
         """Chat messages (``system`` first when set) for one cell."""

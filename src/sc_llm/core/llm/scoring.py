@@ -87,9 +87,12 @@ def _score_batch(model, prompts, answers, *, pad_id: int, normalize: bool, dtype
     ids, mask = _pad(prompts, pad_id, left=True, device=device)
     with autocast(device, dtype):
         out = model(
-            input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
-            use_cache=True, logits_to_keep=1,
-        )  # fmt: skip
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+            use_cache=True,
+            logits_to_keep=1,
+        )
     first_logp = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
     owner = torch.as_tensor([b for b, cands in enumerate(answers) for _ in cands], device=device)
     flat = [a for cands in answers for a in cands]
@@ -99,9 +102,12 @@ def _score_batch(model, prompts, answers, *, pad_id: int, normalize: bool, dtype
     positions = mask.sum(-1)[owner, None] + torch.arange(cand.shape[1], device=device)[None]
     with autocast(device, dtype):
         logits = model(
-            input_ids=cand, attention_mask=torch.cat([mask[owner], cmask], dim=1), position_ids=positions,
-            use_cache=True, **{_cache_kwarg(model): cache},
-        ).logits  # fmt: skip
+            input_ids=cand,
+            attention_mask=torch.cat([mask[owner], cmask], dim=1),
+            position_ids=positions,
+            use_cache=True,
+            **{_cache_kwarg(model): cache},
+        ).logits
     logp = first_logp[owner].gather(1, cand[:, :1]).squeeze(1)
     if cand.shape[1] > 1:
         rest = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(2, cand[:, 1:, None]).squeeze(2)
@@ -169,9 +175,13 @@ def score_candidates(
         for lo in range(0, len(order), batch_size):
             rows = order[lo : lo + batch_size]
             scores = _score_batch(
-                model, [prompts[r] for r in rows], [answers[r] for r in rows], pad_id=pad_id,
-                normalize=length_normalize, dtype=dtype,
-            )  # fmt: skip
+                model,
+                [prompts[r] for r in rows],
+                [answers[r] for r in rows],
+                pad_id=pad_id,
+                normalize=length_normalize,
+                dtype=dtype,
+            )
             for r, s in zip(rows, scores, strict=True):
                 out[r, : len(s)] = s
             bar.update(len(rows))

@@ -70,10 +70,16 @@ class SentenceGenerationTask:
 
         def compute(start: int, stop: int) -> dict[str, np.ndarray]:
             res = lm.generate(
-                self._prompts(lm, start, stop), max_genes=self.n_genes, do_sample=self.do_sample,
-                temperature=self.temperature, top_k=self.top_k, top_p=self.top_p, seed=self.seed,
-                cell_keys=self.cell_keys[start:stop], batch_size=self.batch_size,
-            )  # fmt: skip
+                self._prompts(lm, start, stop),
+                max_genes=self.n_genes,
+                do_sample=self.do_sample,
+                temperature=self.temperature,
+                top_k=self.top_k,
+                top_p=self.top_p,
+                seed=self.seed,
+                cell_keys=self.cell_keys[start:stop],
+                batch_size=self.batch_size,
+            )
             return {
                 "gene_ids": gene_index_rows(res.genes, lm.vocab.position, self.n_genes),
                 "n_words": res.n_words.astype(np.int32),

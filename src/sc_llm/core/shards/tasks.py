@@ -55,9 +55,11 @@ class TextEmbedTask:
 
         def compute(start: int, stop: int) -> dict[str, np.ndarray]:
             emb, truncated = enc.encode(
-                self.sentences.read(start, stop), batch_size=self.batch_size, token_budget=self.token_budget,
+                self.sentences.read(start, stop),
+                batch_size=self.batch_size,
+                token_budget=self.token_budget,
                 progress=False,
-            )  # fmt: skip
+            )
             return {"embedding": emb, "truncated": truncated}
 
         compute.encoder = enc
