@@ -159,3 +159,16 @@ def test_function_code_lines_counts_code_only():
     source = 'def f(x):\n    """Doc.\n\n    More.\n    """\n    # comment\n\n    y = x\n    return y\n'
     node = ast.parse(source).body[0]
     assert function_code_lines(source.splitlines(), node) == 2
+
+
+def test_no_format_skip_markers():
+    """``ruff format`` lays out all code; ``# fmt: skip`` would let layout drift back to hand-packed lines."""
+    marker = "# fmt: " + "skip"
+    found = [
+        f"{path.relative_to(ROOT).as_posix()}:{i}"
+        for folder in ("src", "tests", "benchmarks")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        for i, line in enumerate(path.read_text().splitlines(), 1)
+        if line.rstrip().endswith(marker)
+    ]
+    assert not found, "remove these and run `ruff format`:\n" + "\n".join(found)
