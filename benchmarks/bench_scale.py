@@ -318,11 +318,14 @@ def cmd_project(args, measured: dict) -> None:
     serial = 1 / (1 / host["rank"] + 1 / host["commit"] + max(1 / host["tokenise"], 1 / gpu_rate))
     parallel = min(gpu_rate, host["per_core"] * args.cores_per_gpu)
     print(
-        "as built, each GPU actor ranks and commits its shards on one core between forward passes and tokenises "
+        "host_cpus=0: each GPU actor ranks and commits its shards on one core between forward passes and tokenises "
         f"in a background thread while the GPU computes: {serial:,.0f} cells/s per GPU"
     )
-    print(f"if each GPU's host work were spread over {args.cores_per_gpu} cores (not built): {parallel:,.0f} cells/s")
-    for name, rate in (("as built", serial), (f"host work on {args.cores_per_gpu} cores per GPU", parallel)):
+    print(
+        f"with host_cpus={args.cores_per_gpu} per GPU (host work on {args.cores_per_gpu} one-CPU Ray actors, "
+        f"ahead of the GPU): {parallel:,.0f} cells/s"
+    )
+    for name, rate in (("host_cpus=0", serial), (f"host_cpus={args.cores_per_gpu} per GPU", parallel)):
         print(f"10M cells, {name}:")
         print(f"{'GPUs':>5} {'wall':>10} {'GPU-hours':>10} {'cost':>9}")
         for g in (1, 8, 64):

@@ -58,3 +58,7 @@ def test_embed_command_checks_options_first(h5ad, tmp_path, capsys):
         main(["embed", str(h5ad), "--store", str(tmp_path / "s"), "--out", str(tmp_path / "out.csv")])
     assert e.value.code == 2 and ".h5ad or .zarr" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+    assert main(["embed", str(h5ad), "--store", str(tmp_path / "s"), "--host-cpus", "2"]) == 1  # local engine
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sc-llm: error:") and "engine='ray'" in err and "\n" not in err
+    assert not (tmp_path / "s").exists()

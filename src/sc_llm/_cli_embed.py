@@ -45,6 +45,7 @@ def add_embed_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--n-bins", type=int, default=None, help="scGPT: expression bins (default: the checkpoint's)")
     p.add_argument("--seed", type=int, default=0, help="scGPT: seed of its random steps (default: 0)")
     add_shard_options(p)
+    p.add_argument("--host-cpus", type=int, default=0, help="Ray, text encoders: CPU actors tokenising ahead")
     p.set_defaults(run=embed_command)
     return p
 
@@ -81,6 +82,7 @@ def embed_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         num_workers=args.num_workers,
         num_gpus_per_worker=args.gpus_per_worker,
         max_retries=args.max_retries,
+        host_cpus=args.host_cpus,
         overwrite=args.overwrite,
         progress=not args.no_progress,
     )

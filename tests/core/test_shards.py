@@ -5,7 +5,15 @@ import json
 import numpy as np
 import pytest
 
-from sc_llm.core.shards import ShardStore, StoreMismatchError, checksum, run_local, shard_ranges
+from sc_llm.core.shards import (
+    ListSentences,
+    ShardStore,
+    StoreMismatchError,
+    TextEmbedTask,
+    checksum,
+    run_local,
+    shard_ranges,
+)
 
 OUTPUTS = {"emb": ((3,), "float32"), "flag": ((), "bool")}
 
@@ -151,3 +159,52 @@ def test_results_are_a_plain_zarr_array(tmp_path):
     arr = zarr.open_array(str(tmp_path / "s" / "emb.zarr"), mode="r")
     assert arr.shape == (10, 3) and arr.chunks == (3, 3)
     np.testing.assert_array_equal(arr[4:7], expected(10)[4:7])
+
+
+def test_text_task_host_stage_payload_gives_the_same_shard(tiny_bert_dir):
+    """What a host actor prepares (tokenizer only, no weights) finishes into the same shard as the one-step path."""
+    rng = np.random.default_rng(0)
+    genes = ["CD3E", "LYZ", "MS4A1", "CD79A", "NKG7", "GNLY", "CST3", "S100A8"]
+    sentences = [" ".join(rng.choice(genes, rng.integers(1, 12))) for _ in range(30)]
+    task = TextEmbedTask(
+        str(tiny_bert_dir),
+        ListSentences(sentences),
+        sentences[:8],
+        batch_size=4,
+        encoder_kwargs={"device": "cpu", "max_length": 10},
+    )
+    compute, prepare = task.setup(), task.host_stage()
+    payload = prepare(5, 25)
+    assert len(payload["ids"]) == 20 and payload["truncated"].any()
+    direct, staged = compute(5, 25), compute(5, 25, payload)
+    np.testing.assert_allclose(staged["embedding"], direct["embedding"], rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(staged["truncated"], direct["truncated"])
+
+
+class _FakeHostActor:
+    def __init__(self, name, calls):
+        self.name, self.calls = name, calls
+        self.run = self  # ``actor.run.remote(start, stop)``
+
+    def remote(self, start, stop):
+        self.calls.append((self.name, start))
+        return (self.name, start, stop)
+
+
+def test_host_stage_dispatch_prepares_ahead_round_robin_and_hands_each_shard_over_once(tmp_path):
+    from sc_llm.core.shards.runners import _HostStage
+
+    store = ShardStore.open_or_create(
+        tmp_path / "s", {"job": "t"}, n_cells=50, shard_size=10, outputs={"x": ((), "float32")}
+    )
+    calls = []
+    stage = _HostStage([_FakeHostActor("a", calls), _FakeHostActor("b", calls)], store, [0, 1, 2, 3, 4], ahead=3)
+    stage.top_up()
+    assert calls == [("a", 0), ("b", 10), ("a", 20)]  # three shards ahead, round robin
+    stage.queue.pop(0)
+    assert stage.payload(0) == ("a", 0, 10)
+    assert calls[-1] == ("b", 30) and len(calls) == 4  # one more prepared as one was handed over
+    assert stage.payload(0) is None  # handed over once
+    empty = _HostStage([], store, [0, 1], ahead=2)
+    empty.top_up()
+    assert empty.payload(0) is None

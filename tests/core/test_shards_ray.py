@@ -50,3 +50,23 @@ def test_two_ray_workers_equal_one_process_even_when_a_worker_dies(local_cluster
     commits = Counter(e["shard"] for e in events if e["event"] == "commit")
     assert starts[2] == 2 and set(commits.values()) == {1}
     assert len({e["pid"] for e in events if e["event"] == "commit"}) >= 2  # work was spread over the workers
+
+
+@pytest.mark.slow
+def test_host_stage_actors_give_the_same_numbers(local_cluster, tiny_bert_dir, _pbmc, tmp_path):
+    """``host_cpus``: a one-CPU actor reads and tokenises shards ahead of the model worker; same results."""
+    import sc_llm as sl
+
+    adata = _pbmc[:90].copy()
+    sl.pp.cell_sentences(adata, n_genes=30)
+    sentences = adata.obs["cell_sentence"].tolist()
+    task = TextEmbedTask(
+        str(tiny_bert_dir), ListSentences(sentences), sentences[:8], batch_size=8, encoder_kwargs={"device": "cpu"}
+    )
+    one = ShardStore.open_or_create(tmp_path / "one", {"job": "t"}, n_cells=90, shard_size=15, outputs=OUTPUTS)
+    run_local(task, one, progress=False)
+    staged = ShardStore.open_or_create(tmp_path / "st", {"job": "t"}, n_cells=90, shard_size=15, outputs=OUTPUTS)
+    summary = run_ray(task, staged, num_workers=1, host_cpus=1, progress=False)
+    assert summary.n_computed == 6
+    np.testing.assert_allclose(staged.read("embedding"), one.read("embedding"), rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(staged.read("truncated"), one.read("truncated"))

@@ -80,4 +80,8 @@ def test_bad_inputs_fail_before_any_store_is_written(pbmc_file, tiny_bert_dir, t
         sl.jobs.embed(pbmc_file / "pbmc.h5ad", tmp_path / "s", model=str(tiny_bert_dir), engine="dask")
     with pytest.raises(KeyError, match="Layer 'counts'"):
         sl.jobs.embed(pbmc_file / "pbmc.h5ad", tmp_path / "s", model=str(tiny_bert_dir), layer="counts")
+    with pytest.raises(ValueError, match="host_cpus` runs on Ray"):
+        sl.jobs.embed(pbmc_file / "pbmc.h5ad", tmp_path / "s", model=str(tiny_bert_dir), host_cpus=2)
+    with pytest.raises(ValueError, match="non-negative integer"):
+        sl.jobs.embed(pbmc_file / "pbmc.h5ad", tmp_path / "s", model=str(tiny_bert_dir), engine="ray", host_cpus=-1)
     assert not (tmp_path / "s").exists()

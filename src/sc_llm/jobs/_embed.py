@@ -69,6 +69,16 @@ def check_engine(engine: str, num_workers: int, shard_size: int) -> None:
         raise ValueError(msg)
 
 
+def check_host_cpus(host_cpus: int, engine: str, *, scgpt: bool = False) -> None:
+    """Validate ``host_cpus`` (Ray, text encoders only) before anything is loaded."""
+    if isinstance(host_cpus, bool) or not isinstance(host_cpus, int) or host_cpus < 0:
+        msg = f"`host_cpus` must be a non-negative integer, got {host_cpus!r}."
+        raise ValueError(msg)
+    if host_cpus and (engine != "ray" or scgpt):
+        msg = "`host_cpus` runs on Ray for text encoders only: pass engine='ray' with a text encoder, or host_cpus=0."
+        raise ValueError(msg)
+
+
 def check_batching(batch_size: int, token_budget: int | None, *, scgpt: bool) -> None:
     """Validate ``batch_size`` and ``token_budget`` (text encoders only) before anything is loaded."""
     if batch_size < 1 or (token_budget is not None and token_budget < 1):
@@ -100,6 +110,7 @@ def run_text_job(
     num_workers: int = 2,
     num_gpus_per_worker: float = 0,
     max_retries: int = 3,
+    host_cpus: int = 0,
     overwrite: bool = False,
     progress: bool = True,
     encoder=None,
@@ -116,6 +127,7 @@ def run_text_job(
 
     check_engine(engine, num_workers, shard_size)
     check_batching(batch_size, token_budget, scgpt=False)
+    check_host_cpus(host_cpus, engine)
     if engine == "ray":
         dev = device or ("cuda" if num_gpus_per_worker > 0 else "cpu")
     else:
@@ -165,19 +177,30 @@ def run_text_job(
         f"embedding {n_cells} cells with {model!r} into {str(store)!r}: {len(shard_store.pending())} of "
         f"{shard_store.n_shards} shards to compute ({engine} engine)"
     )
-    summary = run_engine(task, shard_store, engine, num_workers, num_gpus_per_worker, max_retries, progress)
+    summary = run_engine(
+        task, shard_store, engine, num_workers, num_gpus_per_worker, max_retries, progress, host_cpus=host_cpus
+    )
     logg.info(f"    {summary.line()}", time=start)
     return shard_store, summary
 
 
-def run_engine(task, shard_store, engine: str, num_workers: int, num_gpus: float, max_retries: int, progress: bool):
+def run_engine(
+    task,
+    shard_store,
+    engine: str,
+    num_workers: int,
+    num_gpus: float,
+    max_retries: int,
+    progress: bool,
+    *,
+    host_cpus: int = 0,
+):
     """Run the pending shards of ``shard_store`` in this process or on Ray actors; return the run's summary."""
     from ..core.shards import run_local, run_ray
 
     if engine == "ray":
-        return run_ray(
-            task, shard_store, num_workers=num_workers, num_gpus=num_gpus, max_retries=max_retries, progress=progress
-        )
+        kw = {"num_workers": num_workers, "num_gpus": num_gpus, "max_retries": max_retries, "host_cpus": host_cpus}
+        return run_ray(task, shard_store, progress=progress, **kw)
     return run_local(task, shard_store, progress=progress)
 
 
@@ -206,6 +229,7 @@ def embed(
     num_workers: int = 2,
     num_gpus_per_worker: float = 0,
     max_retries: int = 3,
+    host_cpus: int = 0,
     overwrite: bool = False,
     progress: bool = True,
 ):
@@ -248,6 +272,9 @@ def embed(
         ``'local'`` (this process) or ``'ray'`` (one model per Ray actor; ``pip install 'sc-llm[scale]'``).
     num_workers, num_gpus_per_worker, max_retries
         Ray actors, GPUs each (``0``: one CPU each), restarts of a dead actor with its shard retried.
+    host_cpus
+        Ray and text encoders only: one-CPU actors that read, rank and tokenise the next shards while the model
+        workers compute (the host work that otherwise keeps a GPU waiting); results are the same.
     overwrite
         Discard a store holding a different job instead of refusing it.
     progress
@@ -262,28 +289,23 @@ def embed(
     from .._utils._cell_files import CellFile, FileSentences
     from ..core.shards import hash_strings
 
-    cells = CellFile(input, layer=layer, use_raw=use_raw)
     folder = Path(str(model)).expanduser()
-    if (folder / "args.json").is_file() and (folder / "vocab.json").is_file():  # scGPT's checkpoint layout
+    is_scgpt = (folder / "args.json").is_file() and (folder / "vocab.json").is_file()  # scGPT's checkpoint layout
+    check_host_cpus(host_cpus, engine, scgpt=is_scgpt)
+    cells = CellFile(input, layer=layer, use_raw=use_raw)
+    run = {"batch_size": batch_size, "max_length": max_length, "device": device, "dtype": dtype}
+    run |= {"shard_size": shard_size, "engine": engine, "num_workers": num_workers, "max_retries": max_retries}
+    run |= {"num_gpus_per_worker": num_gpus_per_worker, "overwrite": overwrite, "progress": progress}
+    if is_scgpt:
         return _embed_file_scgpt(
             cells,
             store,
             model=model,
             token_budget=token_budget,
             gene_symbols=gene_symbols,
-            batch_size=batch_size,
-            max_length=max_length,
             n_bins=n_bins,
             seed=seed,
-            device=device,
-            dtype=dtype,
-            shard_size=shard_size,
-            engine=engine,
-            num_workers=num_workers,
-            num_gpus_per_worker=num_gpus_per_worker,
-            max_retries=max_retries,
-            overwrite=overwrite,
-            progress=progress,
+            **run,
         )
     reader = FileSentences(cells, sentence_key=sentence_key, gene_symbols=gene_symbols, n_genes=n_genes)
     obs_names = cells.obs_names
@@ -301,21 +323,12 @@ def embed(
         n_cells=len(obs_names),
         input_identity=input_identity,
         model=model,
-        batch_size=batch_size,
         token_budget=token_budget,
-        max_length=max_length,
-        device=device,
         revision=revision,
         prefix=prefix,
-        dtype=dtype,
         trust_remote_code=trust_remote_code,
-        shard_size=shard_size,
-        engine=engine,
-        num_workers=num_workers,
-        num_gpus_per_worker=num_gpus_per_worker,
-        max_retries=max_retries,
-        overwrite=overwrite,
-        progress=progress,
+        host_cpus=host_cpus,
+        **run,
     )
     shard_store.last_run = summary
     return shard_store

@@ -52,18 +52,33 @@ class TextEmbedTask:
 
         enc = self.encoder if self.encoder is not None else TextEncoder(self.model, **self.encoder_kwargs)
         enc.genes.calibrate(self.calibration)
+        kw = {"batch_size": self.batch_size, "token_budget": self.token_budget, "progress": False}
 
-        def compute(start: int, stop: int) -> dict[str, np.ndarray]:
-            emb, truncated = enc.encode(
-                self.sentences.read(start, stop),
-                batch_size=self.batch_size,
-                token_budget=self.token_budget,
-                progress=False,
-            )
+        def compute(start: int, stop: int, payload: dict | None = None) -> dict[str, np.ndarray]:
+            if payload is None:
+                emb, truncated = enc.encode(self.sentences.read(start, stop), **kw)
+            else:  # read and tokenised by the host stage
+                emb, truncated = enc.encode_ids(payload["ids"], **kw), payload["truncated"]
             return {"embedding": emb, "truncated": truncated}
 
         compute.encoder = enc
         return compute
+
+    def host_stage(self):
+        """Load only the tokenizer; return ``prepare(start, stop)``: the shard's sentences read and tokenised."""
+        from ..text_encoder import load_gene_tokenizer
+
+        kw = self.encoder_kwargs
+        genes = load_gene_tokenizer(
+            self.model, max_length=kw.get("max_length"), prefix=kw.get("prefix"), revision=kw.get("revision")
+        )
+        genes.calibrate(self.calibration)
+
+        def prepare(start: int, stop: int) -> dict:
+            ids, truncated = genes(self.sentences.read(start, stop))
+            return {"ids": ids, "truncated": np.asarray(truncated, dtype=bool)}
+
+        return prepare
 
 
 class RowReader(Protocol):
