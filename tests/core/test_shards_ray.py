@@ -20,19 +20,26 @@ def local_cluster():
     ray.shutdown()
 
 
-@pytest.mark.slow
-def test_two_ray_workers_equal_one_process_even_when_a_worker_dies(local_cluster, tiny_bert_dir, _pbmc, tmp_path):
+def task_and_local_store(pbmc, model, tmp_path, n_cells: int, n_genes: int, shard_size: int):
+    """A text-embedding task over the first ``n_cells`` cells and the store of its single-process run."""
     import sc_llm as sl
 
-    adata = _pbmc[:120].copy()
-    sl.pp.cell_sentences(adata, n_genes=20)
+    adata = pbmc[:n_cells].copy()
+    sl.pp.cell_sentences(adata, n_genes=n_genes)
     sentences = adata.obs["cell_sentence"].tolist()
     task = TextEmbedTask(
-        str(tiny_bert_dir), ListSentences(sentences), sentences[:8], batch_size=8, encoder_kwargs={"device": "cpu"}
+        str(model), ListSentences(sentences), sentences[:8], batch_size=8, encoder_kwargs={"device": "cpu"}
     )
-    one = ShardStore.open_or_create(tmp_path / "one", {"job": "t"}, n_cells=120, shard_size=20, outputs=OUTPUTS)
+    one = ShardStore.open_or_create(
+        tmp_path / "one", {"job": "t"}, n_cells=n_cells, shard_size=shard_size, outputs=OUTPUTS
+    )
     run_local(task, one, progress=False)
+    return task, one
 
+
+@pytest.mark.slow
+def test_two_ray_workers_equal_one_process_even_when_a_worker_dies(local_cluster, tiny_bert_dir, _pbmc, tmp_path):
+    task, one = task_and_local_store(_pbmc, tiny_bert_dir, tmp_path, n_cells=120, n_genes=20, shard_size=20)
     faults = tmp_path / "faults"
     faults.write_text("2")  # the worker computing shard 2 dies once, after computing it and before committing
     os.environ[FAULT_ENV] = str(faults)
@@ -55,16 +62,7 @@ def test_two_ray_workers_equal_one_process_even_when_a_worker_dies(local_cluster
 @pytest.mark.slow
 def test_host_stage_actors_give_the_same_numbers(local_cluster, tiny_bert_dir, _pbmc, tmp_path):
     """``host_cpus``: a one-CPU actor reads and tokenises shards ahead of the model worker; same results."""
-    import sc_llm as sl
-
-    adata = _pbmc[:90].copy()
-    sl.pp.cell_sentences(adata, n_genes=30)
-    sentences = adata.obs["cell_sentence"].tolist()
-    task = TextEmbedTask(
-        str(tiny_bert_dir), ListSentences(sentences), sentences[:8], batch_size=8, encoder_kwargs={"device": "cpu"}
-    )
-    one = ShardStore.open_or_create(tmp_path / "one", {"job": "t"}, n_cells=90, shard_size=15, outputs=OUTPUTS)
-    run_local(task, one, progress=False)
+    task, one = task_and_local_store(_pbmc, tiny_bert_dir, tmp_path, n_cells=90, n_genes=30, shard_size=15)
     staged = ShardStore.open_or_create(tmp_path / "st", {"job": "t"}, n_cells=90, shard_size=15, outputs=OUTPUTS)
     summary = run_ray(task, staged, num_workers=1, host_cpus=1, progress=False)
     assert summary.n_computed == 6
