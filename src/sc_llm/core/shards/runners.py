@@ -212,9 +212,7 @@ def run_ray(
     host_cls = ray.remote(_HostActor).options(num_cpus=1, max_restarts=max_retries, max_task_retries=max_retries)
     hosts = [host_cls.remote(task) for _ in range(min(host_cpus, len(pending)))]
     try:
-        _dispatch(
-            ray, actors, _HostStage(hosts, store, [], len(actors) + len(hosts)), store, pending, summary, progress
-        )
+        _dispatch(ray, actors, hosts, store, pending, summary, progress)
     finally:
         for actor in actors + hosts:
             ray.kill(actor)
@@ -224,13 +222,12 @@ def run_ray(
     return summary
 
 
-def _dispatch(
-    ray, actors, host: _HostStage, store: ShardStore, pending: list[int], summary: RunSummary, progress: bool
-) -> None:
+def _dispatch(ray, actors, hosts, store: ShardStore, pending: list[int], summary: RunSummary, progress: bool) -> None:
     """Keep every actor busy with one shard at a time until none is left (its host stage prepared ahead)."""
     from tqdm.auto import tqdm
 
-    queue = host.queue = list(pending)
+    queue = list(pending)
+    host = _HostStage(hosts, store, queue, ahead=len(actors) + len(hosts))
     host.top_up()
     running = {}
     total = sum(store.ranges[i][1] - store.ranges[i][0] for i in pending)
