@@ -11,7 +11,10 @@ the public ``sl.tl.perturb`` and ``sl.metrics.perturbation_scores``
 (the fold of ``sl.tl.compare_perturbation``: train = every cell but the held-out type's stimulated ones).
 
     python benchmarks/bench_cell_lm_perturbation.py [--n-genes 50] [--max-steps 500] [--hidden 64] [--layers 2]
-        [--greedy] [--no-control-pairs] [--seed 0] [--held-out CD4T ...]
+        [--greedy] [--no-control-pairs] [--seed 0] [--held-out CD4T ...] [--absent-too]
+
+``--absent-too`` adds the row ``llm+expected``: the same model and sampled sentences, decoded with
+``decoder_absent='expected'`` (genes a 50-gene sentence leaves out get their expected value instead of 0).
 
 Prints the per-cell-type table (R² of DEG means, Pearson of deltas, valid-gene share, seconds), the share
 of cell types where ``llm`` beats ``control`` on R² of DEG means (target: all) and the mean gap to mean_shift.
@@ -20,7 +23,9 @@ of cell types where ``llm`` beats ``control`` on R² of DEG means (target: all) 
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -41,6 +46,11 @@ def main() -> None:
     ap.add_argument("--no-control-pairs", action="store_true", help="train on the perturbation pairs only")
     ap.add_argument("--seed", type=int, default=0, help="seed of pairing, initialisation, data order, sampling")
     ap.add_argument("--held-out", nargs="*", default=None)
+    ap.add_argument(
+        "--absent-too",
+        action="store_true",
+        help="also score the same generated sentences with decoder_absent='expected' (row 'llm+expected')",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     adata = sl.datasets.kang2018()
@@ -65,14 +75,26 @@ def main() -> None:
         "seed": args.seed,
     }
     rows, infos = [], []
+    saved = Path(tempfile.mkdtemp(prefix="sc_llm_bench_lm_"))
     for t in types:
         held = adata.obs["cell_type"] == t
         train = adata[~(held & (adata.obs["condition"] == "stimulated"))].copy()
         real = adata[held & (adata.obs["condition"] == "stimulated")]
         ctrl = adata[held & (adata.obs["condition"] == "control")]
-        for method in ("control", "mean_shift", "llm"):
+        llm_sentences: list[str] = []
+        for method in ("control", "mean_shift", "llm", *(["llm+expected"] if args.absent_too else [])):
             tic = time.perf_counter()
-            pred = sl.tl.perturb(train, method=method, **kw, **(llm_kw if method == "llm" else {}))
+            if method == "llm+expected":  # the model just trained, its seeded sentences, the other decoder
+                gen_kw = {k: llm_kw[k] for k in ("n_genes", "do_sample", "cpu_threads")}
+                pred = sl.tl.perturb(
+                    train, method="llm", model=str(saved / t), decoder_absent="expected", **kw, **gen_kw
+                )
+                assert list(pred.obs["cell_sentence"]) == llm_sentences  # the same sentences, decoded otherwise
+            else:
+                extra = {**llm_kw, "save_model": str(saved / t)} if method == "llm" else {}
+                pred = sl.tl.perturb(train, method=method, **kw, **extra)
+                if method == "llm":
+                    llm_sentences = list(pred.obs["cell_sentence"])
             sec = time.perf_counter() - tic
             sc = sl.metrics.perturbation_scores(pred, real, ctrl)
             rows.append(
@@ -94,6 +116,14 @@ def main() -> None:
     per = pd.DataFrame(rows)
     print(per.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     print(pd.DataFrame(infos).to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    if args.absent_too:
+        for col in ("r2_mean_all", "r2_mean_de"):
+            w = per.pivot(index="held_out", columns="method", values=col)
+            print(
+                f"{col}: llm {w['llm'].mean():.3f}, llm+expected {w['llm+expected'].mean():.3f}, control "
+                f"{w['control'].mean():.3f}; llm+expected > control on {int((w['llm+expected'] > w['control']).sum())}"
+                f"/{len(w)} types (llm: {int((w['llm'] > w['control']).sum())}/{len(w)})"
+            )
     wide = per.pivot(index="held_out", columns="method", values="r2_mean_de")
     beats = int((wide["llm"] > wide["control"]).sum())
     print(f"\nllm > control on R² of DEG means: {beats}/{len(wide)} cell types")

@@ -69,7 +69,8 @@ def test_lora_on_a_pretrained_model_roundtrips(tiny_causal_lm, kang_small, tmp_p
     sub = kang_small[:, genes].copy()
     sl.pp.cell_sentences(sub, n_genes=6)
     m = sl.tl.CellLM.from_pretrained(tiny_causal_lm, genes=genes, gene_tokens=gene_tokens, device="cpu")
-    m.fit(sub, task="conditional_generation", n_genes=6, test_size=0, config=FAST)
+    absent = "expected" if gene_tokens else "zero"
+    m.fit(sub, task="conditional_generation", n_genes=6, test_size=0, config=FAST, decoder_absent=absent)
     assert hasattr(m.model, "peft_config") and m.history["n_steps"] > 0
     gen = sl.tl.generate_cells(m, cell_type="CD4T", n_cells=3, n_genes=5, progress=False)
     m.save(tmp_path / "lm")
@@ -79,6 +80,10 @@ def test_lora_on_a_pretrained_model_roundtrips(tiny_causal_lm, kang_small, tmp_p
     gen2 = sl.tl.generate_cells(m2, cell_type="CD4T", n_cells=3, n_genes=5, progress=False)
     assert list(gen2.obs["cell_sentence"]) == list(gen.obs["cell_sentence"])
     assert gen.uns["cell_lm"]["params"]["gene_mode"] == ("token" if gene_tokens else "text")
+    assert m2.decoder.absent == absent  # the absent values travel with the saved model
+    np.testing.assert_allclose(gen2.X.toarray(), gen.X.toarray(), rtol=1e-6)
+    n_named = (gen.X.toarray() > 0).sum(1)
+    assert n_named.min() > 5 if gene_tokens else n_named.max() <= 5
 
 
 def test_fit_errors_leave_the_model_untouched(scratch_lm, kang_small):
@@ -88,6 +93,8 @@ def test_fit_errors_leave_the_model_untouched(scratch_lm, kang_small):
         scratch_lm.fit(kang_small, control="ctrl")
     with pytest.raises(KeyError, match="cell_sentences"):
         scratch_lm.fit(kang_small, sentence_key="nope")
+    with pytest.raises(ValueError, match="decoder_absent"):
+        scratch_lm.fit(kang_small, decoder_absent="mean")
     with pytest.raises(FileNotFoundError, match="not a saved cell language model"):
         sl.tl.CellLM.load(kang_small.uns.get("nowhere", "/nonexistent/folder"))
 

@@ -63,6 +63,30 @@ def test_decode_counts_unknown_words_and_keeps_first_duplicate(kang, caplog):
     assert X[1, 2] > 0 and X[1, :2].sum() == 0
 
 
+def test_expected_absent_values_fix_truncated_sentences(kang, tmp_path):
+    from sc_llm.core.sentences.decoding import r2_score, split_cells
+
+    sl.tl.fit_sentence_decoder(kang, key_added="zero")
+    sl.tl.fit_sentence_decoder(kang, absent="expected", key_added="expected")
+    d = kang.uns["expected"]
+    assert d["absent"] == "expected" and d["params"]["absent"] == "expected" and "absent" not in kang.uns["zero"]
+    _, test = split_cells(kang.n_obs, 0.2, 0)  # the cells both decoders held out
+    held = kang[test].copy()
+    held.obs["top30"] = [" ".join(s.split()[:30]) for s in held.obs["cell_sentence"]]
+    real = held.X.toarray()
+    score = {}
+    for key in ("zero", "expected"):
+        X = sl.tl.decode_sentences(held, sentence_key="top30", decoder=kang.uns[key]).X.toarray()
+        score[key] = (r2_score(real.ravel(), X.ravel()), r2_score(real.mean(0), X.mean(0)))
+    assert score["expected"][0] > score["zero"][0] + 0.02  # per-entry R² over every gene
+    assert score["expected"][1] > score["zero"][1] + 0.05 and score["expected"][1] > 0.9  # mean profile
+    out = sl.tl.decode_sentences(held, sentence_key="top30", decoder="expected")
+    assert out.uns["decode_sentences"]["params"]["absent"] == "expected"
+    kang.write_h5ad(tmp_path / "k.h5ad")
+    back = sl.tl.decode_sentences(ad.read_h5ad(tmp_path / "k.h5ad")[test].copy(), decoder="expected")
+    np.testing.assert_allclose(back.X.toarray(), sl.tl.decode_sentences(held, decoder="expected").X.toarray())
+
+
 def test_bad_inputs_write_nothing(kang):
     before = set(kang.uns)
     with pytest.raises(KeyError, match="cell_sentences"):
@@ -73,6 +97,8 @@ def test_bad_inputs_write_nothing(kang):
         sl.tl.fit_sentence_decoder(other, layer="shuffled")
     with pytest.raises(ValueError, match="kind"):
         sl.tl.fit_sentence_decoder(kang, kind="spline")
+    with pytest.raises(ValueError, match="absent"):
+        sl.tl.fit_sentence_decoder(kang, absent="mean")
     with pytest.raises(KeyError, match="fit_sentence_decoder"):
         sl.tl.decode_sentences(kang, decoder="nope")
     assert set(kang.uns) == before == set(other.uns)

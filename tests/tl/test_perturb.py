@@ -71,6 +71,17 @@ def test_sentence_oracle_decodes_the_real_perturbed_cells(kang3):
     assert sl.metrics.r2_mean(out, real) > 0.95
 
 
+def test_expected_absent_values_lift_truncated_sentences(kang3):
+    query = _real(kang3, "NK", "control").copy()
+    real = _real(kang3, "NK", "stimulated")
+    r2 = {}
+    for absent in ("zero", "expected"):
+        out = sl.tl.perturb(kang3, **KW, method="sentence_oracle", query=query, n_genes=30, decoder_absent=absent)
+        assert out.uns["perturb"]["params"]["decoder_absent"] == absent
+        r2[absent] = sl.metrics.r2_mean(out, real)
+    assert r2["expected"] > r2["zero"] + 0.03 and r2["expected"] > 0.95  # measured 0.909 -> 0.956
+
+
 def test_a_registered_method_slots_in(unseen, kang3):
     """The contract: a sentence method gets query sentences and a fitted decoder, returns decoded cells."""
     seen = {}
@@ -124,6 +135,8 @@ def test_bad_input_raises_and_writes_nothing(unseen, kang3):
         sl.tl.perturb(unseen, **KW, method="sentence_oracle")
     with pytest.raises(KeyError, match="condition"):
         sl.tl.perturb(unseen, **{**KW, "condition_key": "stim"})
+    with pytest.raises(ValueError, match="decoder_absent"):
+        sl.tl.perturb(unseen, **KW, method="sentence_oracle", query=kang3[:5].copy(), decoder_absent="mean")
     obs, uns, X = snapshot
     pd.testing.assert_frame_equal(unseen.obs, obs)
     assert dict(unseen.uns).keys() == uns.keys() and (unseen.X != X).nnz == 0

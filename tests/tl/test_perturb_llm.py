@@ -37,6 +37,16 @@ def test_perturb_llm_from_scratch_then_from_the_saved_model(kang_small, tmp_path
     assert list(greedy.obs["cell_sentence"]) != list(out.obs["cell_sentence"])
     other_seed = sl.tl.perturb(kang_small, method="llm", model=str(tmp_path / "lm"), **KW, n_genes=8, seed=1)
     assert list(other_seed.obs["cell_sentence"]) != list(out.obs["cell_sentence"])
+    # genes left out of the 8-gene sentences decode to their expected value instead of 0; named genes keep theirs
+    filled = sl.tl.perturb(
+        kang_small, method="llm", model=str(tmp_path / "lm"), **KW, n_genes=8, decoder_absent="expected"
+    )
+    assert list(filled.obs["cell_sentence"]) == list(out.obs["cell_sentence"])
+    assert (np.asarray(filled.X) > 0).sum(1).min() > 8 and filled.uns["perturb"]["params"][
+        "decoder_absent"
+    ] == "expected"
+    named = np.asarray(out.X) > 0
+    np.testing.assert_allclose(np.asarray(filled.X)[named], np.asarray(out.X)[named], rtol=1e-6)
 
 
 def test_control_pairs_add_the_control_cells_as_identity_examples(kang_small):

@@ -12,6 +12,7 @@ from .._utils._anndata import check_obs, get_gene_names, get_matrix
 from .._utils._logging import logg
 from ..core.cell_keys import obs_name_keys
 from ..core.llm.cell_lm import CellLanguageModel
+from ..core.sentences.absent import check_absent
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -53,6 +54,7 @@ class CellLM(CellLanguageModel):
         use_raw: bool | None = None,
         gene_symbols: str | None = None,
         decoder_kind: str = "global",
+        decoder_absent: str = "zero",
         test_size: float = 0.1,
         seed: int = 0,
         config: Any = None,
@@ -80,6 +82,10 @@ class CellLM(CellLanguageModel):
             The expression the sentences were built from (for the decoder), as in :func:`sc_llm.pp.cell_sentences`.
         decoder_kind
             Kind of :class:`~sc_llm.core.sentences.decoding.SentenceDecoder` (``'global'`` is C2S's line).
+        decoder_absent
+            What genes left out of a generated sentence decode to: ``'zero'`` (C2S) or ``'expected'`` (their
+            mean over the training cells whose top genes left them out; see
+            :func:`sc_llm.tl.fit_sentence_decoder`).
         test_size
             Share of examples held out for the validation loss (early stopping); 0 for none.
         seed
@@ -95,6 +101,7 @@ class CellLM(CellLanguageModel):
         if task not in TASKS:
             msg = f"`task` must be one of {TASKS}, got {task!r}."
             raise ValueError(msg)
+        check_absent(decoder_absent, "decoder_absent")
         start = logg.info(f"fitting cell LM ({task})")
         genes = sentence_genes(adata, sentence_key, n_genes)
         cell_types = check_obs(adata, cell_type_key).astype(str).to_numpy()
@@ -112,7 +119,7 @@ class CellLM(CellLanguageModel):
         if not examples:
             msg = "No training examples: no perturbed cell has a control cell of the same cell type."
             raise ValueError(msg)
-        decoder = _fit_decoder(adata, genes, layer, use_raw, gene_symbols, decoder_kind, seed)
+        decoder = _fit_decoder(adata, genes, (layer, use_raw, gene_symbols), decoder_kind, decoder_absent, seed)
         self.fit_examples(examples, test_size=test_size, seed=seed, config=config)
         self.decoder = decoder
         self.history = {**self.history, "task": task, "n_genes": n_genes}
@@ -207,9 +214,10 @@ def _plain(base: dict | None) -> dict:
     return {k: ("" if v is None else v) for k, v in (base or {"model": "from_scratch"}).items()}
 
 
-def _fit_decoder(adata, genes: Sequence[list[str]], layer, use_raw, gene_symbols, kind: str, seed: int):
+def _fit_decoder(adata, genes: Sequence[list[str]], source: tuple, kind: str, absent: str, seed: int):
     from ._decode import fit_decoder_arrays
 
+    layer, use_raw, gene_symbols = source
     X, var, _ = get_matrix(adata, layer=layer, use_raw=use_raw)
     names = get_gene_names(var, gene_symbols)
     sentences = [" ".join(g) for g in genes]
@@ -222,4 +230,5 @@ def _fit_decoder(adata, genes: Sequence[list[str]], layer, use_raw, gene_symbols
         shrinkage=20.0,
         test_size=0.2,
         seed=seed,
+        absent=absent,
     )

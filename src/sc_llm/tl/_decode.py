@@ -10,6 +10,7 @@ import pandas as pd
 
 from .._utils._anndata import check_obs, get_gene_names, get_matrix, get_modality, h5ad_params
 from .._utils._logging import logg
+from ..core.sentences.absent import ABSENT, check_absent, expected_absent
 from ..core.sentences.decoding import KINDS, SentenceDecoder, fit_heldout, parse_sentences, r2_score
 
 if TYPE_CHECKING:
@@ -52,11 +53,13 @@ def fit_decoder_arrays(
     shrinkage: float,
     test_size: float,
     seed: int,
+    absent: str = "zero",
     where: str = "the expression matrix",
 ) -> SentenceDecoder:
     """Fit and score a decoder on a cells × genes matrix and the cells' sentences (no AnnData needed)."""
     from scipy import sparse
 
+    check_absent(absent)
     parsed = parse_sentences(sentences, names)
     if parsed.n_unknown:
         msg = (
@@ -76,6 +79,12 @@ def fit_decoder_arrays(
     dec, test = fit_heldout(
         parsed, values, names, kind=kind, test_size=test_size, seed=seed, max_rank=max_rank, shrinkage=shrinkage
     )
+    if absent == "expected":
+        train = np.setdiff1d(np.arange(len(sentences)), test)
+        dec.absent = absent
+        dec.absent_lengths, dec.absent_values = expected_absent(
+            parsed.indptr, parsed.ranks, parsed.genes, values, X, train
+        )
     test = test[:_MAX_R2_CELLS]
     decoded, _ = dec.decode([sentences[i] for i in test], names)
     real = X[test].toarray() if sparse.issparse(X) else X[test]
@@ -95,6 +104,7 @@ def fit_sentence_decoder(
     shrinkage: float = 1.0,
     test_size: float = 0.2,
     seed: int = 0,
+    absent: str = "zero",
     mod: str | None = None,
     key_added: str = "sentence_decoder",
     copy: bool = False,
@@ -106,6 +116,12 @@ def fit_sentence_decoder(
     line with a monotone non-increasing map of log rank; ``'per_gene'`` fits one line per gene, shrunk
     towards the global line by ``shrinkage`` pseudo-observations. A seeded ``test_size`` share of the cells
     is held out and the fit is scored on it; the stored fit uses the other cells only.
+
+    Genes a sentence leaves out decode to 0 (``absent='zero'``, C2S), which is right for a sentence listing
+    every expressed gene but under-estimates every gene a truncated sentence cut off (a generated 50-gene
+    sentence, say). With ``absent='expected'`` they decode to their mean over the fit cells whose top genes,
+    as many as the sentence has, leave them out (:func:`~sc_llm.core.sentences.absent.fit_absent_values`);
+    decoded matrices are then dense in content.
 
     Parameters
     ----------
@@ -130,6 +146,8 @@ def fit_sentence_decoder(
         Share of cells held out to score the fit.
     seed
         Seed of the held-out split.
+    absent
+        ``'zero'`` or ``'expected'``: what genes left out of a sentence decode to (see above).
     mod
         Modality to use when ``adata`` is a MuData (default ``'rna'``).
     key_added
@@ -143,7 +161,8 @@ def fit_sentence_decoder(
     numbers (``.h5ad``-safe; :meth:`sc_llm.core.sentences.decoding.SentenceDecoder.from_dict` restores it):
 
     ``'kind'``, ``'genes'``, ``'intercept'``, ``'slope'``, ``'max_rank'``, ``'shrinkage'``, ``'floor'``
-        The fit (plus ``'iso_x'``, ``'iso_y'`` or ``'gene_intercept'``, ``'gene_slope'`` for those kinds).
+        The fit (plus ``'iso_x'``, ``'iso_y'`` or ``'gene_intercept'``, ``'gene_slope'`` for those kinds; and
+        ``'absent'``, ``'absent_lengths'``, ``'absent_values'`` (lengths × genes) with ``absent='expected'``).
     ``'metrics'`` : dict
         ``'r2_heldout'`` (R² over the expressed genes of held-out cells at ranks ≤ ``max_rank``, C2S's
         measure), ``'r2_heldout_global'`` (the global line on the same entries), ``'r2_heldout_all_genes'``
@@ -151,10 +170,10 @@ def fit_sentence_decoder(
         ``'n_cells_heldout'``, ``'test_size'``, ``'seed'``.
     ``'params'`` : dict
         ``sentence_key``, ``layer``, ``use_raw``, ``gene_symbols``, ``kind``, ``max_rank``, ``shrinkage``,
-        ``test_size``, ``seed``.
+        ``test_size``, ``seed``, ``absent``, ``mod``.
     """
-    if kind not in KINDS:
-        msg = f"`kind` must be one of {KINDS}, got {kind!r}."
+    if kind not in KINDS or absent not in ABSENT:
+        msg = f"`kind` must be one of {KINDS} and `absent` one of {ABSENT}; got {kind!r} and {absent!r}."
         raise ValueError(msg)
     out = adata.copy() if copy else adata
     target = get_modality(out, mod)
@@ -171,6 +190,7 @@ def fit_sentence_decoder(
         shrinkage=shrinkage,
         test_size=test_size,
         seed=seed,
+        absent=absent,
         where=f"adata.{source}",
     )
     target.uns[key_added] = dec.to_dict() | {
@@ -185,6 +205,7 @@ def fit_sentence_decoder(
                 "shrinkage": shrinkage,
                 "test_size": test_size,
                 "seed": seed,
+                "absent": absent,
                 "mod": mod,
             }
         )
@@ -208,7 +229,8 @@ def decode_sentences(
 ) -> AnnData:
     """Decode cell sentences into expression: a new AnnData, one cell per sentence.
 
-    Each word's expression comes from its rank through the decoder; genes absent from a sentence are 0.
+    Each word's expression comes from its rank through the decoder; genes absent from a sentence are 0, or
+    their expected value for a decoder fitted with ``absent='expected'``.
     Words that are not genes of ``var_names`` are counted, reported in a warning and dropped (their
     positions still count, so later ranks do not move); a repeated gene keeps its first occurrence.
 
@@ -230,7 +252,7 @@ def decode_sentences(
     -------
     A new :class:`~anndata.AnnData` (cells × ``var_names``) with ``.X`` the decoded expression (CSR,
     float32), ``.obs`` a copy of ``adata.obs``, and ``.uns['decode_sentences']``: ``'params'``
-    (``sentence_key``, decoder ``kind``), ``'n_words'``, ``'n_unknown_words'``, ``'n_duplicate_words'``,
+    (``sentence_key``, decoder ``kind`` and ``absent``), ``'n_words'``, ``'n_unknown_words'``, ``'n_duplicate_words'``,
     ``'unknown_examples'``.
     """
     import anndata as ad
@@ -251,7 +273,7 @@ def decode_sentences(
         )
     out = ad.AnnData(X, obs=adata.obs.copy(), var=pd.DataFrame(index=pd.Index(genes, dtype=str)))
     out.uns["decode_sentences"] = {
-        "params": {"sentence_key": sentence_key, "kind": dec.kind},
+        "params": {"sentence_key": sentence_key, "kind": dec.kind, "absent": dec.absent},
         "n_words": parsed.n_words,
         "n_unknown_words": parsed.n_unknown,
         "n_duplicate_words": parsed.n_duplicates,

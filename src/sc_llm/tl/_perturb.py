@@ -10,6 +10,7 @@ from scipy import sparse
 
 from .._utils._anndata import get_gene_names, get_matrix, get_modality, h5ad_params
 from .._utils._logging import logg
+from ..core.sentences.absent import check_absent
 from ._decode import fit_decoder_arrays, resolve_decoder
 from ._perturb_methods import PerturbationMethod, PerturbationResult, PerturbationTask, get_method
 
@@ -87,7 +88,13 @@ def query_matrix(query: AnnData, var_names: pd.Index, *, condition_key: str, con
 
 
 def run_method(
-    method: PerturbationMethod, task: PerturbationTask, *, decoder: Any, decoder_kind: str, source_adata: Any
+    method: PerturbationMethod,
+    task: PerturbationTask,
+    *,
+    decoder: Any,
+    decoder_kind: str,
+    source_adata: Any,
+    decoder_absent: str = "zero",
 ) -> PerturbationResult:
     """Prepare what ``method`` needs (a decoder), run it, and check its result against the contract."""
     if method.uses_sentences and task.decoder is None:
@@ -104,6 +111,7 @@ def run_method(
                 shrinkage=1.0,
                 test_size=0.2,
                 seed=task.seed,
+                absent=decoder_absent,
                 where="the training cells",
             )
     result = method.predict(task)
@@ -135,6 +143,7 @@ def perturb(
     model: str | None = None,
     decoder: Any = None,
     decoder_kind: str = "per_gene",
+    decoder_absent: str = "zero",
     layer: str | None = None,
     use_raw: bool | None = None,
     gene_symbols: str | None = None,
@@ -181,6 +190,10 @@ def perturb(
         training cells.
     decoder_kind
         Kind of that default decoder.
+    decoder_absent
+        What genes left out of a sentence decode to in that default decoder: ``'zero'`` (C2S) or
+        ``'expected'`` (their mean over the training cells whose top genes left them out; right for truncated
+        sentences such as the ``'llm'`` method's; see :func:`sc_llm.tl.fit_sentence_decoder`).
     layer
         Layer holding expression.
     use_raw
@@ -206,8 +219,9 @@ def perturb(
         and ``'cell_sentence'`` for methods that produce sentences.
     ``.uns['perturb']``
         ``'params'`` (condition_key, control, perturbation, cell_type_key, method, model, seed, layer,
-        use_raw, decoder kind, options, cell counts) and ``'info'`` (what the method reported).
+        use_raw, decoder kind and absent mode, options, cell counts) and ``'info'`` (what the method reported).
     """
+    check_absent(decoder_absent, "decoder_absent")
     adata = get_modality(adata, mod)
     query = None if query is None else get_modality(query, mod)
     task, out_var, obs_names = build_task(
@@ -227,7 +241,9 @@ def perturb(
     )
     m = get_method(method)
     start = logg.info(f"predicting {perturbation!r} for {len(task.query_X)} cells with {method!r}")
-    result = run_method(m, task, decoder=decoder, decoder_kind=decoder_kind, source_adata=adata)
+    result = run_method(
+        m, task, decoder=decoder, decoder_kind=decoder_kind, source_adata=adata, decoder_absent=decoder_absent
+    )
     out = assemble(
         result, task, out_var, obs_names, condition_key=condition_key, cell_type_key=cell_type_key, method=method
     )
@@ -246,6 +262,7 @@ def perturb(
                 "gene_symbols": gene_symbols,
                 "mod": mod,
                 "decoder_kind": None if task.decoder is None else task.decoder.kind,
+                "decoder_absent": None if task.decoder is None else task.decoder.absent,
                 "options": {k: v for k, v in method_kwargs.items() if isinstance(v, str | int | float | bool)},
                 "n_train_cells": len(task.train_X),
                 "n_query_cells": len(task.query_X),

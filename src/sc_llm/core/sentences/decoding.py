@@ -9,11 +9,12 @@ fit (``kind='global'``) and two that do better where the data allow:
 - ``'per_gene'``: one line per gene, shrunk towards the global line by ``shrinkage`` pseudo-observations
   (ridge towards the global coefficients), so rare genes fall back to the global fit.
 
-Genes absent from a sentence decode to 0; a gene in the sentence decodes to at least ``floor`` (the smallest
-positive value seen when fitting), so decoding keeps exactly the genes the sentence names. Everything is
-arrays, and a fitted decoder round-trips through :meth:`SentenceDecoder.to_dict` /
-:meth:`SentenceDecoder.from_dict` (arrays, strings and numbers only: storable in ``.uns``, in ``.h5ad`` files
-and next to a saved model).
+Genes absent from a sentence decode to 0 (``absent='zero'``, C2S) or, for decoders fitted with
+``absent='expected'``, to their expected expression given that the sentence of that length left them out
+(:func:`~sc_llm.core.sentences.absent.fit_absent_values`); a gene in the sentence decodes to at least
+``floor`` (the smallest positive value seen when fitting). Everything is arrays, and a fitted decoder
+round-trips through :meth:`SentenceDecoder.to_dict` / :meth:`SentenceDecoder.from_dict` (arrays, strings and
+numbers only: storable in ``.uns``, in ``.h5ad`` files and next to a saved model).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from .absent import ABSENT
 
 KINDS = ("global", "isotonic", "per_gene")
 
@@ -117,6 +120,9 @@ class SentenceDecoder:
     shrinkage: float = 1.0
     floor: float = 0.0
     metrics: dict[str, Any] = field(default_factory=dict)
+    absent: str = "zero"
+    absent_lengths: np.ndarray | None = None
+    absent_values: np.ndarray | None = None
 
     @classmethod
     def fit(
@@ -214,8 +220,27 @@ class SentenceDecoder:
         X = sparse.csr_matrix(
             (values.astype(np.float32), parsed.genes, parsed.indptr), shape=(len(parsed.indptr) - 1, len(var_names))
         )
+        if self.absent == "expected":
+            X = self._fill_absent(X, sentences, var_names)
         X.eliminate_zeros()
         return X, parsed
+
+    def _fill_absent(self, X: Any, sentences: Sequence[str], var_names: np.ndarray) -> Any:
+        """``X`` with every gene the sentence leaves out set to its expected value at the sentence's length."""
+        from scipy import sparse
+
+        from .absent import absent_rows
+
+        if self.absent_values is None or self.absent_lengths is None:
+            msg = "This decoder has `absent='expected'` but no fitted absent values; refit it."
+            raise ValueError(msg)
+        lengths = np.fromiter((len(str(s).split()) if s is not None else 0 for s in sentences), dtype=np.int64)
+        at = pd.Index(self.genes).get_indexer(np.asarray(var_names, dtype=object))
+        table = np.where(at >= 0, self.absent_values[:, np.maximum(at, 0)], 0.0)
+        dense = absent_rows(table, self.absent_lengths, lengths)
+        rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+        dense[rows, X.indices] = X.data
+        return sparse.csr_matrix(dense)
 
     def to_dict(self) -> dict[str, Any]:
         """Arrays, strings and numbers only (``.uns`` and ``.h5ad`` safe); :meth:`from_dict` restores it."""
@@ -229,7 +254,9 @@ class SentenceDecoder:
             "floor": self.floor,
             "metrics": dict(self.metrics),
         }
-        for name in ("iso_x", "iso_y", "gene_intercept", "gene_slope"):
+        if self.absent != "zero":
+            out["absent"] = self.absent
+        for name in ("iso_x", "iso_y", "gene_intercept", "gene_slope", "absent_lengths", "absent_values"):
             value = getattr(self, name)
             if value is not None:
                 out[name] = np.asarray(value, dtype=np.float64)
@@ -250,9 +277,14 @@ class SentenceDecoder:
         if any(k not in d for k in need):
             msg = f"A {kind!r} decoder needs {need}; the stored decoder lacks them."
             raise ValueError(msg)
-        arrays = {
-            k: np.asarray(d[k], dtype=np.float64) for k in ("iso_x", "iso_y", "gene_intercept", "gene_slope") if k in d
-        }
+        absent = str(d.get("absent", "zero"))
+        if absent not in ABSENT or (absent == "expected" and not {"absent_lengths", "absent_values"} <= set(d)):
+            msg = f"Stored `absent` is {absent!r}; expected one of {ABSENT}, with its fitted values for 'expected'."
+            raise ValueError(msg)
+        names = ("iso_x", "iso_y", "gene_intercept", "gene_slope", "absent_lengths", "absent_values")
+        arrays = {k: np.asarray(d[k], dtype=np.float64) for k in names if k in d}
+        if "absent_lengths" in arrays:
+            arrays["absent_lengths"] = arrays["absent_lengths"].astype(np.int64)
         return cls(
             kind=kind,
             genes=np.asarray(d["genes"], dtype=object),
@@ -262,6 +294,7 @@ class SentenceDecoder:
             shrinkage=float(d.get("shrinkage", 1.0)),
             floor=float(d.get("floor", 0.0)),
             metrics=dict(d.get("metrics", {})),
+            absent=absent,
             **arrays,
         )
 
