@@ -102,3 +102,22 @@ def test_bad_inputs_write_nothing(kang):
     with pytest.raises(KeyError, match="fit_sentence_decoder"):
         sl.tl.decode_sentences(kang, decoder="nope")
     assert set(kang.uns) == before == set(other.uns)
+
+
+def test_absent_rows_restrict_the_cells_averaged(kang):
+    from sc_llm.core.sentences.decoding import split_cells
+    from sc_llm.tl._decode import fit_decoder_arrays
+
+    names = np.asarray(kang.var_names, dtype=object)
+    sentences = list(kang.obs["cell_sentence"])
+    stim = np.flatnonzero((kang.obs["condition"] == "stimulated").to_numpy())
+    kw = {"kind": "global", "max_rank": 1000, "shrinkage": 1.0, "test_size": 0.2, "seed": 0, "absent": "expected"}
+    dec = fit_decoder_arrays(kang.X, names, sentences, absent_rows=stim, **kw)
+    _, test = split_cells(kang.n_obs, 0.2, 0)
+    rows = np.setdiff1d(stim, test)  # stimulated cells of the fitting split
+    assert dec.absent_lengths[0] == 0  # length 0: nothing named, so the plain mean of those cells
+    np.testing.assert_allclose(dec.absent_values[0], np.asarray(kang.X[rows].mean(0)).ravel(), rtol=1e-6)
+    every = fit_decoder_arrays(kang.X, names, sentences, **kw)
+    assert not np.allclose(every.absent_values[0], dec.absent_values[0])
+    with pytest.raises(ValueError, match="No fitting cells"):
+        fit_decoder_arrays(kang.X, names, sentences, absent_rows=test, **kw)

@@ -54,9 +54,14 @@ def fit_decoder_arrays(
     test_size: float,
     seed: int,
     absent: str = "zero",
+    absent_rows: np.ndarray | None = None,
     where: str = "the expression matrix",
 ) -> SentenceDecoder:
-    """Fit and score a decoder on a cells × genes matrix and the cells' sentences (no AnnData needed)."""
+    """Fit and score a decoder on a cells × genes matrix and the cells' sentences (no AnnData needed).
+
+    With ``absent='expected'``, the absent values are averaged over the fitting cells among ``absent_rows``
+    (default: all fitting cells), e.g. only cells of the kind that will be decoded.
+    """
     from scipy import sparse
 
     check_absent(absent)
@@ -81,6 +86,11 @@ def fit_decoder_arrays(
     )
     if absent == "expected":
         train = np.setdiff1d(np.arange(len(sentences)), test)
+        if absent_rows is not None:
+            train = np.intersect1d(train, np.asarray(absent_rows, dtype=np.int64))
+        if len(train) == 0:
+            msg = "No fitting cells are left to average the absent values over; give more cells."
+            raise ValueError(msg)
         dec.absent = absent
         dec.absent_lengths, dec.absent_values = expected_absent(
             parsed.indptr, parsed.ranks, parsed.genes, values, X, train

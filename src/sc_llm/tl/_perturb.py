@@ -112,6 +112,7 @@ def run_method(
                 test_size=0.2,
                 seed=task.seed,
                 absent=decoder_absent,
+                absent_rows=np.flatnonzero(task.train_perturbed),  # the decoded cells are perturbed ones
                 where="the training cells",
             )
     result = method.predict(task)
@@ -192,8 +193,9 @@ def perturb(
         Kind of that default decoder.
     decoder_absent
         What genes left out of a sentence decode to in that default decoder: ``'zero'`` (C2S) or
-        ``'expected'`` (their mean over the training cells whose top genes left them out; right for truncated
-        sentences such as the ``'llm'`` method's; see :func:`sc_llm.tl.fit_sentence_decoder`).
+        ``'expected'``: their mean over the training cells of ``perturbation`` (the kind of cell being
+        predicted) whose top genes left them out; right for truncated sentences such as the ``'llm'``
+        method's (see :func:`sc_llm.tl.fit_sentence_decoder`).
     layer
         Layer holding expression.
     use_raw
