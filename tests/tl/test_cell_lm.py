@@ -119,6 +119,25 @@ def test_fit_adds_control_identity_pairs_unless_asked_not_to(kang_small):
     assert counts == {True: n_pert + int(is_ctrl.sum()), False: n_pert}
 
 
+def test_a_perturbation_model_takes_absent_values_from_perturbed_cells(kang_small):
+    from sc_llm.core.sentences.decoding import split_cells
+
+    m = sl.tl.CellLM.from_scratch(
+        list(kang_small.var_names),
+        cell_types=kang_small.obs["cell_type"].unique(),
+        perturbations=["stimulated"],
+        hidden_size=16,
+        num_layers=1,
+        device="cpu",
+    )
+    m.fit(kang_small, n_genes=4, config={**FAST, "max_steps": 1}, decoder_absent="expected")
+    _, test = split_cells(kang_small.n_obs, 0.2, 0)  # the decoder's held-out cells (seed 0)
+    stim = np.flatnonzero((kang_small.obs["condition"] == "stimulated").to_numpy())
+    rows = np.setdiff1d(stim, test)
+    assert m.decoder.absent == "expected" and m.decoder.absent_lengths[-1] == 4  # fitted for 4-gene sentences
+    np.testing.assert_allclose(m.decoder.absent_values[0], np.asarray(kang_small.X[rows].mean(0)).ravel(), rtol=1e-6)
+
+
 @pytest.mark.slow
 def test_real_smollm2_gguf_writes_a_valid_cell_sentence(smollm2_gguf, kang_small):
     genes = list(kang_small.var_names)

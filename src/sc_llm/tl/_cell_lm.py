@@ -84,8 +84,8 @@ class CellLM(CellLanguageModel):
             Kind of :class:`~sc_llm.core.sentences.decoding.SentenceDecoder` (``'global'`` is C2S's line).
         decoder_absent
             What genes left out of a generated sentence decode to: ``'zero'`` (C2S) or ``'expected'`` (their
-            mean over the training cells whose top genes left them out; see
-            :func:`sc_llm.tl.fit_sentence_decoder`).
+            mean over the training cells whose top genes left them out, for ``task='perturbation'`` the
+            perturbed ones; see :func:`sc_llm.tl.fit_sentence_decoder`).
         test_size
             Share of examples held out for the validation loss (early stopping); 0 for none.
         seed
@@ -119,7 +119,10 @@ class CellLM(CellLanguageModel):
         if not examples:
             msg = "No training examples: no perturbed cell has a control cell of the same cell type."
             raise ValueError(msg)
-        decoder = _fit_decoder(adata, genes, (layer, use_raw, gene_symbols), decoder_kind, decoder_absent, seed)
+        # a perturbation model writes perturbed cells: their absent values come from the perturbed training cells
+        rows = None if conditions is None else np.flatnonzero(conditions != str(control))
+        absent = (decoder_absent, rows)
+        decoder = _fit_decoder(adata, genes, (layer, use_raw, gene_symbols), decoder_kind, absent, seed)
         self.fit_examples(examples, test_size=test_size, seed=seed, config=config)
         self.decoder = decoder
         self.history = {**self.history, "task": task, "n_genes": n_genes}
@@ -214,10 +217,11 @@ def _plain(base: dict | None) -> dict:
     return {k: ("" if v is None else v) for k, v in (base or {"model": "from_scratch"}).items()}
 
 
-def _fit_decoder(adata, genes: Sequence[list[str]], source: tuple, kind: str, absent: str, seed: int):
+def _fit_decoder(adata, genes: Sequence[list[str]], source: tuple, kind: str, absent: tuple, seed: int):
     from ._decode import fit_decoder_arrays
 
     layer, use_raw, gene_symbols = source
+    absent, absent_rows = absent
     X, var, _ = get_matrix(adata, layer=layer, use_raw=use_raw)
     names = get_gene_names(var, gene_symbols)
     sentences = [" ".join(g) for g in genes]
@@ -231,4 +235,5 @@ def _fit_decoder(adata, genes: Sequence[list[str]], source: tuple, kind: str, ab
         test_size=0.2,
         seed=seed,
         absent=absent,
+        absent_rows=absent_rows,
     )
