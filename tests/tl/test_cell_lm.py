@@ -15,17 +15,21 @@ def kang_small():
     return adata
 
 
-@pytest.fixture(scope="module")
-def scratch_lm(kang_small):
-    m = sl.tl.CellLM.from_scratch(
-        list(kang_small.var_names),
-        cell_types=kang_small.obs["cell_type"].unique(),
+def _untrained_lm(adata, hidden_size=32):
+    """A tiny gene-token perturbation cell LM over ``adata``'s genes, cell types and 'stimulated'."""
+    return sl.tl.CellLM.from_scratch(
+        list(adata.var_names),
+        cell_types=adata.obs["cell_type"].unique(),
         perturbations=["stimulated"],
-        hidden_size=32,
+        hidden_size=hidden_size,
         num_layers=1,
         device="cpu",
     )
-    return m.fit(kang_small, n_genes=8, config=FAST)
+
+
+@pytest.fixture(scope="module")
+def scratch_lm(kang_small):
+    return _untrained_lm(kang_small).fit(kang_small, n_genes=8, config=FAST)
 
 
 def test_fit_predict_save_load_scratch(scratch_lm, kang_small, tmp_path):
@@ -106,14 +110,7 @@ def test_fit_adds_control_identity_pairs_unless_asked_not_to(kang_small):
     n_pert = int((~is_ctrl & obs["cell_type"].isin(paired_types)).sum())
     counts = {}
     for flag in (True, False):
-        m = sl.tl.CellLM.from_scratch(
-            list(kang_small.var_names),
-            cell_types=obs["cell_type"].unique(),
-            perturbations=["stimulated"],
-            hidden_size=16,
-            num_layers=1,
-            device="cpu",
-        )
+        m = _untrained_lm(kang_small, hidden_size=16)
         m.fit(kang_small, n_genes=4, control_pairs=flag, config={**FAST, "max_steps": 1})
         counts[flag] = m.history["n_train"] + m.history["n_validation"]
     assert counts == {True: n_pert + int(is_ctrl.sum()), False: n_pert}
@@ -122,14 +119,7 @@ def test_fit_adds_control_identity_pairs_unless_asked_not_to(kang_small):
 def test_a_perturbation_model_takes_absent_values_from_perturbed_cells(kang_small):
     from sc_llm.core.sentences.decoding import split_cells
 
-    m = sl.tl.CellLM.from_scratch(
-        list(kang_small.var_names),
-        cell_types=kang_small.obs["cell_type"].unique(),
-        perturbations=["stimulated"],
-        hidden_size=16,
-        num_layers=1,
-        device="cpu",
-    )
+    m = _untrained_lm(kang_small, hidden_size=16)
     m.fit(kang_small, n_genes=4, config={**FAST, "max_steps": 1}, decoder_absent="expected")
     _, test = split_cells(kang_small.n_obs, 0.2, 0)  # the decoder's held-out cells (seed 0)
     stim = np.flatnonzero((kang_small.obs["condition"] == "stimulated").to_numpy())

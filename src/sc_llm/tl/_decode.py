@@ -172,7 +172,8 @@ def fit_sentence_decoder(
 
     ``'kind'``, ``'genes'``, ``'intercept'``, ``'slope'``, ``'max_rank'``, ``'shrinkage'``, ``'floor'``
         The fit (plus ``'iso_x'``, ``'iso_y'`` or ``'gene_intercept'``, ``'gene_slope'`` for those kinds; and
-        ``'absent'``, ``'absent_lengths'``, ``'absent_values'`` (lengths × genes) with ``absent='expected'``).
+        ``'absent'``, ``'absent_lengths'``, ``'absent_values'`` (lengths × genes, about a dozen lengths) with
+        ``absent='expected'``).
     ``'metrics'`` : dict
         ``'r2_heldout'`` (R² over the expressed genes of held-out cells at ranks ≤ ``max_rank``, C2S's
         measure), ``'r2_heldout_global'`` (the global line on the same entries), ``'r2_heldout_all_genes'``

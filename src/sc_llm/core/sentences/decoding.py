@@ -202,7 +202,9 @@ class SentenceDecoder:
         """Decode ``sentences`` into a cells × ``var_names`` CSR matrix (default ``genes``) and the parse.
 
         Words outside ``var_names`` are counted in the parse (``n_unknown``) and dropped; genes outside a
-        ``'per_gene'`` decoder's vocabulary use the global line.
+        ``'per_gene'`` decoder's vocabulary use the global line. With ``absent='expected'``, genes the sentence
+        leaves out get their fitted absent value at the sentence's word count (0 for genes the decoder was not
+        fitted on).
         """
         from scipy import sparse
 
