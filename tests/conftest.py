@@ -305,33 +305,20 @@ def save_tiny_causal_lm(folder: Path, words: list[str], *, arch: str = "llama", 
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", model_max_length=2048)
     fast.save_pretrained(folder)
     torch.manual_seed(seed)
+    shared = {
+        "vocab_size": len(fast),
+        "hidden_size": hidden,
+        "intermediate_size": 2 * hidden,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "max_position_embeddings": 2048,
+        "eos_token_id": fast.eos_token_id,
+        "bos_token_id": fast.eos_token_id,
+    }
     if arch == "llama":
-        config = LlamaConfig(
-            vocab_size=len(fast),
-            hidden_size=hidden,
-            intermediate_size=2 * hidden,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=2048,
-            eos_token_id=fast.eos_token_id,
-            bos_token_id=fast.eos_token_id,
-            tie_word_embeddings=True,
-        )
-        net = LlamaForCausalLM(config)
+        net = LlamaForCausalLM(LlamaConfig(**shared, num_key_value_heads=2, tie_word_embeddings=True))
     elif arch == "gpt_neox":
-        config = GPTNeoXConfig(
-            vocab_size=len(fast),
-            hidden_size=hidden,
-            intermediate_size=2 * hidden,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            rotary_pct=0.25,
-            max_position_embeddings=2048,
-            eos_token_id=fast.eos_token_id,
-            bos_token_id=fast.eos_token_id,
-        )
-        net = GPTNeoXForCausalLM(config)
+        net = GPTNeoXForCausalLM(GPTNeoXConfig(**shared, rotary_pct=0.25))
     else:
         msg = f"arch must be 'llama' or 'gpt_neox', got {arch!r}"
         raise ValueError(msg)

@@ -91,23 +91,15 @@ def query_reference(_pbmc, tmp_path):
     return query, ref, paths
 
 
+def _annotate_args(query_path, reference_path, *options) -> list[str]:
+    """``sc-llm annotate QUERY --reference REF --label-key bulk_labels`` plus ``options``, as argv."""
+    return ["annotate", str(query_path), "--reference", str(reference_path), "--label-key", "bulk_labels", *options]
+
+
 def test_annotate_command_knn_equals_the_python_call(query_reference, tmp_path, capsys):
     query, ref, (qp, rp) = query_reference
     out = tmp_path / "annotated.h5ad"
-    args = [
-        "annotate",
-        str(qp),
-        "--reference",
-        str(rp),
-        "--label-key",
-        "bulk_labels",
-        "--use-rep",
-        "X_pca",
-        "--k",
-        "5",
-        "--out",
-        str(out),
-    ]
+    args = _annotate_args(qp, rp, "--use-rep", "X_pca", "--k", "5", "--out", str(out))
     assert main(args) == 0
     line = capsys.readouterr().out
     assert line.startswith(f"sc-llm annotate: {query.n_obs} cells labelled by knn on X_pca from {ref.n_obs}")
@@ -120,13 +112,9 @@ def test_annotate_command_knn_equals_the_python_call(query_reference, tmp_path, 
 def test_annotate_command_embeds_with_a_resumable_cache(query_reference, tiny_bert_dir, tmp_path, capsys):
     _, _, (qp, rp) = query_reference
     out, cache = tmp_path / "a.h5ad", tmp_path / "cache"
-    args = [
-        "annotate",
-        str(qp),
-        "--reference",
-        str(rp),
-        "--label-key",
-        "bulk_labels",
+    args = _annotate_args(
+        qp,
+        rp,
         "--model",
         str(tiny_bert_dir),
         "--cache-dir",
@@ -140,7 +128,7 @@ def test_annotate_command_embeds_with_a_resumable_cache(query_reference, tiny_be
         "--no-progress",
         "--batch-size",
         "64",
-    ]
+    )
     assert main(args) == 0
     got = ad.read_h5ad(out)
     assert "X_text" in got.obsm and "scmpt" in got.obs and got.uns["scmpt"]["params"]["use_reps"] is not None
@@ -159,16 +147,7 @@ def test_annotate_command_embeds_with_a_resumable_cache(query_reference, tiny_be
 )
 def test_annotate_usage_errors(query_reference, tmp_path, capsys, extra, message):
     _, _, (qp, rp) = query_reference
-    args = [
-        "annotate",
-        str(qp),
-        "--reference",
-        str(rp),
-        "--label-key",
-        "bulk_labels",
-        "--out",
-        str(tmp_path / "o.h5ad"),
-    ]
+    args = _annotate_args(qp, rp, "--out", str(tmp_path / "o.h5ad"))
     with pytest.raises(SystemExit) as e:
         main(args + extra)
     assert e.value.code == 2 and message in capsys.readouterr().err
