@@ -80,3 +80,7 @@ def test_expected_without_values_and_bad_stored_mode_are_refused():
         SentenceDecoder.from_dict(dec.to_dict())  # 'expected' without its fitted values
     with pytest.raises(ValueError, match="absent"):
         SentenceDecoder.from_dict({**SentenceDecoder.fit(p.ranks, p.genes, v, GENES).to_dict(), "absent": "mean"})
+    lengths, table = expected_absent(p.indptr, p.ranks, p.genes, v, X, np.arange(3))
+    dec.absent_lengths, dec.absent_values = lengths, table[:, :2]  # a table cut short (tampered, truncated)
+    with pytest.raises(ValueError, match="refit"):
+        SentenceDecoder.from_dict(dec.to_dict())

@@ -287,6 +287,10 @@ class SentenceDecoder:
         arrays = {k: np.asarray(d[k], dtype=np.float64) for k in names if k in d}
         if "absent_lengths" in arrays:
             arrays["absent_lengths"] = arrays["absent_lengths"].astype(np.int64)
+            shape = (len(arrays["absent_lengths"]), len(d["genes"]))
+            if arrays.get("absent_values", np.zeros(0)).shape != shape or shape[0] < 2:
+                msg = f"The stored absent values are not a {shape} table (lengths × genes); refit the decoder."
+                raise ValueError(msg)
         return cls(
             kind=kind,
             genes=np.asarray(d["genes"], dtype=object),
