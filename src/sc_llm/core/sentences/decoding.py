@@ -47,6 +47,7 @@ class ParsedSentences:
     n_unknown: int
     n_duplicates: int
     unknown_examples: list[str]
+    word_counts: np.ndarray  # words per sentence, dropped ones included
 
 
 def parse_sentences(sentences: Sequence[str], vocabulary: Sequence[str]) -> ParsedSentences:
@@ -82,6 +83,7 @@ def parse_sentences(sentences: Sequence[str], vocabulary: Sequence[str]) -> Pars
         n_unknown=int((~known).sum()),
         n_duplicates=int(known.sum() - keep.sum()),
         unknown_examples=unknown_examples,
+        word_counts=lengths,
     )
 
 
@@ -223,11 +225,11 @@ class SentenceDecoder:
             (values.astype(np.float32), parsed.genes, parsed.indptr), shape=(len(parsed.indptr) - 1, len(var_names))
         )
         if self.absent == "expected":
-            X = self._fill_absent(X, sentences, var_names)
+            X = self._fill_absent(X, parsed.word_counts, var_names)
         X.eliminate_zeros()
         return X, parsed
 
-    def _fill_absent(self, X: Any, sentences: Sequence[str], var_names: np.ndarray) -> Any:
+    def _fill_absent(self, X: Any, lengths: np.ndarray, var_names: np.ndarray) -> Any:
         """``X`` with every gene the sentence leaves out set to its expected value at the sentence's length."""
         from scipy import sparse
 
@@ -236,7 +238,6 @@ class SentenceDecoder:
         if self.absent_values is None or self.absent_lengths is None:
             msg = "This decoder has `absent='expected'` but no fitted absent values; refit it."
             raise ValueError(msg)
-        lengths = np.fromiter((len(str(s).split()) if s is not None else 0 for s in sentences), dtype=np.int64)
         at = pd.Index(self.genes).get_indexer(np.asarray(var_names, dtype=object))
         table = np.where(at >= 0, self.absent_values[:, np.maximum(at, 0)], 0.0)
         dense = absent_rows(table, self.absent_lengths, lengths)
