@@ -5,7 +5,7 @@ same machine, one run:
 
 1. ``loop``: cell2sentence's prediction helpers' way — ``model.generate`` on one prompt at a time, unconstrained,
    then invalid words counted after the fact (written here from the published facts; cell2sentence is not used);
-2. ``batched``: ``sc_llm.core.llm.generation.generate_sentences`` without the constraint (left-padded batches,
+2. ``batched``: ``sc_llm.core.cell_lm.generation.generate_sentences`` without the constraint (left-padded batches,
    KV cache) — the effect of batching alone;
 3. ``batched+constrained (text)``: with the gene prefix-tree constraint, exactly ``--n-genes`` genes;
 4. ``batched+constrained (gene tokens)``: the same model with one token per gene (mean-of-subword init).
@@ -30,9 +30,9 @@ import numpy as np
 import torch
 
 import sc_llm as sl
-from sc_llm.core.llm.cell_lm import CellLanguageModel
-from sc_llm.core.llm.gene_vocab import GeneVocab, add_gene_tokens
-from sc_llm.core.llm.generation import generate_sentences, parse_sentence
+from sc_llm.core.cell_lm.gene_vocab import GeneVocab, add_gene_tokens
+from sc_llm.core.cell_lm.generation import generate_sentences, parse_sentence
+from sc_llm.core.cell_lm.model import CellLanguageModel
 from sc_llm.core.llm.loading import load_causal_lm, prepare_tokenizer
 
 

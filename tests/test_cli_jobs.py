@@ -104,7 +104,7 @@ def test_annotate_command_knn_equals_the_python_call(query_reference, tmp_path, 
     line = capsys.readouterr().out
     assert line.startswith(f"sc-llm annotate: {query.n_obs} cells labelled by knn on X_pca from {ref.n_obs}")
     got = ad.read_h5ad(out)
-    sl.tl.knn_annotate(query, ref, use_rep="X_pca", label_key="bulk_labels", k=5)
+    sl.tl.knn_annotate(query, ref, use_rep="X_pca", label_key="bulk_labels", truth_key="bulk_labels", k=5)
     assert list(got.obs["knn_label"]) == list(query.obs["knn_label"])
     assert (got.obs["knn_label"] == got.obs["bulk_labels"]).mean() > 0.6  # PCA 5-NN on pbmc68k is ~0.8
 

@@ -8,16 +8,12 @@ libraries inside the functions that need them. ``sc-llm --help`` therefore answe
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
+
+from ._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs; at run time see __getattr__
     from . import datasets, jobs, metrics, pl, pp, tl
-
-try:
-    __version__ = version("sc-llm")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without installation
-    __version__ = "0.0.0+unknown"
 
 __all__ = ["__version__", "datasets", "jobs", "metrics", "pl", "pp", "tl"]
 _SUBMODULES = frozenset({"datasets", "jobs", "metrics", "pl", "pp", "tl"})

@@ -9,13 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sc_llm._utils._sentences import read_sentences, split_sentence
 from sc_llm._utils._validation import (
     as_gene_list,
     as_marker_mapping,
     as_name_list,
     check_count,
-    read_sentences,
-    split_sentence,
 )
 
 WORD = st.text(st.characters(blacklist_categories=("Z", "C"), blacklist_characters=",;"), min_size=1, max_size=8)

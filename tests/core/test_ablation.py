@@ -6,9 +6,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from sc_llm.core.ablation import ablate, fraction_count, hash_gene, hash_genes, random_hashes, shuffle_leading
-from sc_llm.core.gene_tokens import _word_spans_by_offsets, _word_spans_by_prefixes, gene_token_spans, n_in_context
-from sc_llm.core.text_encoder import TextEncoder
+from sc_llm.core.explain.ablation import ablate, fraction_count, hash_gene, hash_genes, random_hashes, shuffle_leading
+from sc_llm.core.text.encoder import TextEncoder
+from sc_llm.core.text.gene_tokens import _word_spans_by_offsets, _word_spans_by_prefixes, gene_token_spans, n_in_context
 
 SENTENCES = [[f"GENE{i}" for i in order] for order in ([3, 1, 4, 15, 9, 2, 6], [5, 3, 5 + 30, 8, 9, 7, 1, 0], [2])]
 

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from sc_llm.core.attribution import SentenceClassifier, baseline_ids, integrated_gradients, lime_gene_scores
-from sc_llm.core.fusion import FusionClassifier
-from sc_llm.core.gene_tokens import gene_token_spans
-from sc_llm.core.text_encoder import TextEncoder
+from sc_llm.core.explain.attribution import SentenceClassifier, baseline_ids, integrated_gradients, lime_gene_scores
+from sc_llm.core.fusion.network import FusionClassifier
+from sc_llm.core.text.encoder import TextEncoder
+from sc_llm.core.text.gene_tokens import gene_token_spans
 
 GENES = [f"GENE{i}" for i in range(100)]
 

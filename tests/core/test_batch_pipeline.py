@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from sc_llm.core.batch_pipeline import cpu_parallel_batches, intra_op_threads, ordered_map, prefetched
-from sc_llm.core.text_encoder import TextEncoder
+from sc_llm.core.base.batch_pipeline import ordered_map, prefetched
+from sc_llm.core.text.encoder import TextEncoder
 
 
 def test_ordered_map_keeps_order_with_uneven_work():
@@ -47,31 +47,6 @@ def test_ordered_map_raises_the_workers_error_in_turn():
     assert seen == [0, 1, 2]
     with pytest.raises(ValueError, match="must be positive"):
         list(ordered_map(str, range(3), workers=0))
-
-
-def test_intra_op_threads_restores_the_setting():
-    before = torch.get_num_threads()
-    with pytest.raises(KeyError), intra_op_threads(1):
-        assert torch.get_num_threads() == 1
-        raise KeyError
-    assert torch.get_num_threads() == before
-
-
-def test_cpu_parallel_batches_default_and_bounds():
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(2)
-        assert cpu_parallel_batches(None, 1000) == (2, 1)
-        assert cpu_parallel_batches(4, 2) == (2, 1)
-        assert cpu_parallel_batches(3, 0) == (1, 2)
-        torch.set_num_threads(12)
-        assert cpu_parallel_batches(None, 1000) == (4, 3)  # at most 4 at once, threads shared out
-        assert cpu_parallel_batches(None, 2) == (2, 6)  # fewer batches than threads: none left idle
-    finally:
-        torch.set_num_threads(before)
-    for bad in (0, -1, 1.5, True, "2"):
-        with pytest.raises(ValueError, match="parallel_batches"):
-            cpu_parallel_batches(bad, 10)
 
 
 def test_parallel_batches_give_the_same_embeddings(tiny_bert_dir):

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from sc_llm.core.fusion import FusionClassifier
-from sc_llm.core.fusion_training import (
+from sc_llm.core.base.splits import stratified_split
+from sc_llm.core.fusion.network import FusionClassifier
+from sc_llm.core.fusion.training import (
     balanced_class_weights,
     choose_branch_weights,
     init_from_branches,
     predict_proba,
-    stratified_split,
     train_classifier,
     train_fusion,
 )

@@ -4,17 +4,17 @@ import numpy as np
 import pytest
 import torch
 
-from sc_llm.core.fusion import FusionClassifier
-from sc_llm.core.fusion_stacking import (
+from sc_llm.core.base.splits import fold_assignments, stratified_split
+from sc_llm.core.fusion.network import FusionClassifier
+from sc_llm.core.fusion.stacking import (
     StackedFusion,
     build_module,
     fit_expert_weights,
     fit_temperature,
-    fold_assignments,
     train_any_fusion,
     train_stacked_fusion,
 )
-from sc_llm.core.fusion_training import predict_proba, stratified_split, train_fusion
+from sc_llm.core.fusion.training import predict_proba, train_fusion
 
 FAST = {"max_epochs": 40, "patience": 5, "lr": 1e-2}
 

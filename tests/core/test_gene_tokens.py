@@ -1,6 +1,6 @@
 import pytest
 
-from sc_llm.core.gene_tokens import GeneTokenizer
+from sc_llm.core.text.gene_tokens import GeneTokenizer
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy import sparse
 
-from sc_llm.core.cell_keys import obs_name_keys
+from sc_llm.core.base.cell_keys import obs_name_keys
 from sc_llm.core.scgpt.preprocessing import (
     bin_padded,
     cell_draws,

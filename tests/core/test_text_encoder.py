@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from sc_llm.core.hf_loading import SentenceConfig, read_sentence_config
-from sc_llm.core.text_encoder import TextEncoder, length_batches, pool
+from sc_llm.core.text.encoder import TextEncoder, length_batches, pool
+from sc_llm.core.text.hf_loading import SentenceConfig, read_sentence_config
 
 
 def test_pooling_modes_against_manual_math():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import sc_llm as sl
-from sc_llm.core.text_encoder import TextEncoder
+from sc_llm.core.text.encoder import TextEncoder
 
 
 @pytest.fixture(scope="module")

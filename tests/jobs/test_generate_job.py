@@ -37,7 +37,7 @@ def test_perturb_job_equals_predict_perturbation_for_any_shard_size(models, kang
     lm = sl.tl.CellLM.load(models["perturbation"], device="cpu")
     direct = lm.predict_perturbation(ctrl, batch_size=3, **kw)
     for shard_size in (4, 10):
-        store = sl.jobs.perturb(
+        store = sl.jobs.predict_perturbation(
             path, tmp_path / f"p{shard_size}", model=models["perturbation"], shard_size=shard_size, **kw
         )
         pred = sl.jobs.read_cells(store, input=path)
@@ -58,12 +58,12 @@ def test_a_lost_shard_is_recomputed_identically(models, kang_small, tmp_path):
         "shard_size": 3,
         "progress": False,
     }
-    first = sl.jobs.perturb(path, tmp_path / "s", **kw)
+    first = sl.jobs.predict_perturbation(path, tmp_path / "s", **kw)
     before = first.read("gene_ids")
     next((tmp_path / "s" / "shards").glob("*1.json")).unlink()  # as if killed before shard 1's commit record
     with pytest.raises(ValueError, match="not computed yet"):
         sl.jobs.read_cells(tmp_path / "s")
-    resumed = sl.jobs.perturb(path, tmp_path / "s", **kw)
+    resumed = sl.jobs.predict_perturbation(path, tmp_path / "s", **kw)
     assert (resumed.last_run.n_computed, resumed.last_run.n_skipped) == (1, 2)
     np.testing.assert_array_equal(resumed.read("gene_ids"), before)
 
@@ -74,11 +74,11 @@ def test_bad_inputs_are_refused_before_anything_runs(models, kang_small, tmp_pat
     with pytest.raises(FileNotFoundError, match="not a saved cell language model"):
         sl.jobs.generate_cells(tiny_bert_dir, tmp_path / "x", cell_type="B", n_cells=2)
     with pytest.raises(KeyError, match="cell_type_key"):
-        sl.jobs.perturb(
+        sl.jobs.predict_perturbation(
             path, tmp_path / "y", model=models["perturbation"], perturbation="stimulated", cell_type_key="ct"
         )
     with pytest.raises(ValueError, match="perturbation's name"):
-        sl.jobs.perturb(path, tmp_path / "y", model=models["perturbation"], perturbation="")
+        sl.jobs.predict_perturbation(path, tmp_path / "y", model=models["perturbation"], perturbation="")
     with pytest.raises(ValueError, match="Nothing to generate"):
         sl.jobs.generate_cells(models["generation"], tmp_path / "z", cell_type=[])
     assert not any((tmp_path / d).exists() for d in ("x", "y", "z"))
@@ -87,7 +87,7 @@ def test_bad_inputs_are_refused_before_anything_runs(models, kang_small, tmp_pat
         sl.jobs.read_cells(emb)
     other = kang_small[6:12].copy()
     other.write_h5ad(tmp_path / "other.h5ad")
-    store = sl.jobs.perturb(
+    store = sl.jobs.predict_perturbation(
         path, tmp_path / "p", model=models["perturbation"], perturbation="stimulated", n_genes=4, progress=False
     )
     with pytest.raises(ValueError, match="not the file this job read"):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import sc_llm as sl
-from sc_llm.core.ablation import hash_gene
+from sc_llm.core.explain.ablation import hash_gene
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from hypothesis.extra import numpy as hnp
 from scipy import sparse
 
 import sc_llm as sl
-from sc_llm._utils._validation import read_sentences
+from sc_llm._utils._sentences import read_sentences
 
 # few distinct values, so ties are common; tiny, huge, -0.0 and explicit zeros included
 VALUES = st.sampled_from([0.0, -0.0, 0.0, 1.0, 1.0, 2.0, 0.5, 3.25, 1e-8, 1e30, 7.0])

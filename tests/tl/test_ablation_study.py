@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 import sc_llm as sl
-from sc_llm.tl._ablation_study import PAPER_ABLATIONS
+from sc_llm.tl.explain._ablation_study import PAPER_ABLATIONS
 
 
 @pytest.fixture(scope="module")

@@ -122,7 +122,7 @@ def test_mismatched_sentences_warn(adata, trained):
 
 
 def test_pick_confident_cells_ranks_correct_predictions_first():
-    from sc_llm.core.attribution_groups import pick_confident_cells
+    from sc_llm.core.explain.groups import pick_confident_cells
 
     groups = pd.Series(pd.Categorical(["a", "a", "a", "a", "b", "b", None]))
     proba = np.array([[0.6, 0.4], [0.9, 0.1], [0.3, 0.7], [0.45, 0.55], [0.2, 0.8], [0.7, 0.3], [1.0, 0.0]])

@@ -117,7 +117,7 @@ def test_fit_adds_control_identity_pairs_unless_asked_not_to(kang_small):
 
 
 def test_a_perturbation_model_takes_absent_values_from_perturbed_cells(kang_small):
-    from sc_llm.core.sentences.decoding import split_cells
+    from sc_llm.core.base.splits import split_cells
 
     m = _untrained_lm(kang_small, hidden_size=16)
     m.fit(kang_small, n_genes=4, config={**FAST, "max_steps": 1}, decoder_absent="expected")

@@ -72,7 +72,7 @@ def test_single_representation_and_copy(pbmc):
 def test_knn_rows_match_knn_annotate():
     adata = two_bit_adata(100)
     sl.tl.compare_annotators(adata, label_key="cell_type", use_reps=["X_a"], seeds=[0], k=5, **FAST)
-    from sc_llm.core.fusion_training import stratified_split
+    from sc_llm.core.base.splits import stratified_split
 
     tr, te = stratified_split(adata.obs["cell_type"].cat.codes.to_numpy(), 0.2, 0)
     query = adata[te].copy()
@@ -111,7 +111,7 @@ def test_too_small_class_is_a_clear_error():
 
 def test_several_fusions_ece_and_a_phenotype_label():
     """fusion=[...] adds one row per fusion; ECE matches an independent computation; any .obs column is a label."""
-    from sc_llm.core.fusion_training import stratified_split
+    from sc_llm.core.base.splits import stratified_split
     from sc_llm.core.knn import knn_vote
     from sc_llm.metrics import expected_calibration_error
 

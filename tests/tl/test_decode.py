@@ -64,7 +64,8 @@ def test_decode_counts_unknown_words_and_keeps_first_duplicate(kang, caplog):
 
 
 def test_expected_absent_values_fix_truncated_sentences(kang, tmp_path):
-    from sc_llm.core.sentences.decoding import r2_score, split_cells
+    from sc_llm.core.base.splits import split_cells
+    from sc_llm.core.sentences.decoding import r2_score
 
     sl.tl.fit_sentence_decoder(kang, key_added="zero")
     sl.tl.fit_sentence_decoder(kang, absent="expected", key_added="expected")
@@ -105,8 +106,8 @@ def test_bad_inputs_write_nothing(kang):
 
 
 def test_absent_rows_restrict_the_cells_averaged(kang):
-    from sc_llm.core.sentences.decoding import split_cells
-    from sc_llm.tl._decode import fit_decoder_arrays
+    from sc_llm.core.base.splits import split_cells
+    from sc_llm.tl.decoding._fit import fit_decoder_arrays
 
     names = np.asarray(kang.var_names, dtype=object)
     sentences = list(kang.obs["cell_sentence"])

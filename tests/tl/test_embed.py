@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import sc_llm as sl
-from sc_llm.tl._embed import default_key
+from sc_llm.tl.embedding._embed import default_key
 
 
 @pytest.fixture
@@ -36,7 +36,8 @@ def test_tiny_model_writes_documented_keys(pbmc_small, tiny_st_dir):
     assert X.shape == (48, 32)
     np.testing.assert_allclose(np.linalg.norm(X, axis=1), 1.0, rtol=1e-5)  # Normalize module in modules.json
     params = out.uns[key[2:]]["params"]
-    assert params["pooling"] == "cls" and params["max_length"] == 32 and params["backend"] == "text"
+    assert params["pooling"] == "cls" and params["max_length"] == 32 and params["encoder"] == "text"
+    assert params["backend"] == "local"
     assert params["sentence_key"] == "cell_sentence" and params["n_truncated"] == 48
 
 
@@ -76,6 +77,8 @@ def test_token_budget_gives_the_same_embeddings_and_is_recorded(pbmc_small, tiny
 def test_bad_arguments(pbmc_small, tiny_bert_dir):
     with pytest.raises(ValueError, match="backend"):
         sl.tl.embed(pbmc_small, model=str(tiny_bert_dir), backend="geneformer")
+    with pytest.raises(ValueError, match="`encoder` must be one of"):
+        sl.tl.embed(pbmc_small, model=str(tiny_bert_dir), encoder="geneformer")
     with pytest.raises(TypeError, match="Unexpected arguments"):
         sl.tl.embed(pbmc_small, model=str(tiny_bert_dir), n_bins=51)
 

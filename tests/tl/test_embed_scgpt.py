@@ -74,15 +74,21 @@ def test_writes_only_documented_keys(tiny_scgpt_dir, pbmc):
     X = pbmc.obsm["X_scgpt"]
     assert X.shape == (pbmc.n_obs, 32) and X.dtype == np.float32
     params = pbmc.uns["scgpt"]["params"]
-    assert params["backend"] == "scgpt" and params["use_raw"] is True
+    assert params["encoder"] == "scgpt" and params["backend"] == "local" and params["use_raw"] is True
     assert params["n_genes"] == pbmc.raw.n_vars == params["n_genes_matched"]
     assert params["gene_coverage"] == 1.0
     assert params["max_length"] == 1200 and params["n_bins"] == 51 and params["seed"] == 0
     assert params["n_subsampled"] == 0 and params["n_empty"] == 0
 
 
+def test_backend_with_its_pre_0_2_meaning_still_picks_the_encoder(ckpt, pbmc):
+    with pytest.warns(FutureWarning, match=r"pass `encoder='scgpt'`"):
+        out = sl.tl.embed(pbmc, model=str(ckpt), backend="scgpt", copy=True, progress=False)
+    assert out.uns["scgpt"]["params"]["encoder"] == "scgpt"
+
+
 def test_copy_key_added_and_explicit_encoder(ckpt, pbmc):
-    out = sl.tl.embed(pbmc, model=str(ckpt), backend="scgpt", key_added="X_sc", copy=True, progress=False)
+    out = sl.tl.embed(pbmc, model=str(ckpt), encoder="scgpt", key_added="X_sc", copy=True, progress=False)
     assert "X_sc" not in pbmc.obsm and "sc" not in pbmc.uns
     assert out.obsm["X_sc"].shape == (pbmc.n_obs, 32)
     assert out.uns["sc"]["params"]["model"] == str(ckpt)
@@ -215,7 +221,7 @@ def test_missing_file_names_the_layout(make_scgpt, pbmc):
     ckpt = make_scgpt()
     (ckpt / "best_model.pt").unlink()
     with pytest.raises(FileNotFoundError, match=r"best_model\.pt"):
-        sl.tl.embed(pbmc, model=str(ckpt), backend="scgpt", progress=False)
+        sl.tl.embed(pbmc, model=str(ckpt), encoder="scgpt", progress=False)
 
 
 def test_unknown_args_option(make_scgpt, pbmc):

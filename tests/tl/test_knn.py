@@ -17,7 +17,7 @@ def split(pbmc):
 def test_reference_transfer_writes_documented_keys(split):
     adata, train, test = split
     ref, query = adata[train].copy(), adata[test].copy()
-    sl.tl.knn_annotate(query, ref, use_rep="X_pca", label_key="bulk_labels")
+    sl.tl.knn_annotate(query, ref, use_rep="X_pca", label_key="bulk_labels", truth_key="bulk_labels")
     pred = query.obs["knn_label"]
     assert isinstance(pred.dtype, pd.CategoricalDtype)
     assert list(pred.cat.categories) == list(ref.obs["bulk_labels"].cat.categories)
@@ -32,6 +32,7 @@ def test_reference_transfer_writes_documented_keys(split):
     assert query.uns["knn_label"]["params"] == {
         "use_rep": "X_pca",
         "label_key": "bulk_labels",
+        "truth_key": "bulk_labels",
         "k": 10,
         "method": "auto",
         "reference": "external",
@@ -42,7 +43,7 @@ def test_reference_transfer_writes_documented_keys(split):
 def test_same_object_reference_equals_explicit_reference(split):
     adata, train, test = split
     ref, query = adata[train].copy(), adata[test].copy()
-    sl.tl.knn_annotate(query, ref, use_rep="X_pca", label_key="bulk_labels")
+    sl.tl.knn_annotate(query, ref, use_rep="X_pca", label_key="bulk_labels", truth_key="bulk_labels")
     adata.obs["train_label"] = adata.obs["bulk_labels"].where(np.isin(np.arange(adata.n_obs), train))
     sl.tl.knn_annotate(adata, use_rep="X_pca", label_key="train_label", key_added="self_ref")
     assert (adata.obs["self_ref"].iloc[test].astype(str).values == query.obs["knn_label"].astype(str).values).all()
@@ -57,7 +58,7 @@ def test_agrees_with_sklearn_classifier(split):
     y = adata.obs["bulk_labels"].to_numpy()
     ref = KNeighborsClassifier(10).fit(X[train], y[train]).predict(X[test])
     query = adata[test].copy()
-    sl.tl.knn_annotate(query, adata[train].copy(), use_rep="X_pca", label_key="bulk_labels")
+    sl.tl.knn_annotate(query, adata[train].copy(), use_rep="X_pca", label_key="bulk_labels", truth_key="bulk_labels")
     assert (query.obs["knn_label"].astype(str).to_numpy() == ref).mean() > 0.95  # differs only on vote ties
 
 
@@ -66,20 +67,39 @@ def test_errors_leave_adata_unchanged(split):
     ref, query = adata[train].copy(), adata[test].copy()
     before = query.obs.copy()
     with pytest.raises(KeyError, match="X_missing"):
-        sl.tl.knn_annotate(query, ref, use_rep="X_missing", label_key="bulk_labels")
+        sl.tl.knn_annotate(query, ref, use_rep="X_missing", label_key="bulk_labels", truth_key="bulk_labels")
     ref.obsm["X_d"], query.obsm["X_d"] = ref.obsm["X_pca"][:, :2], query.obsm["X_pca"][:, :3]
     with pytest.raises(ValueError, match="same model"):
-        sl.tl.knn_annotate(query, ref, use_rep="X_d", label_key="bulk_labels")
+        sl.tl.knn_annotate(query, ref, use_rep="X_d", label_key="bulk_labels", truth_key="bulk_labels")
     with pytest.raises(KeyError, match="not_a_label"):
         sl.tl.knn_annotate(query, ref, use_rep="X_pca", label_key="not_a_label")
     query.obsm["X_nan"] = np.full((query.n_obs, 3), np.nan)
     with pytest.raises(ValueError, match="NaN"):
-        sl.tl.knn_annotate(query, use_rep="X_nan", label_key="bulk_labels")
+        sl.tl.knn_annotate(query, use_rep="X_nan", label_key="bulk_labels", truth_key="bulk_labels")
     pd.testing.assert_frame_equal(query.obs, before)
     assert "knn_label" not in query.uns
 
 
 def test_copy(split):
     adata, train, _ = split
-    out = sl.tl.knn_annotate(adata, adata[train].copy(), use_rep="X_pca", label_key="bulk_labels", k=3, copy=True)
+    ref = adata[train].copy()
+    del adata.obs["bulk_labels"]
+    out = sl.tl.knn_annotate(adata, ref, use_rep="X_pca", label_key="bulk_labels", k=3, copy=True)
     assert "knn_label" in out.obs and "knn_label" not in adata.obs
+    assert "metrics" not in out.uns["knn_label"]  # no truth column: nothing scored
+
+
+def test_truth_key_is_the_query_truth_and_label_key_the_reference_labels(split):
+    adata, train, test = split
+    query = adata[test].copy()
+    query.obs["truth"] = query.obs.pop("bulk_labels")
+    sl.tl.knn_annotate(query, adata[train].copy(), use_rep="X_pca", label_key="bulk_labels", truth_key="truth")
+    assert query.uns["knn_label"]["params"]["truth_key"] == "truth" and query.uns["knn_label"]["metrics"]["n"] == len(
+        test
+    )
+    with pytest.raises(KeyError, match="nope"):
+        sl.tl.knn_annotate(query, adata[train].copy(), use_rep="X_pca", label_key="bulk_labels", truth_key="nope")
+    query.obs["bulk_labels"] = query.obs["truth"]  # the pre-0.2 meaning: label_key in the query is its truth
+    with pytest.warns(FutureWarning, match="truth_key='bulk_labels'"):
+        sl.tl.knn_annotate(query, adata[train].copy(), use_rep="X_pca", label_key="bulk_labels", key_added="old")
+    assert query.uns["old"]["metrics"] == query.uns["knn_label"]["metrics"]

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 import sc_llm as sl
-from sc_llm.tl import _perturb_methods as registry
+from sc_llm.tl.perturbation import _methods as registry
 
 KW = {"condition_key": "condition", "control": "control", "perturbation": "stimulated", "cell_type_key": "cell_type"}
 

@@ -48,26 +48,37 @@ def get_modality(data: Any, mod: str | None = None, *, whole_mudata: bool = Fals
     return data
 
 
-def get_matrix(adata: AnnData, *, layer: str | None = None, use_raw: bool | None = None):
-    """Return ``(X, var, source)`` for ``layer``, ``.raw`` or ``.X``, checking that the choice exists.
+def choose_matrix(layer: str | None, use_raw: bool | None, *, has_raw: bool, layers, where: str = "`adata`") -> str:
+    """The one rule for which matrix a tool reads: ``'raw'``, ``'layer'`` or ``'X'``, for memory and for files.
 
-    ``use_raw=None`` means: use ``.raw`` when it exists and no layer is given (scanpy's convention for
-    expression-reading tools). ``source`` names what was read: ``"layers['name']"``, ``'raw.X'`` or ``'X'``.
+    ``layer`` wins; ``use_raw=None`` means ``.raw`` when it exists and no layer is given (scanpy's convention
+    for expression-reading tools); both at once, a missing ``.raw`` or an unknown layer are refused.
     """
     if layer is not None and use_raw:
         msg = "Pass either `layer` or `use_raw=True`, not both."
         raise ValueError(msg)
-    if use_raw is None:
-        use_raw = layer is None and adata.raw is not None
-    if use_raw:
-        if adata.raw is None:
-            msg = "`use_raw=True` but `adata.raw` is None. Pass `use_raw=False` or a `layer`."
-            raise ValueError(msg)
-        return adata.raw.X, adata.raw.var, "raw.X"
     if layer is not None:
-        if layer not in adata.layers:
-            msg = f"Layer {layer!r} not found in `adata.layers` (available: {list(adata.layers)})."
+        if layer not in layers:
+            msg = f"Layer {layer!r} not found in the layers of {where} (available: {list(layers)})."
             raise KeyError(msg)
+        return "layer"
+    if use_raw is None:
+        use_raw = has_raw
+    if use_raw and not has_raw:
+        msg = f"`use_raw=True` but {where} has no `.raw`. Pass `use_raw=False` or a `layer`."
+        raise ValueError(msg)
+    return "raw" if use_raw else "X"
+
+
+def get_matrix(adata: AnnData, *, layer: str | None = None, use_raw: bool | None = None):
+    """Return ``(X, var, source)`` for ``layer``, ``.raw`` or ``.X`` by :func:`choose_matrix`'s rule.
+
+    ``source`` names what was read: ``"layers['name']"``, ``'raw.X'`` or ``'X'``.
+    """
+    choice = choose_matrix(layer, use_raw, has_raw=adata.raw is not None, layers=adata.layers)
+    if choice == "raw":
+        return adata.raw.X, adata.raw.var, "raw.X"
+    if choice == "layer":
         return adata.layers[layer], adata.var, f"layers[{layer!r}]"
     if adata.X is None:
         msg = (

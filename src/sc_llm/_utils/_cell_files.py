@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from ._anndata import check_values, get_gene_names
+from ._anndata import choose_matrix, get_gene_names
 
 
 class CellFile:
@@ -28,18 +28,12 @@ class CellFile:
         if self.path.suffix not in (".h5ad", ".zarr"):
             msg = f"Input {str(self.path)!r} must be an .h5ad file or a .zarr folder written by AnnData."
             raise ValueError(msg)
-        if layer is not None and use_raw:
-            msg = "Pass either `layer` or `use_raw=True`, not both."
-            raise ValueError(msg)
         self.layer = layer
         self._root: Any = None
-        self.use_raw = ("raw" in self.root and layer is None) if use_raw is None else bool(use_raw)
-        if self.use_raw and "raw" not in self.root:
-            msg = f"`use_raw=True` but {str(self.path)!r} has no `.raw`. Pass `use_raw=False` or a `layer`."
-            raise ValueError(msg)
-        if layer is not None and layer not in self.root.get("layers", {}):
-            msg = f"Layer {layer!r} not found in {str(self.path)!r}."
-            raise KeyError(msg)
+        layers = list(self.root["layers"]) if "layers" in self.root else []
+        where = repr(str(self.path))
+        choice = choose_matrix(layer, use_raw, has_raw="raw" in self.root, layers=layers, where=where)
+        self.use_raw = choice == "raw"
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_root": None}
@@ -113,50 +107,3 @@ class CellFile:
             block = ad.io.sparse_dataset(elem)[start:stop]
             return sparse.csr_matrix(block)
         return sparse.csr_matrix(np.asarray(elem[start:stop]))
-
-
-class FileSentences:
-    """Cell sentences of a file's rows: an ``.obs`` column, or ranked on the fly from the expression matrix."""
-
-    def __init__(
-        self,
-        cells: CellFile,
-        *,
-        sentence_key: str = "cell_sentence",
-        gene_symbols: str | None = None,
-        n_genes: int | None = None,
-    ):
-        self.cells = cells
-        self.sentence_key = sentence_key
-        self.from_obs = cells.has_obs(sentence_key)
-        self.gene_symbols = gene_symbols
-        self.n_genes = n_genes
-        self._cache: Any = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_cache": None}
-
-    def params(self) -> dict[str, Any]:
-        """Where the sentences come from (recorded with the results)."""
-        if self.from_obs:
-            return {"sentences": f"obs[{self.sentence_key!r}]"}
-        return {
-            "sentences": f"ranked from {self.cells.source}",
-            "gene_symbols": self.gene_symbols,
-            "n_genes": self.n_genes,
-        }
-
-    def read(self, start: int, stop: int) -> list[str]:
-        """Cell sentences of rows ``start:stop``."""
-        if self.from_obs:
-            if self._cache is None:
-                self._cache = self.cells.obs_column(self.sentence_key).fillna("").astype(str).tolist()
-            return self._cache[start:stop]
-        from ..core.sentences.ranking import SentenceJoiner, rank_genes
-
-        if self._cache is None:
-            self._cache = SentenceJoiner(np.asarray(self.cells.gene_names(self.gene_symbols), dtype=object))
-        block = self.cells.rows(start, stop)
-        check_values(block.data, f"{self.cells.source} of {str(self.cells.path)!r}")
-        indptr, genes = rank_genes(block, self.n_genes)
-        return list(self._cache(indptr, genes))

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from anndata import AnnData
+    pass
 
 _DIGITS = re.compile(r"^[+-]?\d+(\.\d*)?([eE][+-]?\d+)?$")
 
@@ -36,6 +36,15 @@ def check_count(value: Any, name: str, *, minimum: int = 1, allow_none: bool = F
         msg = f"`{name}` must be an integer ≥ {minimum}, got {value}."
         raise ValueError(msg)
     return int(value)
+
+
+def check_batching(batch_size: int, token_budget: int | None, *, scgpt: bool) -> None:
+    """Validate ``batch_size`` and ``token_budget`` (text encoders only) before anything is loaded."""
+    check_count(batch_size, "batch_size")
+    check_count(token_budget, "token_budget", allow_none=True)
+    if scgpt and token_budget is not None:
+        msg = "`token_budget` batches text encoders; scGPT batches by `batch_size` cells."
+        raise ValueError(msg)
 
 
 # ---------------------------------------------------------------------------------------------- gene names
@@ -77,52 +86,6 @@ def check_gene_names(names: np.ndarray, where: str) -> np.ndarray:
         )
         raise ValueError(msg)
     return text.to_numpy(dtype=object)
-
-
-# ---------------------------------------------------------------------------------------------- sentences
-def split_sentence(sentence: str) -> list[str]:
-    """The gene words of a cell sentence: split on any run of whitespace, no empty words."""
-    return sentence.split()
-
-
-def read_sentences(adata: AnnData, key: str) -> list[str]:
-    """The cell sentences of ``adata.obs[key]`` as plain strings, one per cell, words separated by one space.
-
-    Accepts the column as written by :func:`sc_llm.pp.cell_sentences` and as read back from ``.h5ad``
-    (anndata stores repeated strings as a Categorical). Missing values are empty sentences (with a warning).
-    Numbers or other non-text values are refused: they are not sentences.
-    """
-    if key not in adata.obs:
-        msg = (
-            f"No cell sentences in `adata.obs[{key!r}]` (columns: {list(adata.obs.columns)}). "
-            "Run `sl.pp.cell_sentences(adata)` first, or pass `sentence_key=` naming the column that holds them."
-        )
-        raise KeyError(msg)
-    col = adata.obs[key]
-    dtype = col.dtype.categories.dtype if isinstance(col.dtype, pd.CategoricalDtype) else col.dtype
-    if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
-        msg = (
-            f"`adata.obs[{key!r}]` holds numbers ({dtype}), not cell sentences. Pass `sentence_key=` a column of "
-            "text such as the one written by `sl.pp.cell_sentences`."
-        )
-        raise TypeError(msg)
-    values = col.astype(object).to_numpy()
-    missing = pd.isna(values)
-    not_text = [v for v, m in zip(values, missing, strict=True) if not m and not isinstance(v, str)]
-    if not_text:
-        msg = (
-            f"`adata.obs[{key!r}]` holds {len(not_text)} value(s) that are not text, e.g. {not_text[0]!r} "
-            f"({type(not_text[0]).__name__}). Cell sentences are strings of gene names; recompute them with "
-            "`sl.pp.cell_sentences`."
-        )
-        raise TypeError(msg)
-    if missing.any():
-        warnings.warn(
-            f"{int(missing.sum())} cell(s) have a missing sentence in `adata.obs[{key!r}]`; they are read as empty.",
-            UserWarning,
-            stacklevel=3,
-        )
-    return ["" if m else " ".join(v.split()) for v, m in zip(values, missing, strict=True)]
 
 
 # ---------------------------------------------------------------------------------------------- gene lists

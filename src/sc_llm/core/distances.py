@@ -121,7 +121,7 @@ def wasserstein(
     -------
     ``(distance, method used)`` with the method ``'exact'`` or ``'sliced'``.
     """
-    from .._utils._deps import import_optional
+    from .base.deps import import_optional
 
     ot = import_optional("ot", "perturb", package="POT")
     X, Y = _check_pair(X, Y)

@@ -1,77 +1,35 @@
-"""``sl.jobs.generate_cells`` and ``sl.jobs.perturb``: cell-LM generation in resumable shards, locally or on Ray.
+"""``sl.jobs.generate_cells``: new cells from a saved cell LM, in resumable shards, locally or on Ray.
 
-Both write generated sentences (as gene indices) into a :class:`~sc_llm.jobs.ShardStore`;
-:func:`read_cells` turns a finished store into the AnnData that ``sl.tl.generate_cells`` or
-``CellLM.predict_perturbation`` returns for the same cells and seed.
+The store holds generated sentences as gene indices; :func:`~sc_llm.jobs.read_cells` turns a finished store
+into the AnnData that ``sl.tl.generate_cells`` returns for the same cells and seed.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
 
-from .._utils._logging import logg
-from ._embed import DEFAULT_SHARD_SIZE, _version, check_engine, run_engine
+from ._run import DEFAULT_SHARD_SIZE, EngineOptions, cell_lm_identity, job_identity, run_job, sampling_options
 
 if TYPE_CHECKING:
     from ..core.shards import ShardStore
 
-
-def _model_identity(model: str | os.PathLike) -> tuple[str, dict[str, Any], int]:
-    """``(folder, identity, number of genes)`` of a saved cell LM folder; refuses anything else."""
-    from ..core.llm.cell_lm import read_saved
-    from ..core.shards import fingerprint_folder
-
-    folder = Path(model).expanduser().resolve()
-    _, vocab, decoder = read_saved(folder)  # a clear error for anything but a folder of CellLM.save
-    if decoder is None:
-        logg.warning("the cell LM has no fitted sentence decoder: `read_cells` will give all-zero `.X`.")
-    return str(folder), {"id": str(folder), "fingerprint": fingerprint_folder(folder)}, len(vocab.genes)
+GENERATION_OUTPUTS = ("gene_ids", "n_words", "cell_type")
 
 
-def _run(task, identity: dict, store, *, n_cells: int, shard_size: int, run: dict, what: str) -> ShardStore:
-    from ..core.shards import ShardStore
-
-    check_engine(run["engine"], run["num_workers"], shard_size)
-    outputs = {"gene_ids": ((task.n_genes,), "int32"), "n_words": ((), "int32"), "cell_type": ((), "int32")}
-    shard_store = ShardStore.open_or_create(
-        store, identity, n_cells=n_cells, shard_size=shard_size, outputs=outputs, overwrite=run["overwrite"]
-    )
-    start = logg.info(
-        f"{what} {n_cells} cells into {str(store)!r}: {len(shard_store.pending())} of {shard_store.n_shards} "
-        f"shards to compute ({run['engine']} engine)"
-    )
-    summary = run_engine(
-        task,
-        shard_store,
-        run["engine"],
-        run["num_workers"],
-        run["num_gpus_per_worker"],
-        run["max_retries"],
-        run["progress"],
-    )
-    logg.info(f"    {summary.line()}", time=start)
-    shard_store.last_run = summary
-    return shard_store
+def generation_outputs(n_genes: int) -> dict[str, tuple[tuple[int, ...], str]]:
+    """The outputs of a cell-LM generation store: gene indices per sentence, words written, cell-type code."""
+    return {"gene_ids": ((n_genes,), "int32"), "n_words": ((), "int32"), "cell_type": ((), "int32")}
 
 
-def _sampling(n_genes, do_sample, temperature, top_k, top_p, seed, batch_size) -> dict[str, Any]:
-    if n_genes < 1 or batch_size < 1 or seed < 0:
-        msg = f"Need n_genes >= 1, batch_size >= 1 and seed >= 0; got {n_genes}, {batch_size}, {seed}."
-        raise ValueError(msg)
-    return {
-        "n_genes": int(n_genes),
-        "do_sample": bool(do_sample),
-        "temperature": float(temperature),
-        "top_k": top_k,
-        "top_p": top_p,
-        "seed": int(seed),
-        "batch_size": int(batch_size),
-    }
+def codes_hash(codes: np.ndarray) -> str:
+    """SHA-256 of the cell-type codes of a generation job's input (part of its identity)."""
+    from ..core.base.identity import checksum
+
+    return checksum(np.asarray(codes, dtype=np.int32))
 
 
 def generate_cells(
@@ -127,41 +85,19 @@ def generate_cells(
     if not types:
         msg = "Nothing to generate: pass `n_cells` ≥ 1 (or a non-empty list of cell types)."
         raise ValueError(msg)
-    folder, model_ident, _ = _model_identity(model)
+    options = EngineOptions(engine, num_workers, num_gpus_per_worker, max_retries, 0, overwrite, progress)
+    options.check(shard_size)
+    folder, model_ident = cell_lm_identity(model)
     codes, names = pd.factorize(pd.Series(types), sort=True)
-    sampling = _sampling(n_genes, do_sample, temperature, top_k, top_p, seed, batch_size)
-    identity = {
-        "job": "generate/cells",
-        "model": model_ident,
-        "params": {**sampling, "device": device},
-        "input": {"n_cells": len(types), "cell_types": list(names), "codes_sha256": _codes_hash(codes)},
-        "sc_llm_version": _version(),
-    }
+    sampling = sampling_options(n_genes, do_sample, temperature, top_k, top_p, seed, batch_size)
+    inputs = {"n_cells": len(types), "cell_types": list(names), "codes_sha256": codes_hash(codes)}
+    identity = job_identity("generate/cells", model_ident, {**sampling, "device": device}, inputs)
+    keys = np.arange(len(types), dtype=np.uint64)
     task = SentenceGenerationTask(
-        folder,
-        "conditional_generation",
-        codes.astype(np.int32),
-        list(names),
-        np.arange(len(types), dtype=np.uint64),
-        device=device,
-        **sampling,
+        folder, "conditional_generation", codes.astype(np.int32), list(names), keys, device=device, **sampling
     )
-    run = _run_options(engine, num_workers, num_gpus_per_worker, max_retries, overwrite, progress)
-    return _run(task, identity, store, n_cells=len(types), shard_size=shard_size, run=run, what="generating")
-
-
-def _codes_hash(codes: np.ndarray) -> str:
-    from ..core.shards import checksum
-
-    return checksum(np.asarray(codes, dtype=np.int32))
-
-
-def _run_options(engine, num_workers, num_gpus_per_worker, max_retries, overwrite, progress) -> dict[str, Any]:
-    return {
-        "engine": engine,
-        "num_workers": num_workers,
-        "num_gpus_per_worker": num_gpus_per_worker,
-        "max_retries": max_retries,
-        "overwrite": overwrite,
-        "progress": progress,
-    }
+    outputs = generation_outputs(sampling["n_genes"])
+    what = f"generating with the cell LM {folder!r}"
+    return run_job(
+        task, identity, store, n_cells=len(types), shard_size=shard_size, outputs=outputs, options=options, what=what
+    )

@@ -1,22 +1,23 @@
-"""``sl.jobs.perturb``: a saved cell LM writes every control cell's perturbed sentence, in resumable shards."""
+"""``sl.jobs.predict_perturbation``: a saved cell LM writes every control cell's perturbed sentence, in shards."""
 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from ._embed import DEFAULT_SHARD_SIZE, _version
-from ._generate import _codes_hash, _model_identity, _run, _run_options, _sampling
+from ._generate import codes_hash, generation_outputs
+from ._run import DEFAULT_SHARD_SIZE, EngineOptions, cell_lm_identity, job_identity, run_job, sampling_options
 
 if TYPE_CHECKING:
     from ..core.shards import ShardStore
 
 
-def perturb(
+def predict_perturbation(
     input: str | os.PathLike,
     store: str | os.PathLike,
     *,
@@ -45,7 +46,8 @@ def perturb(
 ) -> ShardStore:
     """Predict every cell of a file after ``perturbation`` with a saved cell LM, in resumable shards.
 
-    The batch form of :meth:`sc_llm.tl.CellLM.predict_perturbation`: the file holds control cells; each one's
+    The batch form of :meth:`sc_llm.tl.CellLM.predict_perturbation` (not of :func:`sc_llm.tl.perturb`, which
+    trains and compares methods on one AnnData): the file holds control cells; each one's
     sentence (``.obs[sentence_key]``, else ranked from the expression) and cell type prompt the model, which
     writes the perturbed cell's sentence. Sampled sentences derive from ``seed`` and each cell's ``obs`` name,
     so results equal ``predict_perturbation`` on the same cells for any ``shard_size``; a killed job resumes
@@ -78,39 +80,31 @@ def perturb(
     each sentence), ``n_words`` and ``cell_type`` (index into ``manifest['input']['cell_types']``);
     ``store.last_run`` summarises this call.
     """
-    from .._utils._cell_files import CellFile, FileSentences
-    from ..core.cell_keys import obs_name_keys
-    from ..core.shards import hash_strings
+    from .._utils._cell_files import CellFile
+    from ..core.base.cell_keys import obs_name_keys
+    from ..core.base.identity import hash_strings
     from ..core.shards.generation_tasks import SentenceGenerationTask
+    from ._inputs import FileSentences
 
     if not perturbation:
         msg = "Pass the perturbation's name as in training, e.g. `perturbation='stimulated'`."
         raise ValueError(msg)
+    options = EngineOptions(engine, num_workers, num_gpus_per_worker, max_retries, 0, overwrite, progress)
+    options.check(shard_size)
     cells = CellFile(input, layer=layer, use_raw=use_raw)
     if not cells.has_obs(cell_type_key):
         msg = f"{str(input)!r} has no `.obs[{cell_type_key!r}]`; pass `cell_type_key=` naming its cell types."
         raise KeyError(msg)
-    folder, model_ident, _ = _model_identity(model)
+    folder, model_ident = cell_lm_identity(model)
     reader = FileSentences(cells, sentence_key=sentence_key, gene_symbols=gene_symbols, n_genes=n_genes)
     obs_names = cells.obs_names
     codes, names = pd.factorize(cells.obs_column(cell_type_key).astype(str), sort=True)
-    sampling = _sampling(n_genes, do_sample, temperature, top_k, top_p, seed, batch_size)
-    identity = {
-        "job": "generate/perturbation",
-        "model": model_ident,
-        "params": {**sampling, "perturbation": perturbation, "device": device},
-        "input": {
-            "name": Path(input).name,
-            "n_obs": len(obs_names),
-            "obs_names_sha256": hash_strings(obs_names),
-            "cell_type_key": cell_type_key,
-            "cell_types": list(names),
-            "codes_sha256": _codes_hash(codes),
-            "genes_sha256": None if reader.from_obs else hash_strings(cells.gene_names(gene_symbols)),
-            **reader.params(),
-        },
-        "sc_llm_version": _version(),
-    }
+    sampling = sampling_options(n_genes, do_sample, temperature, top_k, top_p, seed, batch_size)
+    inputs = {"name": Path(input).name, "n_obs": len(obs_names), "obs_names_sha256": hash_strings(obs_names)}
+    inputs |= {"cell_type_key": cell_type_key, "cell_types": list(names), "codes_sha256": codes_hash(codes)}
+    inputs |= {"genes_sha256": None if reader.from_obs else hash_strings(cells.gene_names(gene_symbols))}
+    params = {**sampling, "perturbation": perturbation, "device": device}
+    identity = job_identity("generate/perturbation", model_ident, params, {**inputs, **reader.params()})
     task = SentenceGenerationTask(
         folder,
         "perturbation",
@@ -122,5 +116,28 @@ def perturb(
         device=device,
         **sampling,
     )
-    run = _run_options(engine, num_workers, num_gpus_per_worker, max_retries, overwrite, progress)
-    return _run(task, identity, store, n_cells=len(obs_names), shard_size=shard_size, run=run, what="perturbing")
+    outputs = generation_outputs(sampling["n_genes"])
+    what = f"perturbing with the cell LM {folder!r}"
+    n = len(obs_names)
+    return run_job(task, identity, store, n_cells=n, shard_size=shard_size, outputs=outputs, options=options, what=what)
+
+
+def perturb(input: str | os.PathLike, store: str | os.PathLike, **kwargs: Any) -> ShardStore:
+    """Deprecated name of :func:`predict_perturbation` (the batch form of ``CellLM.predict_perturbation``).
+
+    Parameters
+    ----------
+    input, store, **kwargs
+        As in :func:`predict_perturbation`.
+
+    Returns
+    -------
+    What :func:`predict_perturbation` returns.
+    """
+    warnings.warn(
+        "`sl.jobs.perturb` is renamed `sl.jobs.predict_perturbation` (it is the batch form of "
+        "`CellLM.predict_perturbation`, not of `sl.tl.perturb`); the old name will be removed.",
+        FutureWarning,
+        stacklevel=2,
+    )
+    return predict_perturbation(input, store, **kwargs)

@@ -37,7 +37,7 @@ def _open(store) -> ShardStore:
 
 def _control_names(input, manifest: dict) -> pd.Index:
     from .._utils._cell_files import CellFile
-    from ..core.shards import hash_strings
+    from ..core.base.identity import hash_strings
 
     names = CellFile(input).obs_names
     if hash_strings(names) != manifest["input"]["obs_names_sha256"]:
@@ -47,7 +47,7 @@ def _control_names(input, manifest: dict) -> pd.Index:
 
 
 def read_cells(store: str | os.PathLike | ShardStore, *, input: str | os.PathLike | None = None) -> AnnData:
-    """Read a finished :func:`sc_llm.jobs.generate_cells` or :func:`sc_llm.jobs.perturb` store as AnnData.
+    """Read a finished :func:`sc_llm.jobs.generate_cells` or :func:`sc_llm.jobs.predict_perturbation` store as AnnData.
 
     The sentences are rebuilt from the stored gene indices and decoded with the sentence decoder saved in the
     model folder (whose fingerprint must still match the job's), exactly as ``sl.tl.generate_cells`` or
@@ -74,8 +74,8 @@ def read_cells(store: str | os.PathLike | ShardStore, *, input: str | os.PathLik
     import anndata as ad
     from scipy import sparse
 
-    from ..core.llm.cell_lm import read_saved
-    from ..core.shards import fingerprint_folder
+    from ..core.base.identity import fingerprint_folder
+    from ..core.cell_lm.model import read_saved
     from ..core.shards.generation_tasks import gene_index_sentences
 
     shards = _open(store)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from .._utils._anndata import get_matrix
 from ..core import distances as D
 
 MIN_DE_CELLS = 3
@@ -30,13 +31,8 @@ def _matrix(data: Any, *, use_rep: str | None = None, layer: str | None = None, 
                 msg = f"`{use_rep}` not in `.obsm` of the {what} (available: {list(data.obsm)}); compute it first."
                 raise KeyError(msg)
             X = data.obsm[use_rep]
-        elif layer is not None:
-            if layer not in data.layers:
-                msg = f"Layer {layer!r} not in the {what} (available: {list(data.layers)})."
-                raise KeyError(msg)
-            X = data.layers[layer]
         else:
-            X = data.X
+            X, _, _ = get_matrix(data, layer=layer, use_raw=False)
     else:
         X = data
     X = X.toarray() if sparse.issparse(X) else np.asarray(X)

@@ -9,13 +9,14 @@ import pandas as pd
 
 from .._utils._anndata import get_modality, h5ad_params
 from .._utils._logging import logg
-from .._utils._validation import check_writes, read_sentences, split_sentence
-from ..core.ablation import HASH_LENGTH, MODES, NEEDS_TOKENIZER, ablate
+from .._utils._sentences import read_sentences, split_sentence
+from .._utils._validation import check_writes
+from ..core.explain.ablation import HASH_LENGTH, MODES, NEEDS_TOKENIZER, ablate
 
 if TYPE_CHECKING:
     from anndata import AnnData
 
-    from ..core.gene_tokens import GeneTokenizer
+    from ..core.text.gene_tokens import GeneTokenizer
 
 AblationMode = Literal[
     "hash",
@@ -41,9 +42,9 @@ def context_tokenizer(
 ) -> tuple[GeneTokenizer, str]:
     """``(gene tokenizer, model id)`` deciding which genes are in context; loads the tokenizer only, no weights.
 
-    A :class:`~sc_llm.core.text_encoder.TextEncoder` passed as ``model`` lends its own gene tokenizer.
+    A :class:`~sc_llm.core.text.encoder.TextEncoder` passed as ``model`` lends its own gene tokenizer.
     """
-    from ..core.text_encoder import TextEncoder, load_gene_tokenizer
+    from ..core.text.encoder import TextEncoder, load_gene_tokenizer
 
     if isinstance(model, TextEncoder):
         return model.genes, model.model_id
@@ -89,7 +90,7 @@ def ablate_sentences(
         Keep the top ``fraction`` (default 10%; the paper also uses 20% and 50%) of the in-context genes.
 
     Counts are rounded up. The in-context modes count genes with ``model``'s tokenizer and context length
-    (the same :class:`~sc_llm.core.gene_tokens.GeneTokenizer` that :func:`sc_llm.tl.embed` uses): a gene is
+    (the same :class:`~sc_llm.core.text.gene_tokens.GeneTokenizer` that :func:`sc_llm.tl.embed` uses): a gene is
     in context when all of its tokens fit.
 
     Parameters
@@ -107,7 +108,7 @@ def ablate_sentences(
         Seed of the random modes.
     model
         Text encoder whose context decides the in-context genes (hub id, local folder or a
-        :class:`~sc_llm.core.text_encoder.TextEncoder`); needed by the in-context modes.
+        :class:`~sc_llm.core.text.encoder.TextEncoder`); needed by the in-context modes.
     fraction
         Share of in-context genes for ``'shuffle_top_in_context'`` and ``'shorten'`` (default 0.1).
     max_length, prefix, revision

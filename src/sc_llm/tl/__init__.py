@@ -1,21 +1,20 @@
-"""Tools: embeddings, annotation, fusion classifiers, attributions, perturbation prediction, cell language models."""
+"""Tools, one sub-package per capability.
 
-from ..core.text_encoder import TextEncoder
-from ._ablation_study import ablation_study
-from ._attributions import attributions
-from ._cell_lm import CellLM
-from ._compare import compare_annotators
-from ._compare_perturbation import compare_perturbation
-from ._decode import decode_sentences, fit_sentence_decoder
-from ._embed import embed
-from ._generate_cells import generate_cells
-from ._knn import knn_annotate
-from ._llm_annotate import llm_annotate
-from ._llm_rerank import llm_rerank
-from ._perturb import perturb
-from ._perturb_llm import _llm as _register_llm  # noqa: F401  (registers method='llm')
-from ._scmpt import scmpt_annotate
-from ._scmpt_model import ScMPT
+- ``embedding``: :func:`embed`;
+- ``annotation``: :func:`knn_annotate`, :func:`scmpt_annotate`, :class:`ScMPT`, :func:`compare_annotators`;
+- ``explain``: :func:`attributions`, :func:`ablation_study`;
+- ``decoding``: :func:`fit_sentence_decoder`, :func:`decode_sentences`;
+- ``perturbation``: :func:`perturb`, :func:`compare_perturbation`;
+- ``llm``: :class:`CellLM`, :func:`generate_cells`, :func:`llm_rerank`, :func:`llm_annotate`.
+"""
+
+from ..core.text.encoder import TextEncoder
+from .annotation import ScMPT, compare_annotators, knn_annotate, scmpt_annotate
+from .decoding import decode_sentences, fit_sentence_decoder
+from .embedding import embed
+from .explain import ablation_study, attributions
+from .llm import CellLM, generate_cells, llm_annotate, llm_rerank
+from .perturbation import compare_perturbation, perturb
 
 __all__ = [
     "CellLM",

@@ -1,6 +1,6 @@
 import numpy as np
 
-from sc_llm.core.llm.cell_lm import CellLanguageModel
+from sc_llm.core.cell_lm.model import CellLanguageModel
 
 GENES = [f"G{i}" for i in range(12)]
 

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from sc_llm.core.llm.checkpointing import latest_checkpoint, load_adapter, save_trained
-from sc_llm.core.llm.finetune import finetune_causal_lm
-from sc_llm.core.llm.finetune_config import FinetuneConfig
-from sc_llm.core.llm.lm_loss import accumulate_gradients
+from sc_llm.core.finetune.checkpointing import latest_checkpoint, load_adapter, save_trained
+from sc_llm.core.finetune.config import FinetuneConfig
+from sc_llm.core.finetune.data import collate
+from sc_llm.core.finetune.engine import finetune_causal_lm
+from sc_llm.core.finetune.loss import accumulate_gradients
 from sc_llm.core.llm.loading import load_causal_lm
-from sc_llm.core.llm.training_data import collate
 
 # Two cell types, each with a fixed gene order to learn: the answer depends on the prompt.
 ORDERS = {
@@ -131,7 +131,7 @@ def test_accumulated_gradients_equal_one_large_batch(lm):
 
 
 def _ex(pair):
-    from sc_llm.core.llm.training_data import Example
+    from sc_llm.core.finetune.data import Example
 
     return Example(tuple(pair[0]), tuple(pair[1]))
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from sc_llm.core.llm.gene_vocab import GeneVocab, add_gene_tokens, build_gene_lm, continuation_ids
+from sc_llm.core.cell_lm.gene_vocab import GeneVocab, add_gene_tokens, build_gene_lm, continuation_ids
 from sc_llm.core.llm.loading import load_causal_lm
 
 GENES = ["CD3D", "LYZ", "MS4A1", "GENE1", "GENE10", "NKG7"]

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from sc_llm.core.llm.gene_vocab import GeneVocab, add_gene_tokens
-from sc_llm.core.llm.generation import GeneConstraint, GeneTrie, generate_sentences, parse_sentence
+from sc_llm.core.cell_lm.gene_vocab import GeneVocab, add_gene_tokens
+from sc_llm.core.cell_lm.generation import GeneConstraint, GeneTrie, generate_sentences, parse_sentence
 from sc_llm.core.llm.loading import load_causal_lm
 
 GENES = ["CD3D", "LYZ", "MS4A1", "GENE1", "GENE10", "GENE11", "NKG7", "GNLY", "CST3", "S100A8"]
@@ -124,7 +124,7 @@ def test_sampled_cell_is_the_same_in_any_batch_or_company(lm):
 
 
 def test_cell_sampler_filters_then_samples_the_warped_distribution():
-    from sc_llm.core.llm.sampling import CellSampler
+    from sc_llm.core.cell_lm.sampling import CellSampler
 
     scores = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]])).repeat(4000, 1)
     picks = CellSampler(np.arange(4000), 0)(None, scores).argmax(-1)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from sc_llm.core.llm.pairs import pair_with_controls, pair_within_controls, split_cells
+from sc_llm.core.cell_lm.pairs import pair_with_controls, pair_within_controls
 
 
 def test_controls_are_of_the_same_type_without_replacement_while_they_last():
@@ -28,27 +28,6 @@ def test_types_without_controls_raise_or_drop():
     assert perturbed.tolist() == [1] and control.tolist() == [0]
     with pytest.raises(ValueError, match="equal length"):
         pair_with_controls(types, ctrl[:3])
-
-
-def test_split_by_cell_with_held_out_types():
-    types = np.array(["A"] * 50 + ["B"] * 30 + ["C"] * 20)
-    split = split_cells(100, test_size=0.2, seed=0, cell_types=types, held_out_types=["C"])
-    assert (split[types == "C"] == "held_out").all()
-    assert (split[types != "C"] != "held_out").all()
-    assert (split == "validation").sum() == 16  # 20% of the 80 cells not held out
-    assert (split_cells(100, test_size=0.2, seed=0, cell_types=types, held_out_types=["C"]) == split).all()
-    assert not (split_cells(100, test_size=0.2, seed=1, cell_types=types, held_out_types=["C"]) == split).all()
-    assert (split_cells(5, test_size=0.0) == "train").all()
-    assert (split_cells(5, test_size=0.01) == "validation").sum() == 1
-
-
-def test_split_errors_name_the_fix():
-    with pytest.raises(ValueError, match=r"test_size must be in \[0, 1\)"):
-        split_cells(10, test_size=1.0)
-    with pytest.raises(ValueError, match="not among the cell types"):
-        split_cells(3, cell_types=["A", "A", "B"], held_out_types=["Z"])
-    with pytest.raises(ValueError, match="No training cells left"):
-        split_cells(2, cell_types=["B", "B"], held_out_types=["B"])
 
 
 def test_controls_paired_within_their_type_never_with_themselves():

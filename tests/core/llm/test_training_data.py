@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from sc_llm.core.llm.lm_loss import answer_loss_sum
+from sc_llm.core.finetune.data import IGNORE_INDEX, Example, as_examples, collate, plan_batches
+from sc_llm.core.finetune.loss import answer_loss_sum
 from sc_llm.core.llm.loading import load_causal_lm
-from sc_llm.core.llm.training_data import IGNORE_INDEX, Example, as_examples, collate, plan_batches
 
 EXAMPLES = [Example((5, 6, 7), (8, 9)), Example((5,), (10, 11, 12, 13)), Example((5, 6), (14,))]
 

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from sc_llm.core.sentences.decoding import SentenceDecoder, fit_heldout, parse_sentences, r2_score, split_cells
+from sc_llm.core.base.splits import split_cells
+from sc_llm.core.sentences.decoding import SentenceDecoder, fit_heldout, parse_sentences, r2_score
 
 VOCAB = ["A", "B", "C", "D"]
 

@@ -1,11 +1,9 @@
-"""Cell language models: causal LMs that read and write cell sentences (C2S-Scale style).
+"""Causal language models as readers of cells: loading, candidate scoring, chat endpoints, answer parsing.
 
-Tensor-only building blocks, no AnnData here:
-
-- :mod:`.loading` — load a Hugging Face causal LM and its tokenizer (hub id, local folder or GGUF file)
-  on the device and in the dtype that ``sl.tl.embed`` would choose, padded on the left for generation.
-- :mod:`.prompts` — prompt templates as data (cell-type prediction, conditional generation, perturbation).
-- :mod:`.gene_vocab` — one-token-per-gene vocabularies (added to a pretrained model or a model from scratch).
-- :mod:`.generation` — batched, KV-cached generation constrained to genes of the vocabulary, never twice.
-- :mod:`.finetune` — LoRA / full fine-tuning on (prompt, answer) token pairs.
+- :mod:`.loading` — load a causal LM and its tokenizer (hub id, local folder or GGUF file), padded on the left;
+- :mod:`.prompts` — C2S-style prompt templates as data (cell-type prediction, generation, perturbation);
+- :mod:`.scoring` — log-likelihood of each candidate answer under a local model;
+- :mod:`.endpoint` — an OpenAI-compatible chat endpoint with retries, a timeout and an answer cache;
+- :mod:`.rerank_prompts`, :mod:`.choice`, :mod:`.answer_parsing` — the prompts of ``llm_rerank`` /
+  ``llm_annotate``, and mapping answers to candidates.
 """

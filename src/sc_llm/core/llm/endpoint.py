@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import random
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -22,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..._utils._deps import import_optional
+from ..base.atomic import write_json
+from ..base.deps import import_optional
 
 BASE_URL_ENV = ("SC_LLM_OPENAI_BASE_URL", "OPENAI_BASE_URL")
 API_KEY_ENV = ("SC_LLM_OPENAI_API_KEY", "OPENAI_API_KEY")
@@ -86,14 +86,8 @@ class ResponseCache:
 
     def put(self, key: str, request: dict, content: str) -> None:
         """Write the answer (and the request, which holds no secret) to a temporary file, then rename it."""
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=f".{key[:16]}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump({"request": request, "content": content}, f, ensure_ascii=False)
-            Path(tmp).replace(self.folder / f"{key}.json")
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        data = {"request": request, "content": content}
+        write_json(self.folder / f"{key}.json", data, indent=None, sort_keys=False, ensure_ascii=False)
 
 
 class ChatEndpoint:

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..device import autocast_dtype, resolve_device
+from ..base.device import autocast_dtype, resolve_device
 
 _WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 _UNSAFE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "model.ckpt", "tf_model.h5")

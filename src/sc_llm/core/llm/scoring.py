@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..device import autocast
+from ..base.device import autocast
 
 
 def uses_chat_template(tokenizer, chat_template: bool | None) -> bool:

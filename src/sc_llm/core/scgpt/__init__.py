@@ -5,7 +5,7 @@
 - :mod:`.preprocessing` matches genes, bins and subsamples like scGPT's ``embed_data``;
 - :mod:`.inference` streams CSR chunks through the model;
 - :mod:`.encoder` puts it together: :class:`~.encoder.ScGPTEncoder` loads a checkpoint and turns CSR chunks
-  into embeddings, as :class:`~sc_llm.core.text_encoder.TextEncoder` does for text.
+  into embeddings, as :class:`~sc_llm.core.text.encoder.TextEncoder` does for text.
 
 Torch is imported by the functions that need it, so importing this package stays light.
 """

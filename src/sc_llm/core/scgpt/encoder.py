@@ -50,7 +50,7 @@ class ScGPTEncoder:
     """
 
     def __init__(self, model: str | Path, *, device: Any = None, dtype: Any = None):
-        from ..device import autocast_dtype, resolve_device
+        from ..base.device import autocast_dtype, resolve_device
 
         self.folder = check_folder(model)
         self.config = read_config(self.folder)
@@ -133,7 +133,7 @@ class ScGPTEncoder:
 
     def params(self) -> dict[str, Any]:
         """Settings worth recording next to the embeddings."""
-        from ..device import dtype_name
+        from ..base.device import dtype_name
 
         return {
             "model": str(self.folder),

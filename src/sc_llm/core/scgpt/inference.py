@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from ..batch_pipeline import prefetched
-from ..device import autocast
+from ..base.batch_pipeline import prefetched
+from ..base.device import autocast
 from .preprocessing import iter_batches, tokenize_chunk
 
 
@@ -52,8 +52,8 @@ def embed_cells(
     n_cells
         Total rows.
     cell_keys
-        One uint64 identity per row (e.g. :func:`~sc_llm.core.cell_keys.obs_name_keys`): with ``seed``, the source of
-        the cell's random numbers, so its embedding does not depend on the other cells or their order.
+        One uint64 identity per row (e.g. :func:`~sc_llm.core.base.cell_keys.obs_name_keys`): with ``seed``, the
+        source of the cell's random numbers, so its embedding does not depend on the other cells or their order.
         ``None``: the row index (then a cell's position is its identity).
     cls_id, pad_id, pad_value
         Token ids of ``<cls>`` and padding; the value placed at ``<cls>`` and padding positions.

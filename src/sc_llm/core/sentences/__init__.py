@@ -1,4 +1,6 @@
-"""Cell sentences as arrays: expression → ranked gene indices → text (:mod:`.ranking`).
+"""Cell sentences as arrays: expression → ranked gene indices → text, and back (no AnnData here).
 
-Sentence → expression decoding goes here too (``decoding.py``). No AnnData in this package.
+- :mod:`.ranking` — rank genes by expression and join their names, in chunks;
+- :mod:`.decoding` — :class:`~sc_llm.core.sentences.decoding.SentenceDecoder`, sentence → expression;
+- :mod:`.absent` — what genes a truncated sentence leaves out decode to.
 """

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..base.splits import split_cells
 from .absent import ABSENT
 
 KINDS = ("global", "isotonic", "per_gene")
@@ -304,19 +305,6 @@ class SentenceDecoder:
             absent=absent,
             **arrays,
         )
-
-
-def split_cells(n_cells: int, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded random split of ``n_cells`` into (training, held-out) indices; both sides non-empty."""
-    if not 0.0 < test_size < 1.0:
-        msg = f"`test_size` must be in (0, 1), got {test_size}."
-        raise ValueError(msg)
-    n_test = round(n_cells * test_size)
-    if n_cells < 2 or not 0 < n_test < n_cells:
-        msg = f"Cannot hold out {test_size:.0%} of {n_cells} cell(s); give more cells or another `test_size`."
-        raise ValueError(msg)
-    order = np.random.default_rng(seed).permutation(n_cells)
-    return np.sort(order[n_test:]), np.sort(order[:n_test])
 
 
 def fit_heldout(

@@ -1,6 +1,6 @@
 """Sharded, resumable jobs: a shard plan over cells, an atomic on-disk store, local and Ray runners."""
 
-from .identity import fingerprint_folder, hash_strings
+from ..base.identity import fingerprint_folder, hash_strings
 from .runners import FAULT_ENV, RunSummary, ShardTask, compute_shard, run_local, run_ray
 from .store import ShardStore, StoreMismatchError, checksum, shard_ranges
 from .tasks import ListSentences, MatrixRows, ScGPTEmbedTask, TextEmbedTask

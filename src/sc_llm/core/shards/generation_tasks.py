@@ -3,7 +3,7 @@
 A shard's sentences are stored as gene indices into the model's vocabulary (``gene_ids``, ``-1`` after a
 sentence's last gene), with the words written per sentence (``n_words``) and the cell type's code
 (``cell_type``), so the store holds plain arrays and the sentences are rebuilt exactly. Every cell is sampled
-from its own stream (its 64-bit key and the seed, :class:`~sc_llm.core.llm.sampling.CellSampler`), so a
+from its own stream (its 64-bit key and the seed, :class:`~sc_llm.core.cell_lm.sampling.CellSampler`), so a
 cell's sentence does not depend on its shard.
 """
 
@@ -52,34 +52,25 @@ class SentenceGenerationTask:
             msg = "A perturbation task needs the control cells' `sentences` and the `perturbation`'s name."
             raise ValueError(msg)
 
-    def _prompts(self, lm, start: int, stop: int) -> list[list[int]]:
-        types = [self.cell_type_names[c] for c in self.cell_type_codes[start:stop]]
-        if self.task == "conditional_generation":
-            return [lm.prompt_ids("conditional_generation", cell_type=t, num_genes=self.n_genes) for t in types]
-        controls = [s.split()[: self.n_genes] for s in self.sentences.read(start, stop)]
-        return [
-            lm.prompt_ids("perturbation", g, cell_type=t, perturbation=self.perturbation)
-            for g, t in zip(controls, types, strict=True)
-        ]
-
     def setup(self):
         """Load the cell LM once; return ``compute(start, stop)``."""
-        from ..llm.cell_lm import CellLanguageModel
+        from ..cell_lm.model import CellLanguageModel
+        from ..cell_lm.predict import generated_sentences, perturbed_sentences
 
         lm = CellLanguageModel.load(self.model, device=self.device)
+        sampling = {"do_sample": self.do_sample, "temperature": self.temperature, "top_k": self.top_k}
+        sampling |= {"top_p": self.top_p, "seed": self.seed, "batch_size": self.batch_size}
 
         def compute(start: int, stop: int) -> dict[str, np.ndarray]:
-            res = lm.generate(
-                self._prompts(lm, start, stop),
-                max_genes=self.n_genes,
-                do_sample=self.do_sample,
-                temperature=self.temperature,
-                top_k=self.top_k,
-                top_p=self.top_p,
-                seed=self.seed,
-                cell_keys=self.cell_keys[start:stop],
-                batch_size=self.batch_size,
-            )
+            types = [self.cell_type_names[c] for c in self.cell_type_codes[start:stop]]
+            keys = self.cell_keys[start:stop]
+            if self.task == "conditional_generation":
+                res = generated_sentences(lm, types, cell_keys=keys, n_genes=self.n_genes, **sampling)
+            else:
+                controls = [s.split() for s in self.sentences.read(start, stop)]
+                res = perturbed_sentences(
+                    lm, controls, types, self.perturbation, cell_keys=keys, n_genes=self.n_genes, **sampling
+                )
             return {
                 "gene_ids": gene_index_rows(res.genes, lm.vocab.position, self.n_genes),
                 "n_words": res.n_words.astype(np.int32),

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..base.atomic import write_text
 from .store import ShardStore
 
 FAULT_ENV = "SC_LLM_SHARD_FAULTS"  # test hook: a file listing shard indices at which the worker process dies once
@@ -69,9 +70,7 @@ def _maybe_die(index: int, fault_file: str | None) -> None:
     if str(index) not in listed:
         return
     listed.remove(str(index))
-    tmp = Path(f"{fault_file}.{os.getpid()}.tmp")
-    tmp.write_text(" ".join(listed))
-    tmp.replace(fault_file)
+    write_text(fault_file, " ".join(listed))
     os._exit(70)
 
 
@@ -180,7 +179,7 @@ def run_ray(
     that every worker sees. ``host_cpus`` > 0 (tasks with a host stage only) adds that many one-CPU actors that
     prepare the next shards while the model workers compute.
     """
-    from ..._utils._deps import import_optional
+    from ..base.deps import import_optional
 
     ray = import_optional("ray", "scale")
     if num_workers < 1 or max_retries < 0 or host_cpus < 0:

@@ -9,14 +9,14 @@ Layout of a store folder::
     tmp/               shards being written
 
 A shard is written into a private temporary array with the same zarr metadata, then its chunk file is moved
-into place with :func:`os.replace`, and only then is its commit record written (atomically too). A shard is
-therefore either complete with its checksum or absent: a job killed at any point resumes from the committed
-shards and recomputes the others, and a store written by a different job is refused rather than mixed.
+into place atomically (:mod:`sc_llm.core.base.atomic`), and only then is its commit record written (atomically
+too). A shard is therefore either complete with its checksum or absent: a job killed at any point resumes from
+the committed shards and recomputes the others, and a store written by a different job is refused rather than
+mixed.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -27,6 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ..base.atomic import atomic_folder, replace, write_json
+from ..base.identity import checksum
 
 FORMAT = "sc_llm.shards/1"
 _MANIFEST = "manifest.json"
@@ -43,24 +46,6 @@ def shard_ranges(n_cells: int, shard_size: int) -> list[tuple[int, int]]:
         msg = f"`shard_size` must be positive, got {shard_size}."
         raise ValueError(msg)
     return [(s, min(s + shard_size, n_cells)) for s in range(0, n_cells, shard_size)]
-
-
-def checksum(values: np.ndarray) -> str:
-    """SHA-256 of an array's dtype, shape and C-order bytes (independent of how zarr encodes it)."""
-    values = np.ascontiguousarray(values)
-    h = hashlib.sha256(f"{values.dtype.str}{values.shape}".encode())
-    h.update(values.tobytes())
-    return h.hexdigest()
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temporary file next to ``path``, flush it to disk, then rename it over ``path``."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with tmp.open("w") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
 
 
 def _jsonable(obj: Any) -> Any:
@@ -155,27 +140,24 @@ class ShardStore:
     def _create(cls, path: Path, manifest: dict, ranges: list[tuple[int, int]]) -> ShardStore:
         import zarr
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staging = path.with_name(f".{path.name}.creating-{uuid.uuid4().hex}")
-        staging.mkdir()
-        n, size = manifest["n_cells"], max(manifest["shard_size"], 1)
-        for name, spec in manifest["outputs"].items():
-            shape = tuple(spec["shape"])
-            zarr.create_array(
-                store=str(staging / f"{name}.zarr"),
-                shape=(n, *shape),
-                chunks=(min(size, max(n, 1)), *shape),
-                dtype=spec["dtype"],
-                fill_value=0,
-                config={"write_empty_chunks": True},
-            )
-        (staging / "shards").mkdir()
-        (staging / "tmp").mkdir()
-        plan = {"ranges": [list(r) for r in ranges], "created": time.time()}
-        write_json_atomic(staging / _MANIFEST, {**manifest, **plan})
         if path.exists():
-            path.rmdir()  # an empty folder left for us
-        staging.rename(path)
+            path.rmdir()  # an empty folder left for us (a non-empty one was refused or deleted above)
+        with atomic_folder(path) as staging:
+            n, size = manifest["n_cells"], max(manifest["shard_size"], 1)
+            for name, spec in manifest["outputs"].items():
+                shape = tuple(spec["shape"])
+                zarr.create_array(
+                    store=str(staging / f"{name}.zarr"),
+                    shape=(n, *shape),
+                    chunks=(min(size, max(n, 1)), *shape),
+                    dtype=spec["dtype"],
+                    fill_value=0,
+                    config={"write_empty_chunks": True},
+                )
+            (staging / "shards").mkdir()
+            (staging / "tmp").mkdir()
+            plan = {"ranges": [list(r) for r in ranges], "created": time.time()}
+            write_json(staging / _MANIFEST, {**manifest, **plan})
         return cls(path)
 
     # --- state
@@ -246,7 +228,7 @@ class ShardStore:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         rec = {"index": index, "start": start, "stop": stop, "sha256": sums, "pid": os.getpid(), **info}
-        write_json_atomic(self.path / "shards" / f"{index:07d}.json", rec)
+        write_json(self.path / "shards" / f"{index:07d}.json", rec)
         self.log("commit", index)
         return rec
 
@@ -268,7 +250,7 @@ class ShardStore:
         with files[0].open("rb") as f:
             os.fsync(f.fileno())
         (src / rel).parent.mkdir(parents=True, exist_ok=True)
-        files[0].replace(src / rel)
+        replace(files[0], src / rel)
 
     # --- reading
     def array(self, name: str):
@@ -300,6 +282,6 @@ class ShardStore:
             return
         shards = [{"range": list(self.ranges[i]), "sha256": self.record(i)["sha256"]} for i in range(self.n_shards)]
         self.manifest = {**self.manifest, "shards": shards, "complete": True}
-        write_json_atomic(self.path / _MANIFEST, self.manifest)
+        write_json(self.path / _MANIFEST, self.manifest)
         shutil.rmtree(self.path / "tmp", ignore_errors=True)
         (self.path / "tmp").mkdir(exist_ok=True)

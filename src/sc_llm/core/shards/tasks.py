@@ -28,7 +28,7 @@ class ListSentences:
 
 @dataclass
 class TextEmbedTask:
-    """Embed cell sentences with a :class:`~sc_llm.core.text_encoder.TextEncoder`, shard by shard.
+    """Embed cell sentences with a :class:`~sc_llm.core.text.encoder.TextEncoder`, shard by shard.
 
     ``calibration`` are the sentences the tokenizer mode is chosen from (the first cells of the whole input),
     so that every worker tokenises alike whichever shard it starts with. Outputs: ``embedding`` (float32,
@@ -48,7 +48,7 @@ class TextEmbedTask:
 
     def setup(self):
         """Load the encoder once (or use the one given); return ``compute(start, stop)``."""
-        from ..text_encoder import TextEncoder
+        from ..text.encoder import TextEncoder
 
         enc = self.encoder if self.encoder is not None else TextEncoder(self.model, **self.encoder_kwargs)
         enc.genes.calibrate(self.calibration)
@@ -66,7 +66,7 @@ class TextEmbedTask:
 
     def host_stage(self):
         """Load only the tokenizer; return ``prepare(start, stop)``: the shard's sentences read and tokenised."""
-        from ..text_encoder import load_gene_tokenizer
+        from ..text.encoder import load_gene_tokenizer
 
         kw = self.encoder_kwargs
         genes = load_gene_tokenizer(
@@ -107,7 +107,7 @@ class ScGPTEmbedTask:
     """Embed expression with a :class:`~sc_llm.core.scgpt.encoder.ScGPTEncoder`, shard by shard.
 
     ``cell_keys`` holds one 64-bit identity per row of the whole matrix (from its ``obs`` name, see
-    :func:`~sc_llm.core.cell_keys.obs_name_keys`); with ``seed`` it is the source of each cell's random
+    :func:`~sc_llm.core.base.cell_keys.obs_name_keys`); with ``seed`` it is the source of each cell's random
     numbers, so the numbers equal those of one unsharded run for any shard size. Outputs: ``embedding``
     (float32, ``d_model`` per cell) and ``n_genes`` (matched, expressed genes per cell).
     """

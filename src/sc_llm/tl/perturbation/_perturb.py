@@ -1,0 +1,394 @@
+"""``sl.tl.perturb``: predict how control cells respond to a perturbation, as a new AnnData of predicted cells."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from ..._utils._anndata import get_gene_names, get_matrix, get_modality, h5ad_params
+from ..._utils._logging import logg
+from ...core.sentences.absent import check_absent
+from ..decoding._fit import fit_decoder_arrays, resolve_decoder
+from ._methods import PerturbationMethod, PerturbationResult, PerturbationTask, get_method
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+
+def condition_masks(
+    adata: AnnData, condition_key: str, control: str, perturbation: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean masks of the control and perturbed cells, with clear errors for unknown or empty conditions."""
+    if condition_key not in adata.obs:
+        msg = f"`{condition_key}` not found in `adata.obs` (available: {list(adata.obs.columns)})."
+        raise KeyError(msg)
+    cond = adata.obs[condition_key].astype(str).to_numpy()
+    if control == perturbation:
+        msg = f"`control` and `perturbation` are both {control!r}; name two different conditions."
+        raise ValueError(msg)
+    present = pd.unique(cond).tolist()
+    known = list(adata.obs[condition_key].cat.categories) if hasattr(adata.obs[condition_key], "cat") else present
+    for role, value in (("control", control), ("perturbation", perturbation)):
+        if value not in known:
+            msg = (
+                f"Unknown {role} condition {value!r}: `adata.obs[{condition_key!r}]` holds {sorted(map(str, present))}."
+            )
+            raise ValueError(msg)
+        if value not in present:
+            msg = f"The {role} condition {value!r} has no cells in `adata`; there is nothing to learn it from."
+            raise ValueError(msg)
+    return cond == control, cond == perturbation
+
+
+def cell_types(adata: AnnData, cell_type_key: str | None) -> np.ndarray | None:
+    """``.obs[cell_type_key]`` as strings, or ``None``."""
+    if cell_type_key is None:
+        return None
+    if cell_type_key not in adata.obs:
+        msg = f"`{cell_type_key}` not found in `.obs` (available: {list(adata.obs.columns)})."
+        raise KeyError(msg)
+    return adata.obs[cell_type_key].astype(str).to_numpy()
+
+
+def dense(X: Any, rows: np.ndarray | None = None) -> np.ndarray:
+    """Rows of a dense or sparse matrix as a dense float32 array."""
+    X = X if rows is None else X[rows]
+    return (X.toarray() if sparse.issparse(X) else np.asarray(X)).astype(np.float32, copy=False)
+
+
+def query_matrix(query: AnnData, var_names: pd.Index, *, condition_key: str, control: str, layer, use_raw) -> Any:
+    """The query's expression with columns in ``var_names`` order; errors for other genes or non-control cells."""
+    if condition_key in query.obs:
+        cond = query.obs[condition_key].astype(str)
+        bad = cond[cond != control]
+        if len(bad):
+            msg = (
+                f"`query` holds {len(bad)} cell(s) that are not control cells (`{condition_key}` values "
+                f"{sorted(bad.unique())}); pass only the control cells to perturb."
+            )
+            raise ValueError(msg)
+    X, var, _ = get_matrix(query, layer=layer, use_raw=use_raw)
+    qnames = pd.Index(var.index.astype(str))
+    if not qnames.equals(var_names):
+        missing, extra = var_names.difference(qnames), qnames.difference(var_names)
+        if len(missing) or len(extra) or not qnames.is_unique:
+            msg = (
+                f"`query` and `adata` have different genes ({len(missing)} missing from the query, e.g. "
+                f"{list(missing[:3])}; {len(extra)} extra, e.g. {list(extra[:3])}). Subset both to the same genes."
+            )
+            raise ValueError(msg)
+        X = X[:, qnames.get_indexer(var_names)]
+    if X.shape[0] == 0:
+        msg = "`query` has no cells."
+        raise ValueError(msg)
+    return X
+
+
+def run_method(
+    method: PerturbationMethod,
+    task: PerturbationTask,
+    *,
+    decoder: Any,
+    decoder_kind: str,
+    source_adata: Any,
+    decoder_absent: str = "zero",
+) -> PerturbationResult:
+    """Prepare what ``method`` needs (a decoder), run it, and check its result against the contract."""
+    if method.uses_sentences and task.decoder is None:
+        if decoder is not None:
+            task.decoder = resolve_decoder(source_adata, decoder)
+        else:
+            train_sentences = task.sentences("train")
+            task.decoder = fit_decoder_arrays(
+                task.train_X,
+                task.var_names,
+                train_sentences,
+                kind=decoder_kind,
+                max_rank=1000,
+                shrinkage=1.0,
+                test_size=0.2,
+                seed=task.seed,
+                absent=decoder_absent,
+                absent_rows=np.flatnonzero(task.train_perturbed),  # the decoded cells are perturbed ones
+                where="the training cells",
+            )
+    result = method.predict(task)
+    X = np.asarray(result.X.toarray() if sparse.issparse(result.X) else result.X, dtype=np.float32)
+    n_from = len(task.truth_X) if result.from_truth else len(task.query_X)
+    source = np.asarray(result.source, dtype=np.int64)
+    if X.ndim != 2 or X.shape[1] != len(task.var_names) or len(source) != len(X) or not np.all(np.isfinite(X)):
+        msg = f"Method {method.name!r} returned a malformed prediction (shape {X.shape}, {len(source)} sources)."
+        raise RuntimeError(msg)
+    if len(source) and (source.min() < 0 or source.max() >= n_from):
+        msg = f"Method {method.name!r} returned source rows outside its {n_from} input cells."
+        raise RuntimeError(msg)
+    if result.sentences is not None and len(result.sentences) != len(X):
+        msg = f"Method {method.name!r} returned {len(result.sentences)} sentences for {len(X)} cells."
+        raise RuntimeError(msg)
+    result.X, result.source = X, source
+    return result
+
+
+def perturb(
+    adata: AnnData,
+    *,
+    condition_key: str,
+    control: str,
+    perturbation: str,
+    cell_type_key: str | None = None,
+    query: AnnData | None = None,
+    method: str = "mean_shift",
+    model: str | None = None,
+    decoder: Any = None,
+    decoder_kind: str = "per_gene",
+    decoder_absent: str = "zero",
+    layer: str | None = None,
+    use_raw: bool | None = None,
+    gene_symbols: str | None = None,
+    mod: str | None = None,
+    seed: int = 0,
+    **method_kwargs: Any,
+) -> AnnData:
+    """Predict the response of control cells to a perturbation; returns a new AnnData of predicted cells.
+
+    ``adata`` holds control and perturbed cells to learn from; ``query`` holds control cells to perturb
+    (default: the control cells of ``adata``'s cell types that have no perturbed cells, the unseen-cell-type
+    task). Methods: ``'control'`` (no change: the baseline every method must beat), ``'mean_shift'``
+    (control plus the mean perturbed − control shift, averaged over the training cell types),
+    ``'pca_shift'`` (that shift in a PCA space fitted on the training cells, mapped back: scGen's latent
+    arithmetic without its VAE; ``n_comps=`` sets the components) and ``'sentence_oracle'`` (evaluation
+    only: the real perturbed cells of the query's cell types written as sentences and decoded, the ceiling
+    of any method that generates sentences). ``'llm'`` generates perturbed cell sentences with a cell
+    language model (``model=``: a saved :class:`~sc_llm.tl.CellLM` folder, a checkpoint fine-tuned with LoRA
+    first, or ``None`` for a small gene-token model trained from scratch) and decodes them; see
+    ``sc_llm.tl.perturbation._methods`` for the contract a new method implements.
+
+    Parameters
+    ----------
+    adata
+        Training cells: control and perturbed cells (other conditions are ignored), expression in ``.X``,
+        ``layer`` or ``.raw`` (log-normalised).
+    condition_key
+        ``.obs`` column naming each cell's condition.
+    control
+        Value of ``condition_key`` for control cells.
+    perturbation
+        Value of ``condition_key`` for the perturbed cells (the perturbation's name).
+    cell_type_key
+        ``.obs`` column of cell types: shifts are averaged per cell type, and the default query needs it.
+    query
+        Control cells to perturb, over the same genes as ``adata``.
+    method
+        A registered method name (see above).
+    model
+        A pretrained checkpoint (hub id or folder) for methods that need one.
+    decoder
+        Sentence decoder for sentence methods: a key of ``adata.uns`` (from
+        :func:`sc_llm.tl.fit_sentence_decoder`), its dict, or a ``SentenceDecoder``; default fitted on the
+        training cells.
+    decoder_kind
+        Kind of that default decoder.
+    decoder_absent
+        What genes left out of a sentence decode to in that default decoder: ``'zero'`` (C2S) or
+        ``'expected'``: their mean over the training cells of ``perturbation`` (the kind of cell being
+        predicted) whose top genes left them out; right for truncated sentences such as the ``'llm'``
+        method's (see :func:`sc_llm.tl.fit_sentence_decoder`).
+    layer
+        Layer holding expression.
+    use_raw
+        Read ``.raw``; defaults to ``True`` when ``.raw`` exists and no ``layer`` is given.
+    gene_symbols
+        ``.var`` column of the gene names used in sentences, when they are not ``var_names``.
+    mod
+        Modality to use when ``adata`` is a MuData (default ``'rna'``).
+    seed
+        Seed of the method (and of the default decoder's held-out split).
+    **method_kwargs
+        Options of the method (e.g. ``n_comps`` for ``'pca_shift'``, ``n_genes`` to cap sentence length).
+
+    Returns
+    -------
+    A new :class:`~anndata.AnnData` of predicted cells × ``adata``'s genes with:
+
+    ``.X``
+        Predicted expression (dense float32, on the scale of the input).
+    ``.obs``
+        ``'source_cell'`` (the query cell, or for ``'sentence_oracle'`` the real perturbed cell, it came
+        from), ``cell_type_key`` (or ``'cell_type'``), ``condition_key`` (the perturbation), ``'method'``,
+        and ``'cell_sentence'`` for methods that produce sentences.
+    ``.uns['perturb']``
+        ``'params'`` (condition_key, control, perturbation, cell_type_key, method, model, seed, layer,
+        use_raw, decoder kind and absent mode, options, cell counts) and ``'info'`` (what the method reported).
+    """
+    check_absent(decoder_absent, "decoder_absent")
+    adata = get_modality(adata, mod)
+    query = None if query is None else get_modality(query, mod)
+    task, out_var, obs_names = build_task(
+        adata,
+        condition_key=condition_key,
+        control=control,
+        perturbation=perturbation,
+        cell_type_key=cell_type_key,
+        query=query,
+        method=method,
+        model=model,
+        layer=layer,
+        use_raw=use_raw,
+        gene_symbols=gene_symbols,
+        seed=seed,
+        options=method_kwargs,
+    )
+    m = get_method(method)
+    start = logg.info(f"predicting {perturbation!r} for {len(task.query_X)} cells with {method!r}")
+    result = run_method(
+        m, task, decoder=decoder, decoder_kind=decoder_kind, source_adata=adata, decoder_absent=decoder_absent
+    )
+    out = assemble(
+        result, task, out_var, obs_names, condition_key=condition_key, cell_type_key=cell_type_key, method=method
+    )
+    out.uns["perturb"] = {
+        "params": h5ad_params(
+            {
+                "condition_key": condition_key,
+                "control": control,
+                "perturbation": perturbation,
+                "cell_type_key": cell_type_key,
+                "method": method,
+                "model": model,
+                "seed": seed,
+                "layer": layer,
+                "use_raw": use_raw,
+                "gene_symbols": gene_symbols,
+                "mod": mod,
+                "decoder_kind": None if task.decoder is None else task.decoder.kind,
+                "decoder_absent": None if task.decoder is None else task.decoder.absent,
+                "options": {k: v for k, v in method_kwargs.items() if isinstance(v, str | int | float | bool)},
+                "n_train_cells": len(task.train_X),
+                "n_query_cells": len(task.query_X),
+            }
+        ),
+        "info": dict(result.info),
+    }
+    logg.info("    finished", time=start, deep=f"{out.n_obs} predicted cells")
+    return out
+
+
+def _unseen_control_cells(X, types, is_ctrl, is_pert, obs_names) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The default query: control cells of the cell types that have no perturbed cells in `adata`."""
+    if types is None:
+        msg = "Pass `query=` (control cells to perturb) or `cell_type_key=` to predict the unseen cell types."
+        raise ValueError(msg)
+    unseen = sorted(set(types[is_ctrl]) - set(types[is_pert]))
+    if not unseen:
+        msg = (
+            "Every cell type in `adata` has perturbed cells, so there is no unseen cell type to predict. Pass "
+            "`query=` with the control cells to perturb (or use `sl.tl.compare_perturbation` to evaluate)."
+        )
+        raise ValueError(msg)
+    q_rows = np.flatnonzero(is_ctrl & np.isin(types, unseen))
+    return dense(X, q_rows), types[q_rows], obs_names[q_rows]
+
+
+def build_task(
+    adata: AnnData,
+    *,
+    condition_key: str,
+    control: str,
+    perturbation: str,
+    cell_type_key: str | None,
+    query: AnnData | None,
+    method: str,
+    model: str | None,
+    layer,
+    use_raw,
+    gene_symbols,
+    seed: int,
+    options: dict[str, Any],
+) -> tuple[PerturbationTask, pd.DataFrame, dict[str, np.ndarray]]:
+    """Validate everything, then gather the arrays of a :class:`PerturbationTask` (nothing is written)."""
+    m = get_method(method)
+    if m.needs_model and model is None:
+        msg = f"`method={method!r}` needs a pretrained checkpoint: pass `model=` (a hub id or a local folder)."
+        raise ValueError(msg)
+    is_ctrl, is_pert = condition_masks(adata, condition_key, control, perturbation)
+    X, var, _ = get_matrix(adata, layer=layer, use_raw=use_raw)
+    names = np.asarray(get_gene_names(var, gene_symbols), dtype=object)
+    types = cell_types(adata, cell_type_key)
+    obs_names = np.asarray(adata.obs_names.astype(str))
+    if query is None:
+        query_X, query_types, query_names = _unseen_control_cells(X, types, is_ctrl, is_pert, obs_names)
+    else:
+        qX = query_matrix(
+            query,
+            pd.Index(var.index.astype(str)),
+            condition_key=condition_key,
+            control=control,
+            layer=layer,
+            use_raw=use_raw,
+        )
+        query_X, query_names = dense(qX), np.asarray(query.obs_names.astype(str))
+        query_types = cell_types(query, cell_type_key) if cell_type_key in query.obs else None
+    truth_X = truth_types = truth_names = None
+    if m.needs_truth:
+        if query_types is None or types is None:
+            msg = (
+                f"`method={method!r}` compares with the real perturbed cells of the query's cell types: "
+                "pass `cell_type_key=` (present in `adata` and in `query`)."
+            )
+            raise ValueError(msg)
+        t_rows = np.flatnonzero(is_pert & np.isin(types, np.unique(query_types)))
+        if len(t_rows) == 0:
+            msg = f"`method={method!r}` needs real perturbed cells of the query's cell types; `adata` has none."
+            raise ValueError(msg)
+        truth_X, truth_types, truth_names = dense(X, t_rows), types[t_rows], obs_names[t_rows]
+    train_rows = np.flatnonzero(is_ctrl | is_pert)
+    task = PerturbationTask(
+        train_X=dense(X, train_rows),
+        train_perturbed=is_pert[train_rows],
+        train_cell_types=None if types is None else types[train_rows],
+        query_X=query_X,
+        query_cell_types=query_types,
+        var_names=names,
+        perturbation=perturbation,
+        control=control,
+        seed=seed,
+        model=model,
+        truth_X=truth_X,
+        truth_cell_types=truth_types,
+        query_names=query_names,
+        options=dict(options),
+    )
+    return task, var.copy(), {"query": query_names, "truth": truth_names}
+
+
+def assemble(
+    result: PerturbationResult,
+    task: PerturbationTask,
+    var: pd.DataFrame,
+    obs_names: dict[str, np.ndarray],
+    *,
+    condition_key: str,
+    cell_type_key: str | None,
+    method: str,
+) -> AnnData:
+    """The predicted cells as an AnnData (``.obs``: source cell, cell type, perturbation, method, sentence)."""
+    import anndata as ad
+
+    which = "truth" if result.from_truth else "query"
+    types = task.truth_cell_types if result.from_truth else task.query_cell_types
+    source = obs_names[which][result.source]
+    obs = pd.DataFrame(index=pd.Index([f"{s}-{method}" for s in source], dtype=str))
+    obs["source_cell"] = source
+    obs[cell_type_key or "cell_type"] = pd.Categorical(
+        types[result.source] if types is not None else np.full(len(source), "unknown")
+    )
+    obs[condition_key] = pd.Categorical(np.full(len(source), task.perturbation))
+    obs["method"] = pd.Categorical(np.full(len(source), method))
+    if result.sentences is not None:
+        obs["cell_sentence"] = pd.Series(list(result.sentences), index=obs.index, dtype=object)
+    out = ad.AnnData(result.X, obs=obs, var=var)
+    out.obs_names_make_unique()
+    return out
