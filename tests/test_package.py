@@ -172,3 +172,47 @@ def test_no_format_skip_markers():
         if line.rstrip().endswith(marker)
     ]
     assert not found, "remove these and run `ruff format`:\n" + "\n".join(found)
+
+
+PACKAGE = ROOT / "src" / "sc_llm"
+MAX_MODULES_PER_FOLDER = 12
+
+
+def test_no_folder_holds_more_than_twelve_modules():
+    crowded = {
+        folder.relative_to(ROOT).as_posix(): n
+        for folder in [PACKAGE, *(p for p in PACKAGE.rglob("*") if p.is_dir() and p.name != "__pycache__")]
+        if (n := len([p for p in folder.glob("*.py") if p.name != "__init__.py"])) > MAX_MODULES_PER_FOLDER
+    }
+    assert not crowded, f"group these folders' modules into sub-packages: {crowded}"
+
+
+def _defining(pattern: str) -> list[str]:
+    return sorted(
+        path.relative_to(PACKAGE).as_posix()
+        for path in PACKAGE.rglob("*.py")
+        if re.search(pattern, path.read_text(), re.M)
+    )
+
+
+def test_one_helper_per_concept():
+    """One writer puts files into place; one reader of sentences; one random split of cells (issue 20)."""
+    assert _defining(r"\bos\.replace\(|\.replace\((?!['\"])[^)]*(path|tmp|final|folder)|\.rename\(") == [
+        "core/base/atomic.py"
+    ]
+    assert _defining(r"^def read_sentences\(") == ["_utils/_sentences.py"]
+    assert _defining(r"^def split_cells\(") == ["core/base/splits.py"]
+    assert _defining(r"torch\.manual_seed\(|fork_rng\(") == ["core/base/seeding.py"]
+    assert _defining(r"set_num_threads\(") == ["core/base/threads.py"]
+    assert _defining(r"^def (get_matrix|choose_matrix)\(") == ["_utils/_anndata.py"]
+
+
+def test_import_contracts_hold():
+    """The layering of docs/architecture.md (pyproject's [tool.importlinter]): no upward import, no cycle."""
+    import grimp
+
+    out = subprocess.run(["lint-imports", "--no-cache"], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0 and "0 broken" in out.stdout, out.stdout[-3000:]
+    graph = grimp.build_graph("sc_llm")
+    root_importers = {m for m in graph.find_modules_that_directly_import("sc_llm") if not m.startswith("sc_llm.cli")}
+    assert not root_importers, "only the command line may import the package root (use sc_llm._version)"

@@ -47,6 +47,41 @@ def test_perturb_job_equals_predict_perturbation_for_any_shard_size(models, kang
         assert list(pred.obs["cell_type"]) == list(ctrl.obs["cell_type"].astype(str))
 
 
+def test_every_door_to_llm_perturbation_writes_the_same_sentences(models, kang_small, tmp_path):
+    """tl.perturb(method='llm'), CellLM.predict_perturbation and jobs.predict_perturbation: one path, one stream."""
+    ctrl = kang_small[kang_small.obs["condition"] == "control"][:8].copy()
+    path = tmp_path / "ctrl.h5ad"
+    ctrl.write_h5ad(path)
+    sampling = {"n_genes": 8, "do_sample": True, "seed": 3}
+    lm = sl.tl.CellLM.load(models["perturbation"], device="cpu")
+    direct = lm.predict_perturbation(ctrl, perturbation="stimulated", batch_size=5, progress=False, **sampling)
+    store = sl.jobs.predict_perturbation(
+        path,
+        tmp_path / "s",
+        model=models["perturbation"],
+        perturbation="stimulated",
+        shard_size=3,
+        progress=False,
+        **sampling,
+    )
+    tool = sl.tl.perturb(
+        kang_small,
+        condition_key="condition",
+        control="control",
+        perturbation="stimulated",
+        cell_type_key="cell_type",
+        query=ctrl[::-1].copy(),  # another order and batch: each cell keeps its own random stream
+        method="llm",
+        model=models["perturbation"],
+        gen_batch_size=3,
+        **sampling,
+    )
+    by_cell = dict(zip(tool.obs["source_cell"], tool.obs["cell_sentence"], strict=True))
+    assert list(sl.jobs.read_cells(store).obs["cell_sentence"]) == list(direct.obs["cell_sentence"])
+    assert [by_cell[c] for c in ctrl.obs_names] == list(direct.obs["cell_sentence"])
+    assert len(set(direct.obs["cell_sentence"])) > 1
+
+
 def test_a_lost_shard_is_recomputed_identically(models, kang_small, tmp_path):
     ctrl = kang_small[kang_small.obs["condition"] == "control"][:9].copy()
     path = tmp_path / "ctrl.h5ad"

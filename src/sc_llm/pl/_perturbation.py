@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._utils._anndata import get_modality
+from .._utils._docs import doc_params
 from ..core.distances import r2_means, top_de_genes
 from ..metrics._generative import MIN_DE_CELLS, _matrix
 from ..metrics._perturbation_scores import HIGHER_IS_BETTER, SCORE_NAMES
@@ -64,6 +65,7 @@ def _real_cells(adata, *, condition_key, control, perturbation, cell_type_key, c
     return is_ctrl, is_pert
 
 
+@doc_params()
 def perturbation(
     adata: AnnData,
     *,
@@ -110,8 +112,7 @@ def perturbation(
         Number of DEGs highlighted and scored.
     n_labels
         Number of DEGs named.
-    mod
-        Modality to use when ``adata`` is a MuData (default ``'rna'``).
+    {mod}
     show
         Show the figure; default ``scanpy.settings.autoshow``.
     save
@@ -165,6 +166,7 @@ def perturbation(
     return finish_figure(fig, axes, "perturbation", show=show, save=save, return_fig=return_fig)
 
 
+@doc_params()
 def perturbation_comparison(
     adata: AnnData,
     *,
@@ -190,8 +192,7 @@ def perturbation_comparison(
         Scores to draw (keys of :func:`sc_llm.metrics.perturbation_scores`).
     methods
         Methods to show, top to bottom; default all, in the comparison's order.
-    mod
-        Modality to use when ``adata`` is a MuData (default ``'rna'``).
+    {mod}
     show
         Show the figure; default ``scanpy.settings.autoshow``.
     save

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .._utils._anndata import get_modality, h5ad_params
+from .._utils._docs import doc_params
 from .._utils._logging import logg
 from .._utils._sentences import read_sentences, split_sentence
 from .._utils._validation import check_writes
@@ -51,6 +52,7 @@ def context_tokenizer(
     return load_gene_tokenizer(str(model), max_length=max_length, prefix=prefix, revision=revision), str(model)
 
 
+@doc_params()
 def ablate_sentences(
     adata: AnnData,
     *,
@@ -113,10 +115,8 @@ def ablate_sentences(
         Share of in-context genes for ``'shuffle_top_in_context'`` and ``'shorten'`` (default 0.1).
     max_length, prefix, revision
         As in :func:`sc_llm.tl.embed`; they change how many genes fit, so pass the values used there.
-    mod
-        Modality to use when ``adata`` is a MuData (default ``'rna'``).
-    copy
-        Return a copy instead of writing to ``adata``.
+    {mod}
+    {copy}
 
     Returns
     -------

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .._utils._anndata import check_values, get_gene_names, get_matrix, get_modality, h5ad_params, iter_row_chunks
+from .._utils._docs import doc_params
 from .._utils._logging import logg
 from .._utils._validation import check_count, check_writes
 from ..core.sentences.ranking import SentenceJoiner, rank_genes
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 _CHUNK = 16_384
 
 
+@doc_params()
 def cell_sentences(
     adata: AnnData,
     *,
@@ -61,8 +63,7 @@ def cell_sentences(
         Number of cells ranked at a time; bounds the working memory.
     key_added
         Key under which the sentences and parameters are stored.
-    copy
-        Return a copy instead of writing to ``adata``.
+    {copy}
 
     Returns
     -------

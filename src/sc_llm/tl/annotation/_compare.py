@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..._utils._anndata import get_modality, h5ad_params
+from ..._utils._docs import doc_params
 from ..._utils._logging import logg
 from ..._utils._readers import check_class_sizes, labelled, read_labels, read_reps
 from ...core.fusion.defaults import TRAIN_DEFAULTS
@@ -35,6 +36,7 @@ def summarize_comparison(
     )
 
 
+@doc_params()
 def compare_annotators(
     adata: AnnData,
     *,
@@ -92,8 +94,7 @@ def compare_annotators(
         Show a progress bar over runs.
     key_added
         ``.uns`` key of the results.
-    copy
-        Return a copy instead of writing to ``adata``.
+    {copy}
     **train
         Training arguments of :meth:`sc_llm.tl.ScMPT.fit` (``hidden``, ``dropout``, ``validation_fraction``,
         ``class_weight``, ``max_epochs``, ``patience``, ``batch_size``, ``lr``, ``weight_decay``), shared by

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..._utils._anndata import check_obsm, get_modality, h5ad_params
+from ..._utils._docs import doc_params
 from ..._utils._logging import logg
 from ..._utils._readers import labelled, read_labels
 from ..._utils._validation import check_nonzero_rows, check_writes
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 TOP = 3
 
 
+@doc_params()
 def knn_annotate(
     adata: AnnData,
     reference: AnnData | None = None,
@@ -66,8 +68,7 @@ def knn_annotate(
         Modality to use when ``adata`` (and ``reference``) are MuData.
     key_added
         Prefix of the written keys.
-    copy
-        Return a copy instead of writing to ``adata``.
+    {copy}
 
     Returns
     -------
@@ -119,19 +120,9 @@ def knn_annotate(
         top[f"label_{j + 1}"] = to_cat(codes[:, j])
         top[f"score_{j + 1}"] = scores[:, j]
 
-    uns = {
-        "params": h5ad_params(
-            {
-                "use_rep": use_rep,
-                "label_key": label_key,
-                "truth_key": truth_key,
-                "k": k,
-                "method": method,
-                "reference": "adata" if reference is None else "external",
-                "n_reference": len(ref_codes),
-            }
-        )
-    }
+    params = {"use_rep": use_rep, "label_key": label_key, "truth_key": truth_key, "k": k, "method": method}
+    params |= {"reference": "adata" if reference is None else "external", "n_reference": len(ref_codes)}
+    uns = {"params": h5ad_params(params)}
     if truth_key is not None:
         truth = read_labels(target, truth_key)
         has = truth.notna().to_numpy()

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..._utils._anndata import get_modality, h5ad_params
+from ..._utils._docs import doc_params
 from ..._utils._logging import logg
 from ..._utils._readers import has_labels, labelled, read_labels, read_reps
 from ..._utils._validation import check_writes
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from anndata import AnnData
 
 
+@doc_params()
 def scmpt_annotate(
     adata: AnnData,
     reference: AnnData | None = None,
@@ -120,8 +122,7 @@ def scmpt_annotate(
         ``overwrite=True``.
     overwrite
         Replace a model already saved in ``save_model``.
-    copy
-        Return a copy instead of writing to ``adata``.
+    {copy}
 
     Returns
     -------

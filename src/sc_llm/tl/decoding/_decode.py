@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..._utils._anndata import get_gene_names, get_matrix, get_modality, h5ad_params
+from ..._utils._docs import doc_params
 from ..._utils._logging import logg
 from ..._utils._sentences import read_sentences
 from ...core.sentences.absent import ABSENT
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from anndata import AnnData
 
 
+@doc_params()
 def fit_sentence_decoder(
     adata: AnnData,
     *,
@@ -75,12 +77,10 @@ def fit_sentence_decoder(
         Seed of the held-out split.
     absent
         ``'zero'`` or ``'expected'``: what genes left out of a sentence decode to (see above).
-    mod
-        Modality to use when ``adata`` is a MuData (default ``'rna'``).
+    {mod}
     key_added
         ``.uns`` key of the decoder.
-    copy
-        Return a copy instead of writing to ``adata``.
+    {copy}
 
     Returns
     -------
@@ -147,6 +147,7 @@ def fit_sentence_decoder(
     return out if copy else None
 
 
+@doc_params()
 def decode_sentences(
     adata: AnnData,
     *,
@@ -171,8 +172,7 @@ def decode_sentences(
     decoder
         A key of ``adata.uns`` written by :func:`fit_sentence_decoder`, that dict itself (e.g. from another
         AnnData), or a :class:`~sc_llm.core.sentences.decoding.SentenceDecoder`.
-    mod
-        Modality to use when ``adata`` is a MuData (default ``'rna'``).
+    {mod}
     var_names
         Genes of the result, in order; default the genes the decoder was fitted on.
 

@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..._utils._anndata import get_modality, uns_key
+from ..._utils._docs import doc_params
 from ..._utils._logging import logg
 from ..._utils._sentences import read_sentences
 from ..._utils._validation import check_embedding, check_writes
+from ._write import write_embedding
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -33,6 +35,7 @@ def default_key(model: str) -> str:
     return f"X_{name or 'text'}"
 
 
+@doc_params()
 def embed(
     adata: AnnData,
     *,
@@ -114,8 +117,7 @@ def embed(
         Text put before the genes of every sentence, e.g. ``"A cell with genes ranked by expression:"``.
     dtype
         Compute dtype (``'float32'``, ``'bfloat16'``, ``'float16'``); default fp32 on CPU, autocast on CUDA.
-    mod
-        Modality to use when ``adata`` is a MuData (default ``'rna'``).
+    {mod}
     progress
         Show a progress bar.
     trust_remote_code
@@ -128,8 +130,7 @@ def embed(
         results match the uncached ones to float rounding. For files, see :func:`sc_llm.jobs.embed`.
     shard_size
         Cells per shard with ``cache_dir``.
-    copy
-        Return a copy instead of writing to ``adata``.
+    {copy}
     **encoder_kwargs
         Options of the scGPT encoder (an error with a text encoder):
         ``layer`` / ``use_raw``, the expression to read (a layer, ``.raw`` or ``.X``; by default ``.raw`` when
@@ -204,22 +205,11 @@ def embed(
     if n_empty:
         warnings.warn(f"{n_empty} cell(s) have an empty sentence; their embedding encodes no gene.", stacklevel=2)
 
-    adata = adata.copy() if copy else adata
-    target = get_modality(adata, mod)
-    target.obsm[key_added] = X
-    params = {
-        **enc_params,
-        "encoder": "text",
-        "backend": backend,
-        "sentence_key": sentence_key,
-        "n_truncated": int(truncated.sum()),
-    }
+    params = {**enc_params, "encoder": "text", "backend": backend, "sentence_key": sentence_key}
+    params["n_truncated"] = int(truncated.sum())
     if token_budget is not None:
         params["token_budget"] = int(token_budget)
-    target.uns[uns_key(key_added)] = {"params": params}
-    deep = f"added\n    '{key_added}', cell embeddings (adata.obsm)\n    '{uns_key(key_added)}', parameters (adata.uns)"
-    logg.info("    finished", time=start, deep=deep)
-    return adata if copy else None
+    return write_embedding(adata, X, params, key_added=key_added, mod=mod, copy=copy, start=start)
 
 
 def _encoder_and_backend(encoder: str, backend: str) -> tuple[str, str]:

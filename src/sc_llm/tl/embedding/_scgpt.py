@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..._utils._anndata import get_gene_names, get_matrix, get_modality, h5ad_params, iter_row_chunks, uns_key
+from ..._utils._anndata import get_gene_names, get_matrix, get_modality, iter_row_chunks, uns_key
 from ..._utils._logging import logg
 from ..._utils._validation import check_embedding, check_writes
+from ._write import write_embedding
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -105,21 +106,13 @@ def embed_scgpt(
     _report(stats, max_length, seed)
     check_embedding(emb, str(model))
 
-    adata = adata.copy() if copy else adata
-    target = get_modality(adata, mod)
-    target.obsm[key_added] = emb
     params = {"encoder": "scgpt", "backend": "local", **enc.params(), "layer": layer, "use_raw": source == "raw.X"}
     params.update(gene_symbols=gene_symbols, max_length=int(max_length), n_bins=int(n_bins), seed=int(seed))
     params.update(n_genes=genes.n_genes, n_genes_matched=genes.n_matched, gene_coverage=float(genes.coverage))
     params.update(n_subsampled=stats.n_subsampled, n_empty=stats.n_empty)
     if cache_dir is not None:
         params.update(cache=cache, shard_size=int(shard_size))
-    target.uns[uns_key(key_added)] = {"params": h5ad_params(params)}
-    written = (
-        f"added\n    '{key_added}', cell embeddings (adata.obsm)\n    '{uns_key(key_added)}', parameters (adata.uns)"
-    )
-    logg.info("    finished", time=start, deep=written)
-    return adata if copy else None
+    return write_embedding(adata, emb, params, key_added=key_added, mod=mod, copy=copy, start=start)
 
 
 def _run(enc, X, names, obs_names, genes, options, *, cache_dir, shard_size, **job):

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..._utils._anndata import check_obs, get_modality, h5ad_params
+from ..._utils._docs import doc_params
 from ..._utils._logging import logg
 from ..._utils._readers import read_labels
 from ..._utils._sentences import read_sentences, split_sentence
@@ -129,6 +130,7 @@ def split_rows(
     return rows[ref], rows[test]
 
 
+@doc_params()
 def ablation_study(
     adata: AnnData,
     *,
@@ -193,8 +195,7 @@ def ablation_study(
         Show progress bars.
     key_added
         ``.uns`` key of the results.
-    copy
-        Return a copy instead of writing to ``adata``.
+    {copy}
 
     Returns
     -------

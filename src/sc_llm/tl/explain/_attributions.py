@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..._utils._anndata import check_obs, check_obsm, get_modality, h5ad_params, read_params, uns_key
+from ..._utils._docs import doc_params
 from ..._utils._logging import logg
 from ..._utils._sentences import read_sentences
 from ..._utils._validation import as_marker_mapping
@@ -117,6 +118,7 @@ def _check_classes(names: list[str], classes: list[str], target: str, cell_selec
             raise ValueError(msg)
 
 
+@doc_params()
 def attributions(
     adata: AnnData,
     *,
@@ -224,8 +226,7 @@ def attributions(
         Show a progress bar over cells.
     key_added
         ``.uns`` key of the results.
-    copy
-        Return a copy instead of writing to ``adata``.
+    {copy}
 
     Returns
     -------

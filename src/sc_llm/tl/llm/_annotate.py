@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..._utils._anndata import check_obs, get_modality
+from ..._utils._docs import doc_params
 from ..._utils._logging import logg
 from ..._utils._sentences import read_sentences
 from ...metrics import classification_scores
@@ -55,6 +56,7 @@ def _free_text(be: Backend, chats, template) -> tuple[list[str | None], dict]:
     return free_text_labels(texts), {"endpoint": endpoint.describe(), "stats": stats.to_dict()}
 
 
+@doc_params()
 def llm_annotate(
     adata: AnnData,
     *,
@@ -111,33 +113,11 @@ def llm_annotate(
         ``{candidates}`` for an endpoint with categories); default: C2S-Scale's cell-type prediction layout.
     organism
         Fills ``{organism}``.
-    batch_size
-        Local backend: cells per forward pass.
-    length_normalize
-        Local backend: compare mean instead of summed log-probabilities per category token.
-    chat_template
-        Local backend: wrap the prompt in the tokenizer's chat template (``None``: when it has one).
-    device, dtype
-        Local backend: device and compute dtype (``None``: automatic, as :func:`sc_llm.tl.embed`).
-    gguf_file
-        Local backend: a GGUF file inside ``model``'s folder.
-    revision
-        Local backend: hub revision.
-    trust_remote_code
-        Local backend: allow custom model code from the checkpoint.
-    base_url
-        Endpoint URL ending in ``/v1`` (default ``$SC_LLM_OPENAI_BASE_URL``, then ``$OPENAI_BASE_URL``); the API
-        key comes from ``$SC_LLM_OPENAI_API_KEY`` or ``$OPENAI_API_KEY`` only and is never stored.
-    cache_dir
-        Endpoint: folder caching every answer (a rerun asks nothing twice).
-    endpoint_kwargs
-        Endpoint options, as in :func:`sc_llm.tl.llm_rerank`.
-    mod
-        Modality to use when ``adata`` is a MuData.
+    {llm_backend}
+    {mod}
     key_added
         Prefix of the written keys.
-    copy
-        Return a copy instead of writing to ``adata``.
+    {copy}
 
     Returns
     -------

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..._utils._anndata import check_obs, get_modality
+from ..._utils._docs import doc_params
 from ..._utils._logging import logg
 from ..._utils._sentences import read_sentences
 from ...metrics import classification_scores
@@ -69,6 +70,7 @@ def rerank_metrics(truth: pd.Series, first: np.ndarray, chosen: np.ndarray, cand
     }
 
 
+@doc_params()
 def llm_rerank(
     adata: AnnData,
     *,
@@ -126,36 +128,11 @@ def llm_rerank(
         ``{candidates}`` (also ``{n_genes}``, ``{organism}``, ``{first}``); default: the paper's instruction.
     organism
         Fills ``{organism}``.
-    batch_size
-        Local backend: cells per forward pass.
-    length_normalize
-        Local backend: compare mean instead of summed log-probabilities per candidate token.
-    chat_template
-        Local backend: wrap the prompt in the tokenizer's chat template (``None``: when it has one).
-    device, dtype
-        Local backend: device (``None``: CUDA, MPS, CPU) and dtype (``None``: bf16 on CUDA, fp32 elsewhere).
-    gguf_file
-        Local backend: a GGUF file inside ``model``'s folder to load (dequantised by transformers).
-    revision
-        Local backend: hub revision.
-    trust_remote_code
-        Local backend: allow custom model code from the checkpoint.
-    base_url
-        Endpoint URL ending in ``/v1`` (default ``$SC_LLM_OPENAI_BASE_URL``, then ``$OPENAI_BASE_URL``). The API
-        key is read from ``$SC_LLM_OPENAI_API_KEY`` or ``$OPENAI_API_KEY`` only, and never stored.
-    cache_dir
-        Endpoint: folder caching every answer, so that a rerun (or a resumed run) asks nothing twice.
-    endpoint_kwargs
-        Endpoint: ``max_concurrency`` (4), ``timeout`` (60 s), ``max_retries`` (4), ``backoff`` (1 s),
-        ``params`` (sampling, default ``{'temperature': 0, 'max_tokens': 512}``; ``None`` drops one, as
-        o-series models need), ``on_error`` (``'raise'``, or
-        ``'skip'`` to keep the first candidate for requests that still fail), ``api_key_env``.
-    mod
-        Modality to use when ``adata`` is a MuData.
+    {llm_backend}
+    {mod}
     key_added
         Prefix of the written keys.
-    copy
-        Return a copy instead of writing to ``adata``.
+    {copy}
 
     Returns
     -------

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..._utils._anndata import get_gene_names, get_matrix, get_modality, h5ad_params
+from ..._utils._docs import doc_params
 from ..._utils._logging import logg
 from ...core.distances import top_de_genes
 from ...metrics._generative import MIN_DE_CELLS
@@ -139,6 +140,7 @@ def _method_table(per: pd.DataFrame, methods: list[str], *, n_folds: int) -> pd.
     return table
 
 
+@doc_params()
 def compare_perturbation(
     adata: AnnData,
     *,
@@ -202,16 +204,14 @@ def compare_perturbation(
         Read ``.raw``; defaults to ``True`` when ``.raw`` exists and no ``layer`` is given.
     gene_symbols
         ``.var`` column of the gene names used in sentences, when they are not ``var_names``.
-    mod
-        Modality to use when ``adata`` is a MuData (default ``'rna'``).
+    {mod}
     seed
         Seed of the methods, the PCA of the scores and sliced Wasserstein.
     progress
         Show a progress bar over (cell type, method) runs.
     key_added
         ``.uns`` key of the results.
-    copy
-        Return a copy instead of writing to ``adata``.
+    {copy}
     **method_kwargs
         Options passed to every method (e.g. ``n_genes``; ``n_comps`` is shared with the scores).
 

@@ -9,6 +9,7 @@ import pandas as pd
 from scipy import sparse
 
 from ..._utils._anndata import get_gene_names, get_matrix, get_modality, h5ad_params
+from ..._utils._docs import doc_params
 from ..._utils._logging import logg
 from ...core.sentences.absent import check_absent
 from ..decoding._fit import fit_decoder_arrays, resolve_decoder
@@ -132,6 +133,7 @@ def run_method(
     return result
 
 
+@doc_params()
 def perturb(
     adata: AnnData,
     *,
@@ -202,8 +204,7 @@ def perturb(
         Read ``.raw``; defaults to ``True`` when ``.raw`` exists and no ``layer`` is given.
     gene_symbols
         ``.var`` column of the gene names used in sentences, when they are not ``var_names``.
-    mod
-        Modality to use when ``adata`` is a MuData (default ``'rna'``).
+    {mod}
     seed
         Seed of the method (and of the default decoder's held-out split).
     **method_kwargs

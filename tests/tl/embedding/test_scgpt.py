@@ -14,7 +14,7 @@ from scipy import sparse
 
 import sc_llm as sl
 
-SRC = Path(__file__).resolve().parents[2] / "src" / "sc_llm"
+SRC = Path(__file__).resolve().parents[3] / "src" / "sc_llm"
 
 
 def _tie_free(pbmc: ad.AnnData, n_cells: int | None = None) -> ad.AnnData:

@@ -8,7 +8,7 @@ import pytest
 import sc_llm as sl
 
 _spec = importlib.util.spec_from_file_location(
-    "openai_compatible_server", Path(__file__).parents[1] / "openai_compatible_server.py"
+    "openai_compatible_server", Path(__file__).parents[2] / "openai_compatible_server.py"
 )
 _server = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_server)
