@@ -1,7 +1,7 @@
 """Offline gene descriptions (names, aliases, GO terms) as text, for GenePT-style gene embeddings.
 
 Built by ``scripts/build_gene_descriptions.py`` from Bioconductor org.Hs.eg.db and GO.db 3.16.0 (human) and
-goatools 1.6.9's NCBI Gene test data (mouse); sources, versions and licences in :func:`gene_descriptions`.
+goatools 1.6.9's NCBI Gene test data (mouse); sources, versions and licences in ``gene_descriptions``.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def gene_descriptions(organism: str = "human", *, go: bool = True, definitions: 
     -------
     A DataFrame indexed by ``symbol`` with the string columns ``name`` (full name / NCBI description),
     ``aliases``, ``entrez_id``, ``ensembl_ids``, ``gene_type`` (human only), ``go_ids``, ``go_terms`` and
-    ``summary`` (empty here: fill it from GenePT's NCBI summaries with :func:`read_gene_descriptions`), and
+    ``summary`` (empty here: fill it from GenePT's NCBI summaries with ``read_gene_descriptions``), and
     ``go_definitions`` if asked for. List columns are ``'|'``-joined; a missing value is ``''``.
     """
     key = str(organism).strip().casefold()
@@ -100,7 +100,7 @@ def _go_column(go_ids: pd.Series, field: str) -> pd.Series:
 
 
 def read_gene_descriptions(source: str | Path | Mapping[str, str] | pd.DataFrame) -> pd.DataFrame:
-    """Read gene texts from a file, a dict or a DataFrame into the table shape of :func:`gene_descriptions`.
+    """Read gene texts from a file, a dict or a DataFrame into the table shape of ``gene_descriptions``.
 
     Parameters
     ----------
@@ -117,7 +117,7 @@ def read_gene_descriptions(source: str | Path | Mapping[str, str] | pd.DataFrame
 
     Returns
     -------
-    A DataFrame indexed by unique, non-empty ``symbol`` with the columns of :func:`gene_descriptions` but
+    A DataFrame indexed by unique, non-empty ``symbol`` with the columns of ``gene_descriptions`` but
     ``go_definitions`` (``''`` where the source has none), then the source's other columns, all strings.
     """
     if isinstance(source, pd.DataFrame):
@@ -299,7 +299,7 @@ def match_genes(
     gene_names
         The dataset's genes, e.g. ``adata.var_names`` or ``adata.var['gene_symbols']``.
     table
-        A gene table indexed by unique symbols, from :func:`gene_descriptions` or :func:`read_gene_descriptions`;
+        A gene table indexed by unique symbols, from ``gene_descriptions`` or ``read_gene_descriptions``;
         the ``aliases`` and ``ensembl_ids`` columns are used where present.
     ensembl_ids
         Ensembl gene ids aligned with ``gene_names`` (e.g. ``adata.var['gene_ids']``); empty entries are skipped.
@@ -344,7 +344,7 @@ def gene_text(table: pd.DataFrame, template: str = DEFAULT_TEMPLATE, *, list_sep
     Parameters
     ----------
     table
-        A gene table from :func:`gene_descriptions` or :func:`read_gene_descriptions`.
+        A gene table from ``gene_descriptions`` or ``read_gene_descriptions``.
     template
         Text with ``{column}`` fields: ``{symbol}``, ``{name}``, ``{aliases}``, ``{go_terms}``, ``{summary}`` or
         any other column of ``table``. Missing standard columns count as empty; fields take no format specs.
