@@ -22,6 +22,16 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _builtin_print():
+    """``ray.shutdown()`` leaves a print of its own in ``builtins``, which numba (pynndescent) cannot compile."""
+    import builtins
+
+    original = builtins.print
+    yield
+    builtins.print = original
+
+
 @pytest.fixture(scope="session")
 def _pbmc():
     import scanpy as sc

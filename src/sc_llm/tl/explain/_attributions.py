@@ -49,7 +49,7 @@ def text_rep_of(adata: AnnData, classifier: ScMPT, text_rep: str | None) -> str:
             msg = f"`text_rep={text_rep!r}` is not an input of the classifier (its inputs: {reps})."
             raise ValueError(msg)
         return text_rep
-    text = [k for k in reps if read_params(adata.uns, uns_key(k)).get("backend") == "text"]
+    text = [k for k in reps if _encoder_of(read_params(adata.uns, uns_key(k))) == "text"]
     if len(text) == 1:
         return text[0]
     if not text and len(reps) == 1:
@@ -59,6 +59,11 @@ def text_rep_of(adata: AnnData, classifier: ScMPT, text_rep: str | None) -> str:
         "text encoder with `sl.tl.embed`). Pass `text_rep=`."
     )
     raise ValueError(msg)
+
+
+def _encoder_of(params: Mapping[str, Any]) -> str | None:
+    """What wrote an embedding: ``params['encoder']`` (before 0.2, ``params['backend']`` held it)."""
+    return params.get("encoder", params.get("backend"))
 
 
 def build_encoder(model: Any, params: Mapping[str, Any], device: Any) -> TextEncoder:
