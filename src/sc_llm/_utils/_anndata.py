@@ -150,21 +150,6 @@ def iter_row_chunks(X, chunk_size: int) -> Iterator[tuple[int, int, sparse.csr_m
         yield start, stop, chunk
 
 
-def check_values(data: np.ndarray, where: str) -> None:
-    """Raise when expression values contain NaN/inf or negatives."""
-    if data.size == 0:
-        return
-    if not np.all(np.isfinite(data)):
-        msg = f"{where} contains NaN or infinite values; cell sentences need finite, non-negative expression."
-        raise ValueError(msg)
-    if data.min() < 0:
-        msg = (
-            f"{where} contains negative values (is it scaled/centred?). Use counts or log-normalised "
-            "expression, e.g. `layer='counts'` or `use_raw=True`."
-        )
-        raise ValueError(msg)
-
-
 def uns_key(obsm_key: str) -> str:
     """``'X_ember'`` → ``'ember'``: where an ``.obsm`` result keeps its parameters in ``.uns``."""
     return obsm_key[2:] if obsm_key.startswith("X_") else obsm_key

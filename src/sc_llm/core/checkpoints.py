@@ -27,7 +27,7 @@ def checkpoint_kind(model: Any) -> str:
     A string that looks like a path (starts with ``.``, ``/`` or ``~``, or has two ``/``) but does not exist is
     refused with :class:`FileNotFoundError`, instead of being sent to the hub as an id.
     """
-    from .cell_lm.model import CONFIG_FILE
+    from .cell_lm.saved import CONFIG_FILE
     from .scgpt.checkpoint import is_scgpt_checkpoint
 
     if not isinstance(model, str | os.PathLike):

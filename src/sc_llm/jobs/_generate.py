@@ -87,8 +87,8 @@ def generate_cells(
         raise ValueError(msg)
     options = EngineOptions(engine, num_workers, num_gpus_per_worker, max_retries, 0, overwrite, progress)
     options.check(shard_size)
-    folder, model_ident = cell_lm_identity(model)
     codes, names = pd.factorize(pd.Series(types), sort=True)
+    folder, model_ident = cell_lm_identity(model, "conditional_generation", list(names))
     sampling = sampling_options(n_genes, do_sample, temperature, top_k, top_p, seed, batch_size)
     inputs = {"n_cells": len(types), "cell_types": list(names), "codes_sha256": codes_hash(codes)}
     identity = job_identity("generate/cells", model_ident, {**sampling, "device": device}, inputs)

@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from .._utils._anndata import check_values
 from .._utils._cell_files import CellFile
+from .._utils._expression import check_expression
 from .._utils._sentences import as_sentences
 
 
@@ -52,8 +52,11 @@ class FileSentences:
         from ..core.sentences.ranking import SentenceJoiner, rank_genes
 
         if self._cache is None:
-            self._cache = SentenceJoiner(np.asarray(self.cells.gene_names(self.gene_symbols), dtype=object))
+            names = np.asarray(self.cells.gene_names(self.gene_symbols), dtype=object)
+            self._cache = (names, SentenceJoiner(names))
+        names, join = self._cache
         block = self.cells.rows(start, stop)
-        check_values(block.data, f"{self.cells.source} of {str(self.cells.path)!r}")
+        where = f"{self.cells.source} of {str(self.cells.path)!r}"
+        check_expression(block, where, var_names=names, counts="ignore", row_offset=start)
         indptr, genes = rank_genes(block, self.n_genes)
-        return list(self._cache(indptr, genes))
+        return list(join(indptr, genes))

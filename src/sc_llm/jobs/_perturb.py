@@ -95,10 +95,10 @@ def predict_perturbation(
     if not cells.has_obs(cell_type_key):
         msg = f"{str(input)!r} has no `.obs[{cell_type_key!r}]`; pass `cell_type_key=` naming its cell types."
         raise KeyError(msg)
-    folder, model_ident = cell_lm_identity(model)
+    codes, names = pd.factorize(cells.obs_column(cell_type_key).astype(str), sort=True)
+    folder, model_ident = cell_lm_identity(model, "perturbation", list(names), perturbation)
     reader = FileSentences(cells, sentence_key=sentence_key, gene_symbols=gene_symbols, n_genes=n_genes)
     obs_names = cells.obs_names
-    codes, names = pd.factorize(cells.obs_column(cell_type_key).astype(str), sort=True)
     sampling = sampling_options(n_genes, do_sample, temperature, top_k, top_p, seed, batch_size)
     inputs = {"name": Path(input).name, "n_obs": len(obs_names), "obs_names_sha256": hash_strings(obs_names)}
     inputs |= {"cell_type_key": cell_type_key, "cell_types": list(names), "codes_sha256": codes_hash(codes)}

@@ -75,7 +75,7 @@ def read_cells(store: str | os.PathLike | ShardStore, *, input: str | os.PathLik
     from scipy import sparse
 
     from ..core.base.identity import fingerprint_folder
-    from ..core.cell_lm.model import read_saved
+    from ..core.cell_lm.saved import read_saved
     from ..core.shards.generation_tasks import gene_index_sentences
 
     shards = _open(store)

@@ -146,13 +146,15 @@ def sampling_options(n_genes, do_sample, temperature, top_k, top_p, seed, batch_
     }
 
 
-def cell_lm_identity(model: str | os.PathLike) -> tuple[str, dict[str, Any]]:
-    """``(folder, identity)`` of a saved cell LM folder; refuses anything else with a clear error."""
+def cell_lm_identity(model: str | os.PathLike, task: str, cell_types, perturbation: str | None = None):
+    """``(folder, identity)`` of a saved cell LM folder, checked to answer this request (task, labels)."""
     from ..core.base.identity import model_identity
-    from ..core.cell_lm.model import read_saved
+    from ..core.cell_lm.predict import check_labels
+    from ..core.cell_lm.saved import read_saved
 
     folder = Path(model).expanduser().resolve()
-    _, _, decoder = read_saved(folder)  # a clear error for anything but a folder of CellLM.save
+    cfg, _, decoder = read_saved(folder)  # a clear error for anything but an intact folder of CellLM.save
+    check_labels(cfg.get("labels"), task, cell_types, perturbation)  # before any shard runs
     if decoder is None:
         logg.warning("the cell LM has no fitted sentence decoder: `read_cells` will give all-zero `.X`.")
     ident = model_identity(folder)

@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from .._utils._validation import check_count
 from ..core import distances as D
-from ._generative import MIN_DE_CELLS, _gene_index, _matrix, _same_genes
+from ._generative import _gene_index, _matrices, _matrix, check_de_cells
 
 SCORE_NAMES = (
     "r2_mean_all",
@@ -33,6 +34,7 @@ def perturbation_scores(
     *,
     use_rep: str | None = None,
     layer: str | None = None,
+    use_raw: bool | None = None,
     n_de: int = 100,
     de_genes: Sequence | None = None,
     n_comps: int | None = 50,
@@ -65,8 +67,9 @@ def perturbation_scores(
         AnnData objects over the same genes, or cells × genes arrays.
     use_rep
         ``.obsm`` key of an embedding present in ``pred`` and ``real`` for the distances.
-    layer
-        Layer holding expression, instead of ``.X``.
+    layer, use_raw
+        Which expression matrix of AnnData inputs to score (as every tool reads it: ``layer``, else ``.raw``
+        when present, else ``.X``).
     n_de
         Number of DEGs.
     de_genes
@@ -83,25 +86,15 @@ def perturbation_scores(
     A dict with the scores above, ``'wasserstein_method'``, ``'space'`` (``'pca50'``, ``'genes'`` or the
     ``use_rep`` key) and the cell and DEG counts ``'n_pred'``, ``'n_real'``, ``'n_control'``, ``'n_de'``.
     """
-    names = _same_genes(pred, real, control)
-    P, R, C = (
-        _matrix(d, layer=layer, what=w)
-        for d, w in ((pred, "predicted cells"), (real, "real cells"), (control, "control cells"))
-    )
-    if not P.shape[1] == R.shape[1] == C.shape[1]:
-        shapes = f"{P.shape[1]}, {R.shape[1]}, {C.shape[1]}"
-        msg = f"Predicted, real and control cells have different numbers of genes: {shapes}."
-        raise ValueError(msg)
+    n_de = check_count(n_de, "n_de")
+    n_comps = check_count(n_comps, "n_comps", allow_none=True)
+    whats = ["predicted cells", "real cells", "control cells"]
+    (P, R, C), names = _matrices(pred, real, control, layer=layer, use_raw=use_raw, whats=whats)
     if len(P) < 2:
         msg = f"Need at least 2 predicted cells to compare distributions; got {len(P)}."
         raise ValueError(msg)
     if de_genes is None:
-        if len(R) < MIN_DE_CELLS or len(C) < MIN_DE_CELLS:
-            msg = (
-                f"Too few cells for DEGs: {len(R)} perturbed and {len(C)} control; the Wilcoxon test needs at "
-                f"least {MIN_DE_CELLS} of each."
-            )
-            raise ValueError(msg)
+        check_de_cells(len(R), len(C))
         de = D.top_de_genes(R, C, n_de)
     else:
         de = _gene_index(de_genes, names, P.shape[1])

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .._utils._anndata import check_values, get_gene_names, get_matrix, get_modality, h5ad_params, iter_row_chunks
+from .._utils._anndata import get_gene_names, get_matrix, get_modality, h5ad_params, iter_row_chunks
 from .._utils._docs import doc_params
+from .._utils._expression import check_expression
 from .._utils._logging import logg
 from .._utils._validation import check_count, check_writes
 from ..core.sentences.ranking import SentenceJoiner, rank_genes
@@ -95,8 +96,10 @@ def cell_sentences(
     start_time = logg.info(f"computing cell sentences from adata.{source}")
     sentences: list[str] = []
     join = SentenceJoiner(names)
-    for _, _, chunk in iter_row_chunks(X, chunk_size):
-        check_values(chunk.data, f"adata.{source}")
+    for start, stop, chunk in iter_row_chunks(X, chunk_size):
+        check_expression(
+            chunk, f"adata.{source}", obs_names=target.obs_names[start:stop], var_names=names, counts="ignore"
+        )
         indptr, genes = rank_genes(chunk, n_genes)
         sentences.extend(join(indptr, genes))
 

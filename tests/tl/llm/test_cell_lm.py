@@ -54,7 +54,30 @@ def test_fit_predict_save_load_scratch(scratch_lm, kang_small, tmp_path):
     assert (pred2.X != pred.X).nnz == 0 and m2.history == m.history
 
 
-def test_generate_cells_from_a_saved_folder(scratch_lm, tmp_path):
+@pytest.fixture(scope="module")
+def generation_lm(kang_small):
+    return _untrained_lm(kang_small).fit(kang_small, task="conditional_generation", n_genes=8, config=FAST)
+
+
+def test_cell_lms_refuse_what_they_were_not_trained_for(scratch_lm, generation_lm, kang_small):
+    ctrl = kang_small[kang_small.obs["condition"] == "control"][:4].copy()
+    with pytest.raises(ValueError, match=r"trained for 'perturbation', not for conditional generation"):
+        sl.tl.generate_cells(scratch_lm, cell_type="CD4T", n_cells=2, progress=False)
+    with pytest.raises(ValueError, match=r"trained for 'conditional_generation'"):
+        generation_lm.predict_perturbation(ctrl, perturbation="stimulated", progress=False)
+    with pytest.raises(ValueError, match=r"Unknown perturbation 'ghost_drug'.*trained on \['control', 'stimulated'\]"):
+        scratch_lm.predict_perturbation(ctrl, perturbation="ghost_drug", progress=False)
+    with pytest.raises(ValueError, match=r"Unknown cell type\(s\) \['Neuron'\]"):
+        sl.tl.generate_cells(generation_lm, cell_type="Neuron", n_cells=2, progress=False)
+    with pytest.raises(ValueError, match=r"\['cd4t'\].*Did you mean 'CD4T'\?"):
+        sl.tl.generate_cells(generation_lm, cell_type="cd4t", n_cells=2, progress=False)
+    assert (
+        scratch_lm.labels["perturbations"] == ["control", "stimulated"] and "CD4T" in generation_lm.labels["cell_types"]
+    )
+
+
+def test_generate_cells_from_a_saved_folder(generation_lm, tmp_path):
+    scratch_lm = generation_lm
     scratch_lm.save(tmp_path / "lm")
     out = sl.tl.generate_cells(tmp_path / "lm", cell_type="CD4T", n_cells=5, n_genes=6, seed=1, progress=False)
     assert out.n_obs == 5 and (out.obs["cell_type"] == "CD4T").all()

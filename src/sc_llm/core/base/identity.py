@@ -91,3 +91,27 @@ def model_identity(model: str | os.PathLike, *, revision: str | None = None) -> 
 
 def _is_hex(text: str) -> bool:
     return all(c in "0123456789abcdef" for c in text)
+
+
+def sha256_json(data) -> str:
+    """SHA-256 of a JSON-able object in its canonical form (sorted keys), e.g. a saved model's configuration."""
+    import json
+
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def file_checksums(folder: str | os.PathLike, *, exclude: tuple[str, ...] = ()) -> dict[str, str]:
+    """``{relative path: SHA-256}`` of every file under ``folder`` (hidden files and ``exclude`` left out)."""
+    root = Path(folder)
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root).as_posix()
+        if p.is_file() and rel not in exclude and not any(part.startswith(".") for part in p.relative_to(root).parts):
+            out[rel] = sha256_file(p)
+    return out
+
+
+def changed_files(folder: str | os.PathLike, recorded: dict[str, str]) -> list[str]:
+    """Files of ``recorded`` that are missing under ``folder`` or whose SHA-256 differs (sorted)."""
+    root = Path(folder)
+    return sorted(rel for rel, sha in recorded.items() if not (root / rel).is_file() or sha256_file(root / rel) != sha)

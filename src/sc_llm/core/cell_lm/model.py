@@ -10,7 +10,6 @@ No AnnData here: ``sl.tl.CellLM`` is the AnnData-facing wrapper.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,9 +21,7 @@ from ..llm.loading import load_causal_lm, model_reference
 from ..llm.prompts import PromptTemplates
 from .gene_vocab import GeneVocab, add_gene_tokens, build_gene_lm
 from .generation import GenerationResult, generate_sentences
-
-FORMAT_VERSION = 1
-CONFIG_FILE = "cell_lm.json"
+from .saved import read_saved, write_config
 
 
 class CellLanguageModel:
@@ -36,6 +33,8 @@ class CellLanguageModel:
         self.base = base  # model_reference() of the pretrained weights, or None for a model built from scratch
         self.decoder = decoder  # a SentenceDecoder (sc_llm.core.sentences.decoding) or None
         self.history: dict[str, Any] | None = None
+        # what it was trained on ({'task', 'cell_types', 'perturbations', 'control'}), set by `examples`
+        self.labels: dict[str, Any] | None = None
 
     # ----------------------------------------------------------------------------------------- building
     @classmethod
@@ -154,13 +153,15 @@ class CellLanguageModel:
         to another control cell of its type with ``control`` as the perturbation name
         (:func:`~sc_llm.core.cell_lm.pairs.pair_within_controls`), so the model also learns the control cells of
         types without perturbed cells. ``'conditional_generation'``: prompt = cell type, answer = the cell's
-        sentence.
+        sentence. Records what the model learns from (``self.labels``: the task, every cell type given, the
+        perturbation names of the examples, the control), which generation checks its requests against.
         """
         from .pairs import pair_with_controls, pair_within_controls
 
         genes = [list(g)[:n_genes] for g in genes]
         types = np.asarray(cell_types).astype(str)
         if task == "conditional_generation":
+            self.labels = {"task": task, "cell_types": sorted({str(t) for t in types})}
             return [
                 (self.prompt_ids("conditional_generation", cell_type=ct, num_genes=n_genes), self.answer_ids(g))
                 for ct, g in zip(types, genes, strict=True)
@@ -176,6 +177,13 @@ class CellLanguageModel:
         if control_pairs:
             target, prompt = pair_within_controls(types, cond == control, seed=seed + 1)
             pert, ctrl = np.concatenate([pert, target]), np.concatenate([ctrl, prompt])
+        names = sorted(set(cond[pert].tolist()))
+        self.labels = {
+            "task": task,
+            "cell_types": sorted({str(t) for t in types}),
+            "perturbations": names,
+            "control": control,
+        }
         return [
             (
                 self.prompt_ids("perturbation", genes[c], cell_type=types[p], perturbation=cond[p]),
@@ -240,17 +248,17 @@ class CellLanguageModel:
             self.model.save_pretrained(tmp / ("adapter" if adapter else "model"))
             if not adapter:
                 self.tokenizer.save_pretrained(tmp / "model")
-            (tmp / CONFIG_FILE).write_text(json.dumps(self._config(adapter), indent=1))
+            write_config(tmp, self._config(adapter))
         return path
 
     def _config(self, adapter: bool) -> dict[str, Any]:
         return {
-            "format": FORMAT_VERSION,
             "weights": "adapter" if adapter else "full",
             "base": self.base,
             "vocab": self.vocab.to_dict(),
             "templates": self.templates.to_dict(),
-            "decoder": None if self.decoder is None else _jsonable(self.decoder.to_dict()),
+            "labels": self.labels,
+            "decoder": None if self.decoder is None else self.decoder.to_dict(),
             "history": self.history,
         }
 
@@ -264,26 +272,8 @@ class CellLanguageModel:
         else:
             net, tok = _load_adapter(path, cfg, vocab, device, dtype, trust_remote_code)
         out = cls(net, tok, vocab, templates=PromptTemplates.from_dict(cfg["templates"]), base=cfg["base"])
-        out.decoder, out.history = decoder, cfg.get("history")
+        out.decoder, out.history, out.labels = decoder, cfg.get("history"), cfg.get("labels")
         return out
-
-
-def read_saved(path: str | os.PathLike) -> tuple[dict[str, Any], GeneVocab, Any]:
-    """``(config, gene vocabulary, sentence decoder or None)`` of a saved cell LM folder, without its weights."""
-    path = Path(path).expanduser()
-    if not (path / CONFIG_FILE).is_file():
-        msg = f"{str(path)!r} is not a saved cell language model (no {CONFIG_FILE}); save one with `.save()`."
-        raise FileNotFoundError(msg)
-    cfg = json.loads((path / CONFIG_FILE).read_text())
-    if cfg.get("format") != FORMAT_VERSION:
-        msg = f"Unsupported cell LM format {cfg.get('format')!r} (this sc_llm reads {FORMAT_VERSION})."
-        raise ValueError(msg)
-    decoder = None
-    if cfg.get("decoder") is not None:
-        from ..sentences.decoding import SentenceDecoder
-
-        decoder = SentenceDecoder.from_dict(cfg["decoder"])
-    return cfg, GeneVocab.from_dict(cfg["vocab"]), decoder
 
 
 def _load_adapter(path: Path, cfg: dict, vocab: GeneVocab, device, dtype, trust_remote_code):
@@ -308,16 +298,6 @@ def _load_adapter(path: Path, cfg: dict, vocab: GeneVocab, device, dtype, trust_
 
 def _is_peft(model) -> bool:
     return hasattr(model, "peft_config")
-
-
-def _jsonable(d):
-    if isinstance(d, dict):
-        return {k: _jsonable(v) for k, v in d.items()}
-    if isinstance(d, np.ndarray):
-        return d.tolist()
-    if isinstance(d, np.generic):
-        return d.item()
-    return d
 
 
 def _template_texts(templates: PromptTemplates, cell_types: Sequence[str], perturbations: Sequence[str]) -> list[str]:

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ..._utils._anndata import get_gene_names, get_matrix, get_modality, h5ad_params
+from ..._utils._anndata import get_gene_names, get_modality, h5ad_params
 from ..._utils._docs import doc_params
+from ..._utils._expression import read_expression
 from ..._utils._logging import logg
 from ..._utils._sentences import read_sentences
 from ...core.sentences.absent import ABSENT
@@ -106,7 +107,7 @@ def fit_sentence_decoder(
     out = adata.copy() if copy else adata
     target = get_modality(out, mod)
     sentences = read_sentences(target, sentence_key)
-    X, var, source = get_matrix(target, layer=layer, use_raw=use_raw)
+    X, var, source = read_expression(target, layer=layer, use_raw=use_raw)
     names = np.asarray(get_gene_names(var, gene_symbols), dtype=object)
     start = logg.info(f"fitting a {kind!r} sentence decoder on adata.{source}")
     dec = fit_decoder_arrays(

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ..._utils._anndata import check_obs, get_gene_names, get_matrix
+from ..._utils._anndata import check_obs, get_gene_names
+from ..._utils._expression import read_expression
 from ..._utils._logging import logg
 from ..._utils._sentences import read_sentence_words
 from ...core.base.cell_keys import obs_name_keys
@@ -215,7 +216,7 @@ def _fit_decoder(adata, genes: Sequence[list[str]], source: tuple, kind: str, ab
 
     layer, use_raw, gene_symbols = source
     absent, absent_rows = absent
-    X, var, _ = get_matrix(adata, layer=layer, use_raw=use_raw)
+    X, var, _ = read_expression(adata, layer=layer, use_raw=use_raw)
     names = get_gene_names(var, gene_symbols)
     sentences = [" ".join(g) for g in genes]
     return fit_decoder_arrays(

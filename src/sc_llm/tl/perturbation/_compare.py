@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ..._utils._anndata import get_gene_names, get_matrix, get_modality, h5ad_params
+from ..._utils._anndata import get_gene_names, get_modality, h5ad_params
 from ..._utils._docs import doc_params
+from ..._utils._expression import read_expression
 from ..._utils._logging import logg
 from ...core.distances import top_de_genes
 from ...metrics._generative import MIN_DE_CELLS
@@ -237,7 +238,7 @@ def compare_perturbation(
     is_ctrl, is_pert = condition_masks(adata, condition_key, control, perturbation)
     types = cell_types(adata, cell_type_key)
     chosen = _held_out_types(types, is_ctrl, is_pert, held_out)
-    X, var, _ = get_matrix(adata, layer=layer, use_raw=use_raw)
+    X, var, _ = read_expression(adata, layer=layer, use_raw=use_raw)
     names = np.asarray(get_gene_names(var, gene_symbols), dtype=object)
     obs_names = np.asarray(adata.obs_names.astype(str))
     options = {**method_kwargs, **({"n_comps": n_comps} if n_comps is not None else {})}

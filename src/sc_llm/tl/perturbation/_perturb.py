@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from ..._utils._anndata import get_gene_names, get_matrix, get_modality, h5ad_params
+from ..._utils._anndata import get_gene_names, get_modality, h5ad_params
 from ..._utils._docs import doc_params
+from ..._utils._expression import read_expression
 from ..._utils._logging import logg
 from ...core.sentences.absent import check_absent
 from ..decoding._fit import fit_decoder_arrays, resolve_decoder
@@ -71,7 +72,7 @@ def query_matrix(query: AnnData, var_names: pd.Index, *, condition_key: str, con
                 f"{sorted(bad.unique())}); pass only the control cells to perturb."
             )
             raise ValueError(msg)
-    X, var, _ = get_matrix(query, layer=layer, use_raw=use_raw)
+    X, var, _ = read_expression(query, layer=layer, use_raw=use_raw)
     qnames = pd.Index(var.index.astype(str))
     if not qnames.equals(var_names):
         missing, extra = var_names.difference(qnames), qnames.difference(var_names)
@@ -315,7 +316,7 @@ def build_task(
         msg = f"`method={method!r}` needs a pretrained checkpoint: pass `model=` (a hub id or a local folder)."
         raise ValueError(msg)
     is_ctrl, is_pert = condition_masks(adata, condition_key, control, perturbation)
-    X, var, _ = get_matrix(adata, layer=layer, use_raw=use_raw)
+    X, var, _ = read_expression(adata, layer=layer, use_raw=use_raw)
     names = np.asarray(get_gene_names(var, gene_symbols), dtype=object)
     types = cell_types(adata, cell_type_key)
     obs_names = np.asarray(adata.obs_names.astype(str))
