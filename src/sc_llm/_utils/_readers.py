@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._anndata import check_obs, check_obsm, is_mudata
+from ._anndata import check_obs, check_obsm, is_mudata, read_params, uns_key
 
 
 def _available_reps(data: Any) -> list[str]:
@@ -104,10 +104,28 @@ def labelled(labels: pd.Series, where: str, *, keep_categories: bool = False) ->
     if not has.any():
         msg = f"`{where}` has no labelled cell."
         raise ValueError(msg)
+    _warn_near_duplicates(labels[has], where)
     if keep_categories:
         return has, pd.Categorical(labels)[has]
     values = labels[has].astype(str).to_numpy()
     return has, pd.Categorical(values, categories=sorted(set(values)))
+
+
+def _warn_near_duplicates(labels: pd.Series, where: str) -> None:
+    """Warn when labels differ only in case or spaces (``'B cell'`` and ``'B  Cell'``): likely one class twice."""
+    import warnings
+
+    groups: dict[str, set[str]] = {}
+    for value in pd.unique(labels.astype(str)):
+        groups.setdefault(" ".join(value.split()).casefold(), set()).add(value)
+    twins = [sorted(g) for g in groups.values() if len(g) > 1]
+    if twins:
+        warnings.warn(
+            f"Labels of `{where}` differ only in case or spaces: {twins[:3]}. They are kept as different classes; "
+            "merge them first if they are one (e.g. `adata.obs[key] = adata.obs[key].str.strip()`).",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def check_class_sizes(labels: pd.Categorical, minimum: int, why: str, *, other_fix: str | None = None) -> None:
@@ -126,4 +144,36 @@ def check_class_sizes(labels: pd.Categorical, minimum: int, why: str, *, other_f
         raise ValueError(msg)
     if len(counts) < 2:
         msg = f"Training a classifier needs at least 2 classes; found only {list(counts.index)}."
+        raise ValueError(msg)
+
+
+IDENTITY_FIELDS = ("encoder", "model", "revision", "fingerprint", "max_length", "prefix", "pooling", "n_bins")
+
+
+def rep_identity(data: Any, key: str) -> dict[str, Any] | None:
+    """What made the representation ``key`` (``sl.tl.embed``'s model identity and settings), or ``None``.
+
+    Read from ``.uns[key without 'X_']['params']`` (of the modality for ``'mod:key'`` on a MuData); ``None`` for
+    a representation no sc_llm tool recorded (a PCA, say): nothing to compare.
+    """
+    uns, rep = data.uns, key
+    if is_mudata(data) and key not in data.obsm:
+        mod, _, rep = key.partition(":")
+        uns = data.mod[mod].uns if mod in data.mod else {}
+    params = read_params(uns, uns_key(rep))
+    ident = {f: params[f] for f in IDENTITY_FIELDS if f in params and params[f] is not None}
+    return ident or None
+
+
+def check_same_rep(ours: dict | None, theirs: dict | None, key: str, what: str) -> None:
+    """Refuse two embeddings under one key made by different models or settings (same width, other space)."""
+    if ours is None or theirs is None:
+        return
+    differ = {f: (ours[f], theirs[f]) for f in set(ours) & set(theirs) if ours[f] != theirs[f]}
+    if differ:
+        shown = "; ".join(f"{f}: {a!r} here, {b!r} in {what}" for f, (a, b) in sorted(differ.items()))
+        msg = (
+            f"`obsm[{key!r}]` was computed differently here and in {what} ({shown}): the two embeddings are not in "
+            "one space. Embed both with the same model and settings."
+        )
         raise ValueError(msg)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     pass
 
 _DIGITS = re.compile(r"^[+-]?\d+(\.\d*)?([eE][+-]?\d+)?$")
+_SPECIAL = re.compile(r"^(\[[A-Za-z_]+\]|<\|?[^<>\s]+\|?>)$")  # [CLS], [PAD], <pad>, <|endoftext|>
 
 
 # ---------------------------------------------------------------------------------------------- numbers
@@ -36,6 +37,52 @@ def check_count(value: Any, name: str, *, minimum: int = 1, allow_none: bool = F
         msg = f"`{name}` must be an integer ≥ {minimum}, got {value}."
         raise ValueError(msg)
     return int(value)
+
+
+def check_seed(value: Any, name: str = "seed") -> int:
+    """A seed: an integer ≥ 0 (NumPy's generators take no negative seed)."""
+    return check_count(value, name, minimum=0)
+
+
+def check_seeds(values: Any, name: str = "seeds") -> list[int]:
+    """A non-empty list of distinct seeds."""
+    if isinstance(values, str) or not isinstance(values, Iterable):
+        msg = f"`{name}` must be a list of integer seeds, e.g. [0, 1, 2]; got {values!r}."
+        raise TypeError(msg)
+    seeds = [check_seed(v, f"{name}[{i}]") for i, v in enumerate(values)]
+    if not seeds or len(set(seeds)) != len(seeds):
+        msg = f"`{name}` must list at least one seed, without repeats; got {seeds}."
+        raise ValueError(msg)
+    return seeds
+
+
+def check_sampling(
+    *, n_genes: Any, temperature: Any, top_k: Any = None, top_p: Any = None, seed: Any = 0, batch_size: Any = 16
+) -> dict[str, Any]:
+    """Generation settings of a cell LM, checked: counts are integers ≥ 1, ``temperature`` > 0, ``top_p`` in (0, 1]."""
+    out = {"n_genes": check_count(n_genes, "n_genes"), "seed": check_seed(seed)}
+    out["batch_size"] = check_count(batch_size, "batch_size")
+    out["top_k"] = check_count(top_k, "top_k", allow_none=True)
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not temperature > 0:
+        msg = f"`temperature` must be a number > 0, got {temperature!r}."
+        raise ValueError(msg)
+    if top_p is not None and (isinstance(top_p, bool) or not isinstance(top_p, numbers.Real) or not 0 < top_p <= 1):
+        msg = f"`top_p` must be a number in (0, 1] or None, got {top_p!r}."
+        raise ValueError(msg)
+    out |= {"temperature": float(temperature), "top_p": None if top_p is None else float(top_p)}
+    return out
+
+
+def requested_cell_types(cell_type: Any, n_cells: Any) -> list[str]:
+    """One cell type per cell to generate: ``n_cells`` times one type, or a list with one type per cell."""
+    if isinstance(cell_type, str):
+        types = [cell_type] * check_count(n_cells, "n_cells", minimum=0)
+    else:
+        types = as_name_list(cell_type, "cell_type")
+    if not types:
+        msg = "Nothing to generate: pass `n_cells` ≥ 1 (or a non-empty list of cell types)."
+        raise ValueError(msg)
+    return types
 
 
 def check_batching(batch_size: int, token_budget: int | None, *, scgpt: bool) -> None:
@@ -56,7 +103,8 @@ def check_gene_names(names: np.ndarray, where: str) -> np.ndarray:
     """Check every gene name that will become a word of a cell sentence.
 
     Refused: empty names, names with whitespace or invisible characters (zero-width spaces, control
-    characters), duplicated names, and purely numeric names (an integer index rather than gene symbols).
+    characters), duplicated names, purely numeric names (an integer index rather than gene symbols) and names
+    that look like special tokens (``[CLS]``, ``<pad>``).
     Every name is checked, not a sample.
     """
     names = np.asarray(names, dtype=object)
@@ -83,6 +131,13 @@ def check_gene_names(names: np.ndarray, where: str) -> np.ndarray:
             f"{len(numeric)} gene name(s) of {where} are numbers ({numeric[:5]!r}), not gene symbols: were the "
             "gene names lost (an integer index)? Set `adata.var_names` to gene symbols, or pass `gene_symbols=` "
             "naming a `.var` column holding them."
+        )
+        raise ValueError(msg)
+    special = [n for n in text if _SPECIAL.match(n)]
+    if special:
+        msg = (
+            f"{len(special)} gene name(s) of {where} look like a tokenizer's special tokens ({special[:5]!r}), which "
+            "a language model reads as control tokens, not genes. Drop or rename those genes first."
         )
         raise ValueError(msg)
     return text.to_numpy(dtype=object)

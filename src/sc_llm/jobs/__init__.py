@@ -5,7 +5,7 @@
 plumbing (``_run``: identity, store, engine, run loop), so every one resumes alike.
 """
 
-from ..core.shards.store import ShardStore, StoreMismatchError
+from ..core.shards.store import DamagedStoreError, ShardStore, StoreMismatchError
 from ._embed import embed
 from ._generate import generate_cells
 from ._perturb import perturb as perturb  # deprecated name of predict_perturbation, not in __all__
@@ -13,6 +13,7 @@ from ._perturb import predict_perturbation
 from ._read_cells import read_cells
 
 __all__ = [
+    "DamagedStoreError",
     "ShardStore",
     "StoreMismatchError",
     "embed",

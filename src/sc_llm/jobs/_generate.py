@@ -79,12 +79,10 @@ def generate_cells(
     each sentence), ``n_words`` and ``cell_type`` (index into ``manifest['input']['cell_types']``);
     ``store.last_run`` summarises this call.
     """
+    from .._utils._validation import requested_cell_types
     from ..core.shards.generation_tasks import SentenceGenerationTask
 
-    types = [cell_type] * int(n_cells) if isinstance(cell_type, str) else [str(c) for c in cell_type]
-    if not types:
-        msg = "Nothing to generate: pass `n_cells` ≥ 1 (or a non-empty list of cell types)."
-        raise ValueError(msg)
+    types = requested_cell_types(cell_type, n_cells)
     options = EngineOptions(engine, num_workers, num_gpus_per_worker, max_retries, 0, overwrite, progress)
     options.check(shard_size)
     codes, names = pd.factorize(pd.Series(types), sort=True)

@@ -132,18 +132,15 @@ def run_job(
 
 def sampling_options(n_genes, do_sample, temperature, top_k, top_p, seed, batch_size) -> dict[str, Any]:
     """The generation settings of a cell-LM job, checked and typed (they are part of its identity)."""
-    if n_genes < 1 or batch_size < 1 or seed < 0:
-        msg = f"Need n_genes >= 1, batch_size >= 1 and seed >= 0; got {n_genes}, {batch_size}, {seed}."
-        raise ValueError(msg)
-    return {
-        "n_genes": int(n_genes),
-        "do_sample": bool(do_sample),
-        "temperature": float(temperature),
-        "top_k": top_k,
-        "top_p": top_p,
-        "seed": int(seed),
-        "batch_size": int(batch_size),
-    }
+    from .._utils._validation import check_sampling
+
+    if not isinstance(do_sample, bool):
+        msg = f"`do_sample` must be True or False, got {do_sample!r}."
+        raise TypeError(msg)
+    kw = {"n_genes": n_genes, "temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed}
+    checked = check_sampling(**kw, batch_size=batch_size)
+    order = ("n_genes", "do_sample", "temperature", "top_k", "top_p", "seed", "batch_size")
+    return {k: do_sample if k == "do_sample" else checked[k] for k in order}
 
 
 def cell_lm_identity(model: str | os.PathLike, task: str, cell_types, perturbation: str | None = None):

@@ -134,9 +134,11 @@ class ScGPTEncoder:
     def params(self) -> dict[str, Any]:
         """Settings worth recording next to the embeddings."""
         from ..base.device import dtype_name
+        from ..base.identity import fingerprint_folder
 
         return {
             "model": str(self.folder),
+            "fingerprint": fingerprint_folder(self.folder),
             "input_emb_style": self.config.input_emb_style,
             "d_model": self.config.d_model,
             "dtype": dtype_name(self.compute_dtype) if self.device.type == "cuda" else "float32",

@@ -40,6 +40,18 @@ class StoreMismatchError(ValueError):
     """The store holds the results of a different job (another model, parameter, input or shard plan)."""
 
 
+class DamagedStoreError(StoreMismatchError):
+    """A file of the store (manifest, commit record, chunk) cannot be read: it was truncated or edited."""
+
+
+def _read_json(path: Path, what: str, fix: str) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        msg = f"{what} {str(path)!r} is damaged (not valid JSON: {e}); {fix}."
+        raise DamagedStoreError(msg) from e
+
+
 def shard_ranges(n_cells: int, shard_size: int) -> list[tuple[int, int]]:
     """``[(start, stop), …]`` covering ``range(n_cells)`` in consecutive shards of ``shard_size`` cells."""
     if shard_size < 1:
@@ -79,7 +91,9 @@ class ShardStore:
         if not manifest.is_file():
             msg = f"{str(self.path)!r} is not a sc_llm shard store (no {_MANIFEST})."
             raise FileNotFoundError(msg)
-        self.manifest: dict[str, Any] = json.loads(manifest.read_text())
+        self.manifest: dict[str, Any] = _read_json(
+            manifest, "the store's manifest", "delete the store (or pass overwrite=True) and rerun the job"
+        )
         if self.manifest.get("format") != FORMAT:
             msg = f"{str(self.path)!r} has format {self.manifest.get('format')!r}; this sc_llm reads {FORMAT!r}."
             raise StoreMismatchError(msg)
@@ -121,7 +135,13 @@ class ShardStore:
                 )
                 raise StoreMismatchError(msg)
             if (path / _MANIFEST).is_file():
-                store = cls(path)
+                try:
+                    store = cls(path)
+                except DamagedStoreError:
+                    if not overwrite:
+                        raise
+                    shutil.rmtree(path)
+                    return cls._create(path, wanted, shard_ranges(n_cells, shard_size))
                 old = {k: v for k, v in store.manifest.items() if k not in _BOOKKEEPING}
                 diff = _differences(old, wanted)
                 if not diff:
@@ -181,7 +201,8 @@ class ShardStore:
 
     def record(self, index: int) -> dict[str, Any]:
         """The commit record of shard ``index``."""
-        return json.loads((self.path / "shards" / f"{index:07d}.json").read_text())
+        path = self.path / "shards" / f"{index:07d}.json"
+        return _read_json(path, f"the commit record of shard {index}", f"delete {path.name} and rerun the job")
 
     def log(self, event: str, index: int, **info: Any) -> None:
         """Append one event line to ``log.jsonl`` (a single ``write`` in append mode)."""
@@ -265,7 +286,10 @@ class ShardStore:
         if pending:
             msg = f"{len(pending)} of {self.n_shards} shards of {str(self.path)!r} are not computed yet; run the job."
             raise RuntimeError(msg)
-        values = self.array(name)[...]
+        array = self.array(name)
+        values = np.empty(array.shape, dtype=array.dtype)
+        for i, (start, stop) in enumerate(self.ranges):
+            values[start:stop] = self._read_rows(array, name, i)
         if verify:
             for i, (start, stop) in enumerate(self.ranges):
                 if checksum(values[start:stop]) != self.record(i)["sha256"][name]:
@@ -275,6 +299,19 @@ class ShardStore:
                     )
                     raise RuntimeError(msg)
         return values
+
+    def _read_rows(self, array, name: str, index: int) -> np.ndarray:
+        start, stop = self.ranges[index]
+        try:
+            return array[start:stop]
+        except Exception as e:  # zarr and its codecs raise many types for a damaged chunk
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            msg = (
+                f"Shard {index} (cells {start}:{stop}) of {name!r} in {str(self.path)!r} cannot be read "
+                f"({type(e).__name__}: {first}): its chunk file is damaged. Delete shards/{index:07d}.json and rerun "
+                "the job to recompute that shard."
+            )
+            raise DamagedStoreError(msg) from e
 
     def finalize(self) -> None:
         """Record every shard's checksums in the manifest once all shards are committed."""

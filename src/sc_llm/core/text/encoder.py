@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..base.device import autocast, autocast_dtype, dtype_name, resolve_device
+from ..base.identity import model_identity
 from .gene_tokens import GeneTokenizer
 from .hf_loading import SentenceConfig, load_hf_encoder, load_hf_tokenizer, read_sentence_config
 
@@ -154,6 +155,7 @@ class TextEncoder:
         return {
             "model": self.model_id,
             "revision": self.commit,
+            "fingerprint": model_identity(self.model_id)["fingerprint"],
             "pooling": self.sentence_config.pooling,
             "normalize": self.sentence_config.normalize,
             "pooling_source": self.sentence_config.source,

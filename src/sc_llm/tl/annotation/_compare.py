@@ -12,6 +12,7 @@ from ..._utils._anndata import get_modality, h5ad_params
 from ..._utils._docs import doc_params
 from ..._utils._logging import logg
 from ..._utils._readers import check_class_sizes, labelled, read_labels, read_reps
+from ..._utils._validation import check_seeds
 from ...core.fusion.defaults import TRAIN_DEFAULTS
 from ...core.knn import knn_vote
 from ...metrics import classification_scores, expected_calibration_error
@@ -180,10 +181,7 @@ def _check_arguments(seeds: Sequence[int], test_size: float, k: int, train: dict
     if unknown:
         msg = f"Unexpected training arguments: {sorted(unknown)} (known: {sorted(set(TRAIN_DEFAULTS) - {'seed'})})."
         raise TypeError(msg)
-    seeds = [int(s) for s in seeds]
-    if not seeds or len(set(seeds)) != len(seeds):
-        msg = f"`seeds` must list at least one seed, without repeats; got {seeds}."
-        raise ValueError(msg)
+    seeds = check_seeds(seeds)
     if not 0.0 < test_size < 1.0:
         msg = f"`test_size` must be in (0, 1), got {test_size}."
         raise ValueError(msg)

@@ -11,7 +11,7 @@ import pandas as pd
 from ..._utils._anndata import check_obsm, get_modality, h5ad_params
 from ..._utils._docs import doc_params
 from ..._utils._logging import logg
-from ..._utils._readers import labelled, read_labels
+from ..._utils._readers import check_same_rep, labelled, read_labels, rep_identity
 from ..._utils._validation import check_nonzero_rows, check_writes
 from ...core.knn import knn_vote
 from ...metrics import classification_scores
@@ -214,10 +214,12 @@ def _reference(target: AnnData, reference: AnnData | None, mod: str | None, quer
     if reference is None:
         where = f"adata.obs[{label_key!r}]"
         is_ref, ref_labels = labelled(read_labels(labels_from, label_key), where, keep_categories=True)
-        return query_X[is_ref], ref_labels, where, is_ref
+        return query_X[is_ref], ref_labels.remove_unused_categories(), where, is_ref
     ref = get_modality(reference, mod)
+    check_same_rep(rep_identity(target, use_rep), rep_identity(ref, use_rep), use_rep, "the reference")
     where = f"reference.obs[{label_key!r}]"
     keep, ref_labels = labelled(read_labels(ref, label_key), where, keep_categories=True)
+    ref_labels = ref_labels.remove_unused_categories()  # a class with no reference cell is never predicted
     ref_X = check_obsm(ref, use_rep)[keep]
     if ref_X.shape[1] != query_X.shape[1]:
         msg = (

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..._utils._logging import logg
-from ..._utils._readers import check_class_sizes, labelled, read_labels, read_reps
+from ..._utils._readers import check_class_sizes, check_same_rep, labelled, read_labels, read_reps, rep_identity
 from ...core.fusion.defaults import ARCHITECTURE_KEYS, FIT_KEYS, TRAIN_DEFAULTS
 from ._scmpt_files import CONFIG_FILE, FORMAT_VERSION, WEIGHTS_FILE, checksum, read_config, verify_checksum
 
@@ -188,7 +188,7 @@ class ScMPT:
         use_reps = [use_reps] if isinstance(use_reps, str) else list(use_reps)
         reps = read_reps(adata, use_reps)
         has, labels = labelled(read_labels(adata, label_key), f"obs[{label_key!r}]", keep_categories=True)
-        return cls.from_arrays(
+        model = cls.from_arrays(
             [X[has] for X in reps],
             labels,
             use_reps=use_reps,
@@ -197,6 +197,9 @@ class ScMPT:
             progress=progress,
             **train,
         )
+        identities = {k: rep_identity(adata, k) for k in use_reps}
+        model.params["rep_identities"] = {k: v for k, v in identities.items() if v is not None}
+        return model
 
     def _checked_reps(self, data: AnnData | Sequence[np.ndarray]) -> list[np.ndarray]:
         if isinstance(data, list | tuple):
@@ -209,6 +212,8 @@ class ScMPT:
                 raise ValueError(msg)
         else:
             reps = read_reps(data, self.use_reps)
+            for key, ident in self.params.get("rep_identities", {}).items():
+                check_same_rep(rep_identity(data, key), ident, key, "the training cells")
         for key, X, d in zip(self.use_reps, reps, self.rep_dims, strict=True):
             if X.shape[1] != d:
                 msg = (

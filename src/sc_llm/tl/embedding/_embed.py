@@ -159,6 +159,12 @@ def embed(
     """
     encoder, backend = _encoder_and_backend(encoder, backend)
     if _is_scgpt(model, encoder, batch_size, token_budget):
+        if sentence_key != "cell_sentence":
+            msg = (
+                f"scGPT reads expression, not cell sentences: `sentence_key={sentence_key!r}` would be ignored. Drop "
+                "it, and choose the matrix with `layer=` or `use_raw=`."
+            )
+            raise ValueError(msg)
         if cache_dir is not None:
             encoder_kwargs.update(cache_dir=cache_dir, shard_size=shard_size)
         from ._scgpt import embed_scgpt

@@ -12,6 +12,7 @@ from ..._utils._anndata import check_obs, get_gene_names
 from ..._utils._expression import read_expression
 from ..._utils._logging import logg
 from ..._utils._sentences import read_sentence_words
+from ..._utils._validation import check_count, check_gene_names, check_sampling, check_seed
 from ...core.base.cell_keys import obs_name_keys
 from ...core.cell_lm.model import CellLanguageModel
 from ...core.sentences.absent import check_absent
@@ -32,6 +33,19 @@ class CellLM(CellLanguageModel):
     and :meth:`predict_perturbation` generate cells. Prompts are :class:`~sc_llm.core.llm.prompts.PromptTemplates`
     (``templates=``), compatible in layout with C2S-Scale models.
     """
+
+    @classmethod
+    def from_scratch(cls, genes, **kwargs) -> CellLM:
+        """A small random Llama with one token per gene (see :meth:`CellLanguageModel.from_scratch`).
+
+        ``genes`` are checked as gene names first (no empty list, spaces, invisible characters or duplicates).
+        """
+        return super().from_scratch(_checked_genes(genes), **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, model, *, genes, **kwargs) -> CellLM:
+        """A pretrained causal LM over ``genes`` (see :meth:`CellLanguageModel.from_pretrained`), genes checked."""
+        return super().from_pretrained(model, genes=_checked_genes(genes), **kwargs)
 
     def fit(
         self,
@@ -96,6 +110,7 @@ class CellLM(CellLanguageModel):
             msg = f"`task` must be one of {TASKS}, got {task!r}."
             raise ValueError(msg)
         check_absent(decoder_absent, "decoder_absent")
+        n_genes, seed = check_count(n_genes, "n_genes"), check_seed(seed)
         start = logg.info(f"fitting cell LM ({task})")
         genes = read_sentence_words(adata, sentence_key, n_genes=n_genes, empty="error")
         cell_types = check_obs(adata, cell_type_key).astype(str).to_numpy()
@@ -158,6 +173,7 @@ class CellLM(CellLanguageModel):
         """
         from ...core.cell_lm.predict import perturbed_sentences
 
+        check_sampling(n_genes=n_genes, temperature=temperature, seed=seed, batch_size=batch_size)
         genes = read_sentence_words(adata, sentence_key, n_genes=n_genes)
         cell_types = check_obs(adata, cell_type_key).astype(str).to_numpy()
         sampling = {"do_sample": do_sample, "temperature": temperature, "seed": seed}
@@ -184,6 +200,14 @@ class CellLM(CellLanguageModel):
             "seed": seed,
         }
         return cells_anndata(self, res, obs, params)
+
+
+def _checked_genes(genes) -> list[str]:
+    names = list(genes) if not isinstance(genes, str) else [genes]
+    if not names:
+        msg = "`genes` is empty: a cell LM needs the genes its sentences may hold, e.g. `list(adata.var_names)`."
+        raise ValueError(msg)
+    return list(check_gene_names(np.asarray(names, dtype=object), "`genes`"))
 
 
 def cells_anndata(model: CellLanguageModel, res, obs: pd.DataFrame, params: dict) -> AnnData:

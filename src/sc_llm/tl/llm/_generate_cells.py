@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..._utils._logging import logg
+from ..._utils._validation import check_sampling, requested_cell_types
 from ...core.cell_lm.predict import generated_sentences
 from ._cell_lm import CellLM, cells_anndata
 
@@ -75,10 +76,9 @@ def generate_cells(
     """
     if not isinstance(model, CellLM):
         model = CellLM.load(model, device=device)
-    types = [cell_type] * int(n_cells) if isinstance(cell_type, str) else [str(c) for c in cell_type]
-    if not types or n_genes < 1:
-        msg = "Nothing to generate: pass `n_cells` ≥ 1 (or a non-empty list of cell types) and `n_genes` ≥ 1."
-        raise ValueError(msg)
+    types = requested_cell_types(cell_type, n_cells)
+    kw = {"n_genes": n_genes, "temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed}
+    check_sampling(**kw, batch_size=batch_size)
     start = logg.info(f"generating {len(types)} cells")
     res = generated_sentences(
         model,

@@ -15,10 +15,12 @@ from ..._utils._anndata import get_gene_names, get_modality, h5ad_params
 from ..._utils._docs import doc_params
 from ..._utils._expression import read_expression
 from ..._utils._logging import logg
+from ..._utils._validation import check_count, check_writes
 from ...core.distances import top_de_genes
 from ...metrics._generative import MIN_DE_CELLS
 from ...metrics._perturbation_scores import SCORE_NAMES, pca_space, score_arrays
 from ._methods import PerturbationTask, get_method
+from ._options import check_options
 from ._perturb import cell_types, condition_masks, dense, run_method
 
 if TYPE_CHECKING:
@@ -233,6 +235,7 @@ def compare_perturbation(
     from tqdm.auto import tqdm
 
     ms = _check_methods(methods, model)
+    n_de, n_comps = check_count(n_de, "n_de"), check_count(n_comps, "n_comps", allow_none=True)
     out = adata.copy() if copy else adata
     adata = get_modality(out, mod)
     is_ctrl, is_pert = condition_masks(adata, condition_key, control, perturbation)
@@ -241,27 +244,20 @@ def compare_perturbation(
     X, var, _ = read_expression(adata, layer=layer, use_raw=use_raw)
     names = np.asarray(get_gene_names(var, gene_symbols), dtype=object)
     obs_names = np.asarray(adata.obs_names.astype(str))
-    options = {**method_kwargs, **({"n_comps": n_comps} if n_comps is not None else {})}
+    declared = {k: v for m in ms for k, v in m.declared().items()}
+    options = check_options(method_kwargs, declared, [m.name for m in ms])
+    options |= {"n_comps": n_comps} if n_comps is not None else {}
+    check_writes(adata, {"uns": [key_added]}, {})
 
     start = logg.info(f"comparing {len(ms)} perturbation methods over {len(chosen)} held-out cell types")
     rows: list[dict[str, Any]] = []
     bar = tqdm(total=len(chosen) * len(ms), desc="perturbation", unit="run", disable=not progress)
+    fold = {"perturbation": perturbation, "control": control, "seed": seed, "options": options}
+    score = {"n_de": n_de, "n_comps": n_comps, "decoder": decoder, "decoder_kind": decoder_kind, "seed": seed}
     for t in chosen:
-        fold = {"perturbation": perturbation, "control": control, "seed": seed, "options": options}
         task = _fold_task(X, names, obs_names, types, is_ctrl, is_pert, t, **fold)
         task.model = model
-        rows += _score_fold(
-            task,
-            ms,
-            t,
-            n_de=n_de,
-            n_comps=n_comps,
-            decoder=decoder,
-            decoder_kind=decoder_kind,
-            source_adata=adata,
-            seed=seed,
-            bar=bar,
-        )
+        rows += _score_fold(task, ms, t, source_adata=adata, bar=bar, **score)
     bar.close()
 
     per = pd.DataFrame(rows)
@@ -281,6 +277,7 @@ def compare_perturbation(
                 "model": model,
                 "n_de": n_de,
                 "n_comps": n_comps,
+                "options": {k: v for k, v in options.items() if k != "n_comps"},
                 "decoder_kind": decoder_kind,
                 "layer": layer,
                 "use_raw": use_raw,

@@ -38,7 +38,7 @@ raises an error listing the registered ones.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -56,13 +56,26 @@ def register_perturbation_method(
     needs_truth: bool = False,
     needs_model: bool = False,
     description: str = "",
+    options: Mapping[str, str] | None = None,
     overwrite: bool = False,
 ) -> PerturbationMethod:
-    """Make ``predict`` available as ``sl.tl.perturb(..., method=name)`` and in ``sl.tl.compare_perturbation``."""
+    """Make ``predict`` available as ``sl.tl.perturb(..., method=name)`` and in ``sl.tl.compare_perturbation``.
+
+    ``options`` declares the keyword arguments the method reads from ``task.options`` (name → kind, one of
+    ``sc_llm.tl.perturbation._options.KINDS``); others are refused before the method runs.
+    """
     if name in PERTURBATION_METHODS and not overwrite:
         msg = f"A perturbation method {name!r} is already registered; pass `overwrite=True` to replace it."
         raise ValueError(msg)
-    method = PerturbationMethod(name, predict, uses_sentences, needs_truth, needs_model, description)
+    from ._options import KINDS
+
+    bad = {k: v for k, v in (options or {}).items() if v not in KINDS}
+    if bad:
+        msg = f"Option kinds must be among {KINDS}; got {bad}."
+        raise ValueError(msg)
+    method = PerturbationMethod(
+        name, predict, uses_sentences, needs_truth, needs_model, description, dict(options or {})
+    )
     PERTURBATION_METHODS[name] = method
     return method
 
@@ -87,9 +100,10 @@ def _mean_shift(task: PerturbationTask) -> PerturbationResult:
 
 def _pca_shift(task: PerturbationTask) -> PerturbationResult:
     c, p, ct, pt = task.split_train()
-    n_comps = int(task.options.get("n_comps", 50))
+    asked = int(task.options.get("n_comps", 50))
+    n_comps = min(asked, len(c) + len(p) - 1, task.train_X.shape[1])  # what a PCA of the training cells can hold
     X = predict_pca_shift(c, p, task.query_X, control_groups=ct, perturbed_groups=pt, n_comps=n_comps, seed=task.seed)
-    return PerturbationResult(X, np.arange(len(task.query_X)), info={"n_comps": n_comps})
+    return PerturbationResult(X, np.arange(len(task.query_X)), info={"n_comps": n_comps, "n_comps_asked": asked})
 
 
 def _sentence_oracle(task: PerturbationTask) -> PerturbationResult:
@@ -102,7 +116,9 @@ register_perturbation_method("control", _control, description="the control cells
 register_perturbation_method(
     "mean_shift", _mean_shift, description="control + mean perturbed − control shift of the training cell types"
 )
-register_perturbation_method("pca_shift", _pca_shift, description="the mean shift in a PCA space, mapped back")
+register_perturbation_method(
+    "pca_shift", _pca_shift, description="the mean shift in a PCA space, mapped back", options={"n_comps": "count"}
+)
 register_perturbation_method(
     "sentence_oracle",
     _sentence_oracle,
@@ -118,9 +134,22 @@ def _llm(task: PerturbationTask) -> PerturbationResult:
     return predict_llm(task)
 
 
+LLM_OPTIONS = {
+    **dict.fromkeys(("hidden_size", "num_layers", "epochs", "max_steps", "batch_size", "patience"), "count"),
+    **dict.fromkeys(("cpu_threads", "gradient_accumulation_steps", "eval_every", "gen_batch_size"), "count"),
+    **dict.fromkeys(("gene_tokens", "control_pairs", "do_sample", "progress"), "bool"),
+    "warmup_steps": "count0",
+    "lr": "positive",
+    "temperature": "positive",
+    "weight_decay": "nonnegative",
+    "test_size": "fraction",
+    "lr_schedule": "text",
+    "save_model": "path",
+}
 register_perturbation_method(
     "llm",
     _llm,
     uses_sentences=True,
     description="a cell language model writes the perturbed sentence from the control sentence (see CellLM)",
+    options=LLM_OPTIONS,
 )

@@ -15,6 +15,7 @@ from ..._utils._logging import logg
 from ...core.sentences.absent import check_absent
 from ..decoding._fit import fit_decoder_arrays, resolve_decoder
 from ._methods import PerturbationMethod, PerturbationResult, PerturbationTask, get_method
+from ._options import check_options
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -226,6 +227,7 @@ def perturb(
         use_raw, decoder kind and absent mode, options, cell counts) and ``'info'`` (what the method reported).
     """
     check_absent(decoder_absent, "decoder_absent")
+    method_kwargs = check_options(method_kwargs, get_method(method).declared(), [method])
     adata = get_modality(adata, mod)
     query = None if query is None else get_modality(query, mod)
     task, out_var, obs_names = build_task(
@@ -267,7 +269,8 @@ def perturb(
                 "mod": mod,
                 "decoder_kind": None if task.decoder is None else task.decoder.kind,
                 "decoder_absent": None if task.decoder is None else task.decoder.absent,
-                "options": {k: v for k, v in method_kwargs.items() if isinstance(v, str | int | float | bool)},
+                # the values used: as checked, and as the method reports them (e.g. `n_comps` a PCA could hold)
+                "options": {**method_kwargs, **{k: v for k, v in result.info.items() if k in method_kwargs}},
                 "n_train_cells": len(task.train_X),
                 "n_query_cells": len(task.query_X),
             }

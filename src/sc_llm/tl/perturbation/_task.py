@@ -5,7 +5,7 @@ See :mod:`sc_llm.tl.perturbation._methods` for the contract in full and how to r
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +78,13 @@ class PerturbationMethod:
     needs_truth: bool = False
     needs_model: bool = False
     description: str = ""
+    options: Mapping[str, str] = field(default_factory=dict)  # name -> kind (see ``_options.KINDS``)
+
+    def declared(self) -> dict[str, str]:
+        """Every option the method takes: its own, plus ``n_genes`` for the methods that use sentences."""
+        from ._options import SENTENCE_OPTIONS
+
+        return {**(SENTENCE_OPTIONS if self.uses_sentences else {}), **self.options}
 
 
 def sentences_of(X: np.ndarray, var_names: np.ndarray, n_genes: int | None = None) -> list[str]:
