@@ -13,6 +13,7 @@ from ..._utils._docs import doc_params
 from ..._utils._expression import read_expression
 from ..._utils._logging import logg
 from ..._utils._sentences import read_sentences
+from ..._utils._validation import check_count, check_seed
 from ...core.sentences.absent import ABSENT
 from ...core.sentences.decoding import KINDS, SentenceDecoder
 from ._fit import fit_decoder_arrays, resolve_decoder
@@ -104,6 +105,7 @@ def fit_sentence_decoder(
     if kind not in KINDS or absent not in ABSENT:
         msg = f"`kind` must be one of {KINDS} and `absent` one of {ABSENT}; got {kind!r} and {absent!r}."
         raise ValueError(msg)
+    seed, max_rank = check_seed(seed), check_count(max_rank, "max_rank")
     out = adata.copy() if copy else adata
     target = get_modality(out, mod)
     sentences = read_sentences(target, sentence_key)

@@ -36,15 +36,19 @@ class CellLM(CellLanguageModel):
 
     @classmethod
     def from_scratch(cls, genes, **kwargs) -> CellLM:
-        """A small random Llama with one token per gene (see :meth:`CellLanguageModel.from_scratch`).
+        """A small random Llama with one token per gene, its genes checked first.
 
-        ``genes`` are checked as gene names first (no empty list, spaces, invisible characters or duplicates).
+        ``genes`` are refused when empty or holding names with spaces, invisible characters or duplicates; the
+        other arguments are those of :meth:`sc_llm.core.cell_lm.model.CellLanguageModel.from_scratch`.
         """
         return super().from_scratch(_checked_genes(genes), **kwargs)
 
     @classmethod
     def from_pretrained(cls, model, *, genes, **kwargs) -> CellLM:
-        """A pretrained causal LM over ``genes`` (see :meth:`CellLanguageModel.from_pretrained`), genes checked."""
+        """A pretrained causal LM over ``genes``, checked as in :meth:`from_scratch`.
+
+        The other arguments are those of :meth:`sc_llm.core.cell_lm.model.CellLanguageModel.from_pretrained`.
+        """
         return super().from_pretrained(model, genes=_checked_genes(genes), **kwargs)
 
     def fit(

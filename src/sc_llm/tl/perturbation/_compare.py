@@ -15,7 +15,7 @@ from ..._utils._anndata import get_gene_names, get_modality, h5ad_params
 from ..._utils._docs import doc_params
 from ..._utils._expression import read_expression
 from ..._utils._logging import logg
-from ..._utils._validation import check_count, check_writes
+from ..._utils._validation import check_count, check_seed, check_writes
 from ...core.distances import top_de_genes
 from ...metrics._generative import MIN_DE_CELLS
 from ...metrics._perturbation_scores import SCORE_NAMES, pca_space, score_arrays
@@ -236,6 +236,7 @@ def compare_perturbation(
 
     ms = _check_methods(methods, model)
     n_de, n_comps = check_count(n_de, "n_de"), check_count(n_comps, "n_comps", allow_none=True)
+    seed = check_seed(seed)
     out = adata.copy() if copy else adata
     adata = get_modality(out, mod)
     is_ctrl, is_pert = condition_masks(adata, condition_key, control, perturbation)

@@ -12,6 +12,7 @@ from ..._utils._anndata import get_gene_names, get_modality, h5ad_params
 from ..._utils._docs import doc_params
 from ..._utils._expression import read_expression
 from ..._utils._logging import logg
+from ..._utils._validation import check_seed
 from ...core.sentences.absent import check_absent
 from ..decoding._fit import fit_decoder_arrays, resolve_decoder
 from ._methods import PerturbationMethod, PerturbationResult, PerturbationTask, get_method
@@ -228,6 +229,7 @@ def perturb(
     """
     check_absent(decoder_absent, "decoder_absent")
     method_kwargs = check_options(method_kwargs, get_method(method).declared(), [method])
+    seed = check_seed(seed)
     adata = get_modality(adata, mod)
     query = None if query is None else get_modality(query, mod)
     task, out_var, obs_names = build_task(
