@@ -1,5 +1,7 @@
 """sl.pl.perturbation: scGen's regression plot, one panel per prediction, R² in the titles."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -10,7 +12,9 @@ KW = {"condition_key": "condition", "control": "control", "perturbation": "stimu
 
 @pytest.fixture(scope="module")
 def kang():
-    a = sl.datasets.kang2018()
+    with warnings.catch_warnings():  # the shipped file's old encoding (OldFormatWarning), not the plot's
+        warnings.simplefilter("ignore")
+        a = sl.datasets.kang2018()
     a = a[a.obs["cell_type"].isin(["B", "NK"])]
     return a[:, np.argsort(-a.X.getnnz(axis=0))[:500]].copy()
 

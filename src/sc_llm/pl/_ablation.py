@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .._utils._anndata import get_modality
-from ._attributions import finish_figure
+from .._utils._docs import doc_params
+from ._base import finish_figure, new_axes, plot_docs, style_axes
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -24,6 +26,7 @@ METRIC_LABELS = {
 }
 
 
+@doc_params(**plot_docs("ablation_study"))
 def ablation_study(
     adata: AnnData,
     *,
@@ -32,7 +35,7 @@ def ablation_study(
     ablations: Sequence[str] | None = None,
     ax: Axes | None = None,
     show: bool | None = None,
-    save: bool | str | None = None,
+    save: bool | str | os.PathLike | None = None,
     return_fig: bool = False,
     mod: str | None = None,
 ) -> Figure | list[Axes] | None:
@@ -49,14 +52,10 @@ def ablation_study(
         ``'f1_macro'``, ``'ari'``.
     ablations
         Ablations to show, top to bottom; default all, in the study's order.
-    ax
-        Axes to draw into.
-    show
-        Show the figure; default ``scanpy.settings.autoshow``.
-    save
-        ``True`` or a filename suffix to save to ``scanpy.settings.figdir`` (name ``'ablation_study'``).
-    return_fig
-        Return the :class:`~matplotlib.figure.Figure`.
+    {ax}
+    {show}
+    {save}
+    {return_fig}
     mod
         Modality holding the results when ``adata`` is a MuData (default ``'rna'``).
 
@@ -82,10 +81,7 @@ def ablation_study(
         msg = f"Ablations {missing or names} not in the study (available: {list(res.index)})."
         raise ValueError(msg)
 
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(names) * max(1, len(metrics) / 2) + 1.2))
-    else:
-        fig = ax.figure
+    fig, ax = new_axes(ax, (6.5, 0.45 * len(names) * max(1, len(metrics) / 2) + 1.2))
     y = np.arange(len(names))[::-1].astype(float)
     height = 0.8 / len(metrics)
     colors = plt.get_cmap("tab10").colors
@@ -98,7 +94,7 @@ def ablation_study(
     ax.set_yticks(y, names)
     ax.set_xlabel("score")
     ax.axvline(0, color="black", linewidth=0.6)
-    ax.spines[["top", "right"]].set_visible(False)
+    style_axes(ax)
     ax.legend(loc="lower right", frameon=False, fontsize="small")
     ax.set_title("Cell-sentence ablations", fontsize="medium")
     return finish_figure(fig, [ax], "ablation_study", show=show, save=save, return_fig=return_fig)

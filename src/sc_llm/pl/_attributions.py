@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .._utils._anndata import get_modality
+from .._utils._docs import doc_params
+from ._base import finish_figure, plot_docs, style_axes
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -19,33 +21,6 @@ if TYPE_CHECKING:
 MARKER_COLOR = "#c0392b"
 OTHER_COLOR = "#95a5a6"
 METHOD_LABELS = {"integrated_gradients": "Integrated gradients", "lime": "LIME"}
-
-
-def finish_figure(
-    fig: Figure, axes: list[Axes], name: str, *, show: bool | None, save: bool | str | None, return_fig: bool
-) -> Figure | list[Axes] | None:
-    """Save and show a figure the scanpy way; return the figure, the axes (``show=False``) or ``None``.
-
-    ``save=True`` writes ``sc.settings.figdir / f"{name}.{file_format_figs}"``; a string is appended to
-    ``name`` (``save='_pbmc.pdf'`` → ``{name}_pbmc.pdf``), with the default format when it has no extension.
-    """
-    import matplotlib.pyplot as plt
-    import scanpy as sc
-
-    if save:
-        suffix = save if isinstance(save, str) else ""
-        if not Path(suffix).suffix:
-            suffix += f".{sc.settings.file_format_figs}"
-        path = Path(sc.settings.figdir) / f"{name}{suffix}"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, bbox_inches="tight")  # dpi from rcParams, as set by sc.set_figure_params
-    show = sc.settings.autoshow if show is None else show
-    if return_fig:
-        return fig
-    if show:
-        plt.show()
-        return None
-    return axes
 
 
 def _panel(ax: Axes, table, top_n: int, title: str) -> None:
@@ -62,7 +37,7 @@ def _panel(ax: Axes, table, top_n: int, title: str) -> None:
     ax.set_title(title, fontsize="medium")
     ax.set_xlabel("summed attribution", fontsize="small")
     ax.tick_params(axis="x", labelsize="small")
-    ax.spines[["top", "right"]].set_visible(False)
+    style_axes(ax)
     if rows.empty:
         ax.text(0.5, 0.5, "no positive attribution", ha="center", va="center", transform=ax.transAxes)
 
@@ -91,6 +66,7 @@ def _panels(
     return table, groups, methods
 
 
+@doc_params(**plot_docs("attributions"))
 def attributions(
     adata: AnnData,
     *,
@@ -101,7 +77,7 @@ def attributions(
     ncols: int = 4,
     ax: Axes | None = None,
     show: bool | None = None,
-    save: bool | str | None = None,
+    save: bool | str | os.PathLike | None = None,
     return_fig: bool = False,
     mod: str | None = None,
 ) -> Figure | list[Axes] | None:
@@ -127,12 +103,9 @@ def attributions(
         Groups per row of panels.
     ax
         Axes to draw into; only for a single group and method.
-    show
-        Show the figure; default ``scanpy.settings.autoshow``.
-    save
-        ``True`` or a filename suffix to save to ``scanpy.settings.figdir`` (name ``'attributions'``).
-    return_fig
-        Return the :class:`~matplotlib.figure.Figure`.
+    {show}
+    {save}
+    {return_fig}
     mod
         Modality holding the attributions when ``adata`` is a MuData (default ``'rna'``).
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +13,7 @@ from .._utils._docs import doc_params
 from ..core.distances import r2_means, top_de_genes
 from ..metrics._generative import MIN_DE_CELLS, _matrix
 from ..metrics._perturbation_scores import HIGHER_IS_BETTER, SCORE_NAMES
-from ._attributions import finish_figure
+from ._base import finish_figure, plot_docs, style_axes
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -65,7 +66,7 @@ def _real_cells(adata, *, condition_key, control, perturbation, cell_type_key, c
     return is_ctrl, is_pert
 
 
-@doc_params()
+@doc_params(**plot_docs("perturbation"))
 def perturbation(
     adata: AnnData,
     *,
@@ -80,7 +81,7 @@ def perturbation(
     n_labels: int = 10,
     mod: str | None = None,
     show: bool | None = None,
-    save: bool | str | None = None,
+    save: bool | str | os.PathLike | None = None,
     return_fig: bool = False,
 ) -> Figure | list[Axes] | None:
     """ScGen's regression plot: per-gene means of predicted vs real perturbed cells, one panel per prediction.
@@ -113,12 +114,9 @@ def perturbation(
     n_labels
         Number of DEGs named.
     {mod}
-    show
-        Show the figure; default ``scanpy.settings.autoshow``.
-    save
-        ``True`` or a filename suffix to save to ``scanpy.settings.figdir`` (name ``'perturbation'``).
-    return_fig
-        Return the :class:`~matplotlib.figure.Figure`.
+    {show}
+    {save}
+    {return_fig}
 
     Returns
     -------
@@ -159,14 +157,14 @@ def perturbation(
             fontsize="medium",
         )
         ax.set_xlabel(f"real {perturbation}: mean expression")
-        ax.spines[["top", "right"]].set_visible(False)
+        style_axes(ax)
     axes[0].set_ylabel("predicted: mean expression")
     axes[0].legend(loc="upper left", frameon=False, fontsize="small", markerscale=2)
     fig.tight_layout()
     return finish_figure(fig, axes, "perturbation", show=show, save=save, return_fig=return_fig)
 
 
-@doc_params()
+@doc_params(**plot_docs("perturbation_comparison"))
 def perturbation_comparison(
     adata: AnnData,
     *,
@@ -175,7 +173,7 @@ def perturbation_comparison(
     methods: Sequence[str] | None = None,
     mod: str | None = None,
     show: bool | None = None,
-    save: bool | str | None = None,
+    save: bool | str | os.PathLike | None = None,
     return_fig: bool = False,
 ) -> Figure | list[Axes] | None:
     """Draw :func:`sc_llm.tl.compare_perturbation`'s table: one panel per score, mean ± sd bars per method.
@@ -193,12 +191,9 @@ def perturbation_comparison(
     methods
         Methods to show, top to bottom; default all, in the comparison's order.
     {mod}
-    show
-        Show the figure; default ``scanpy.settings.autoshow``.
-    save
-        ``True`` or a filename suffix to save to ``scanpy.settings.figdir`` (name ``'perturbation_comparison'``).
-    return_fig
-        Return the :class:`~matplotlib.figure.Figure`.
+    {show}
+    {save}
+    {return_fig}
 
     Returns
     -------
@@ -241,7 +236,7 @@ def perturbation_comparison(
         arrow = "↑" if HIGHER_IS_BETTER[metric] else "↓"
         ax.set_title(f"{SCORE_LABELS[metric]} {arrow}", fontsize="medium")
         ax.axvline(0, color="black", linewidth=0.6)
-        ax.spines[["top", "right"]].set_visible(False)
+        style_axes(ax)
     axes[0].set_yticks(y, methods)
     fig.tight_layout()
     return finish_figure(fig, axes, "perturbation_comparison", show=show, save=save, return_fig=return_fig)

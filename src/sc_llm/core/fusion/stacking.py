@@ -71,6 +71,24 @@ def fit_expert_weights(log_probs: Sequence[np.ndarray], codes: np.ndarray, *, ma
     return w.numpy()
 
 
+def class_evidence(log_probs: Sequence[np.ndarray], codes: np.ndarray, weights: Sequence[float]) -> np.ndarray:
+    """Each expert's weighted evidence for the true class, per class: ``(n_classes, n_experts)``.
+
+    Entry ``(c, i)`` is ``w_i · mean(log p_i(c | x) + log C)`` over the cells ``x`` of class ``c`` (NaN for a class
+    without cells): expert ``i``'s share of the fused logit of the right class, relative to a uniform guess
+    over the ``C`` classes. Positive: the expert points to the right class; 0: it does not tell; negative: it
+    points away. The experts' weights are shared by all classes; this shows what they amount to per class.
+    """
+    codes = np.asarray(codes)
+    n_classes = np.asarray(log_probs[0]).shape[1]
+    out = np.full((n_classes, len(log_probs)), np.nan)
+    for c in np.unique(codes):
+        rows = codes == c
+        for i, (w, lp) in enumerate(zip(weights, log_probs, strict=True)):
+            out[c, i] = float(w) * float(np.mean(np.asarray(lp)[rows, c] + math.log(n_classes)))
+    return out
+
+
 class StackedFusion(nn.Module):
     """Weighted product of experts, one expert per representation, each the mean of its cross-fitted members.
 
@@ -175,7 +193,8 @@ def train_stacked_fusion(
 
     Returns
     -------
-    ``(module, history)``; history: ``weights`` (per representation), ``oof_loss`` (out-of-fold
+    ``(module, history)``; history: ``weights`` (per representation), ``class_evidence`` (per class and
+    representation, out of fold: ``class_evidence``, as nested lists), ``oof_loss`` (out-of-fold
     cross-entropy of the weighted combination), ``oof_accuracy``, ``n_epochs`` and ``best_epoch`` (mean over
     members), ``member_epochs`` and ``device``.
     """
@@ -212,6 +231,7 @@ def train_stacked_fusion(
     y = torch.as_tensor(codes, dtype=torch.long)
     history = {
         "weights": [float(w) for w in weights],
+        "class_evidence": class_evidence(oof, codes, weights).tolist(),
         "oof_loss": float(nn.functional.cross_entropy(z, y)),
         "oof_accuracy": float((z.argmax(1) == y).double().mean()),
         "n_epochs": float(np.mean(epochs)),

@@ -138,7 +138,9 @@ def scmpt_annotate(
     ``adata.uns[key_added]`` : :class:`dict`
         ``classes``; ``params`` (``use_reps``, ``rep_dims``, ``label_key``, ``reference``, the training
         arguments, ``n_train``, ``n_validation``, ``device``); ``history`` (``n_epochs``, ``best_epoch``,
-        ``stopped_early``, ``final_train_loss``, ``best_val_loss``, ``best_val_accuracy``); and, when truth is
+        ``stopped_early``, ``final_train_loss``, ``best_val_loss``, ``best_val_accuracy``; for
+        ``fusion='stacked'`` the expert ``weights``, one per representation, and ``class_evidence``, per class and
+        representation, drawn by :func:`sc_llm.pl.fusion_weights`); and, when truth is
         known for cells not trained on, ``metrics`` (accuracy, macro precision/recall/F1, ``ece`` (expected
         calibration error of the confidences, 15 bins), ``n``) with
         ``metrics_on``: ``'query'`` (cells of ``adata`` labelled in ``label_key``, given a ``reference``) or

@@ -348,6 +348,7 @@ def summarize_history(history: dict[str, Any]) -> dict[str, Any]:
         "branch_weights",
         "temperature",
         "weights",
+        "class_evidence",
         "oof_loss",
         "oof_accuracy",
     )
