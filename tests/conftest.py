@@ -22,6 +22,20 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _cpu_without_native_bf16():
+    """Tests run the CPU default of a CPU without native bf16 (fp32), whatever machine runs them.
+
+    CPUs differ: on one with AVX-512 BF16 or AMX the default would be bf16 autocast. Tests of that path
+    (``tests/core/base/test_device.py``, the ``precision`` tests) turn the capability on themselves.
+    """
+    from sc_llm.core.base import device
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(device, "cpu_native_bf16", lambda: False)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _builtin_print():
     """``ray.shutdown()`` leaves a print of its own in ``builtins``, which numba (pynndescent) cannot compile."""

@@ -283,6 +283,8 @@ def generate_sentences(
     from tqdm.auto import tqdm
     from transformers import LogitsProcessorList
 
+    from ..base.device import autocast
+    from ..llm.loading import compute_dtype
     from .sampling import CellSampler
 
     trie = GeneTrie(vocab)
@@ -296,7 +298,8 @@ def generate_sentences(
     genes: list[list[str]] = [[] for _ in prompts]
     n_words = np.zeros(len(prompts), dtype=np.int64)
     n_tokens, start = 0, time.perf_counter()
-    with torch.inference_mode():
+    amp = autocast(device, compute_dtype(model))  # bf16 where the model was loaded to compute in it
+    with torch.inference_mode(), amp:
         for idx in tqdm(_batches(prompts, batch_size), disable=not progress, desc="generating", unit="batch"):
             ids, mask = _left_pad([prompts[i] for i in idx], tokenizer.pad_token_id, device)
             processors = LogitsProcessorList()

@@ -77,9 +77,15 @@ class CellLanguageModel:
         max_length: int = 1024,
         seed: int = 0,
         device: Any = None,
+        dtype: Any = None,
     ) -> CellLanguageModel:
-        """A small random Llama with one token per gene, its text tokenizer trained on the filled prompts."""
-        from ..base.device import resolve_device
+        """A small random Llama with one token per gene, its text tokenizer trained on the filled prompts.
+
+        Weights are fp32; ``dtype`` (default: the device's, :func:`~sc_llm.core.base.device.autocast_dtype`) is
+        the precision it generates in.
+        """
+        from ..base.device import autocast_dtype, resolve_device
+        from ..llm.loading import set_compute_dtype
 
         templates = templates or PromptTemplates()
         texts = _template_texts(templates, cell_types, perturbations)
@@ -92,7 +98,9 @@ class CellLanguageModel:
             max_length=max_length,
             seed=seed,
         )
-        return cls(net.to(resolve_device(device)).eval(), tok, vocab, templates=templates)
+        dev = resolve_device(device)
+        net = set_compute_dtype(net.to(dev).eval(), autocast_dtype(dev, dtype))
+        return cls(net, tok, vocab, templates=templates)
 
     # ----------------------------------------------------------------------------------------- tokens
     def _text_ids(self, text: str, *, first: bool) -> list[int]:

@@ -141,6 +141,6 @@ class ScGPTEncoder:
             "fingerprint": fingerprint_folder(self.folder),
             "input_emb_style": self.config.input_emb_style,
             "d_model": self.config.d_model,
-            "dtype": dtype_name(self.compute_dtype) if self.device.type == "cuda" else "float32",
+            "dtype": dtype_name(self.compute_dtype),
             "device": self.device.type,
         }

@@ -67,8 +67,8 @@ def embed(
     ``1_Pooling/config.json``); models without one get mean pooling over non-padding tokens.
     Normalisation follows the same configuration.
 
-    Cells are batched by token length (order restored), run under :func:`torch.inference_mode` and, on CUDA,
-    bf16/fp16 autocast.
+    Cells are batched by token length (order restored), run under :func:`torch.inference_mode` and, where the
+    hardware computes it natively (CUDA; CPUs with AVX-512 BF16 or AMX), bf16 autocast (``dtype=``).
 
     With scGPT (``model`` a checkpoint folder with ``args.json``, ``vocab.json`` and ``best_model.pt``, or
     ``encoder='scgpt'``), cells are embedded as scGPT's ``embed_data`` does, without the ``scgpt`` package:
@@ -77,7 +77,7 @@ def embed(
     included) and the ``<cls>`` output is L2-normalised. Vocabulary coverage is logged; no matching gene is
     an error, fewer than half of the genes matching a warning. The matrix is read in CSR chunks (dense,
     sparse or backed), never densified whole; ``key_added`` defaults to ``'X_scgpt'``; ``batch_size`` counts
-    cells; ``dtype`` applies to CUDA autocast only.
+    cells; ``dtype`` as for text encoders.
 
     Parameters
     ----------
@@ -116,7 +116,10 @@ def embed(
     prefix
         Text put before the genes of every sentence, e.g. ``"A cell with genes ranked by expression:"``.
     dtype
-        Compute dtype (``'float32'``, ``'bfloat16'``, ``'float16'``); default fp32 on CPU, autocast on CUDA.
+        Compute precision: ``None`` / ``'auto'`` (bf16 autocast on CUDA and on CPUs with native bf16 matrix
+        instructions, AVX-512 BF16 or AMX: MiniLM runs ~2.5× faster there at a per-cell cosine above 0.9999;
+        fp32 elsewhere), ``'float32'`` (exact), ``'bfloat16'`` or ``'float16'`` (CUDA). Recorded in ``.uns`` as
+        computed.
     {mod}
     progress
         Show a progress bar.
