@@ -79,7 +79,8 @@ def native_bf16(capabilities: dict | None, cpu_flags: list[str]) -> bool:
     return "avx512_bf16" in cpu_flags or "amx_bf16" in cpu_flags
 
 
-def _name(dtype: Any) -> str:
+def precision_name(dtype: Any) -> str:
+    """The canonical name of a requested precision: ``'auto'``, ``'float32'``, ``'bfloat16'`` or ``'float16'``."""
     if dtype is None:
         return "auto"
     text = dtype.removeprefix("torch.") if isinstance(dtype, str) else str(dtype).removeprefix("torch.")
@@ -98,7 +99,7 @@ def autocast_dtype(device, dtype: Any = None):
     """
     import torch
 
-    name = _name(dtype)
+    name = precision_name(dtype)
     if name == "float32":
         return None
     if name == "auto":

@@ -164,6 +164,7 @@ def llm_annotate(
         index = result["index"]
         if backend == "local":
             scores, params["chat_template"] = result["scores"], result["chat_template"]
+            params["dtype"] = result["dtype"]
             values = pd.Categorical.from_codes(index, categories=cats)
         else:
             params["endpoint"] = result["endpoint"]

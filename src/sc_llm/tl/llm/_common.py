@@ -105,9 +105,13 @@ def run_local_scores(backend: Backend, chats, candidates: Sequence[Sequence[str]
         length_normalize=backend.length_normalize,
         progress=True,
     )
+    from ...core.base.device import dtype_name
+    from ...core.llm.loading import compute_dtype
+
     index, probs = choose_by_score(scores)
     seconds = {"load": loaded - start, "score": time.perf_counter() - loaded}
-    return {"scores": scores, "probs": probs, "index": index, "chat_template": chat, "seconds": seconds}
+    out = {"scores": scores, "probs": probs, "index": index, "chat_template": chat, "seconds": seconds}
+    return out | {"dtype": dtype_name(compute_dtype(model))}
 
 
 def run_endpoint_choice(backend: Backend, chats, candidates: Sequence[Sequence[str]], *, template=None) -> dict:
