@@ -82,3 +82,14 @@ def test_cell_lm_generates_and_trains_under_bf16_autocast(kang_small, monkeypatc
     out = sl.tl.generate_cells(lm, cell_type="CD4T", n_cells=4, n_genes=5, progress=False)
     assert out.uns["cell_lm"]["valid_gene_share"] == 1.0 and (out.obs["n_valid_genes"] >= 1).all()
     assert all(p.dtype == torch.float32 for p in lm.model.parameters())  # fp32 weights, bf16 compute
+
+
+def test_auto_on_a_bf16_cpu_follows_where_bf16_pays(monkeypatch):
+    monkeypatch.setattr(D, "cpu_native_bf16", lambda: True)
+    cpu = torch.device("cpu")
+    paying = {work: D.autocast_dtype(cpu, None, work=work) for work in D.CPU_BF16_PAYS}
+    assert paying == {"encode": torch.bfloat16, "train": torch.bfloat16, "score": torch.bfloat16}
+    | {"generate": None, "scgpt": None}
+    assert D.autocast_dtype(cpu, "bf16", work="generate") is torch.bfloat16  # asked for: computed
+    with pytest.raises(ValueError, match="`work` must be one of"):
+        D.autocast_dtype(cpu, None, work="dance")

@@ -5,7 +5,8 @@ The compute dtype follows the hardware (:func:`autocast_dtype`):
 - **CUDA**: bf16 autocast (fp16 where the GPU has no bf16), as before;
 - **CPU**: bf16 autocast where the CPU has native bf16 matrix instructions (AVX-512 BF16 or AMX on x86, the
   BF16 extension on Arm), which run bf16 matrix products several times faster than fp32 at a per-cell
-  cosine above 0.9999 (``benchmarks/README.md``); fp32 everywhere else, and whenever the capability cannot
+  cosine above 0.9999 (``benchmarks/README.md``), for the work where that pays (``CPU_BF16_PAYS``: encoding
+  and fine-tuning, not token-by-token generation); fp32 everywhere else, and whenever the capability cannot
   be read (:func:`cpu_native_bf16`);
 - **MPS** and anything else: fp32.
 
@@ -33,6 +34,13 @@ _ALIASES = {
     "fp16": "float16",
 }
 DTYPES = tuple(_ALIASES)
+
+# Where bf16 autocast pays on a CPU with native bf16, measured by benchmarks/bench_precision.py (2-core AMD EPYC,
+# AVX-512 BF16): a transformer encoding batches ~2.5x (MiniLM, cosine ≥ 0.9999) and fine-tuning 1.3-1.6x per
+# step; token-by-token generation 0.9-1.0x (small matrices, one token per step) and the tiny fusion MLP 0.8x, so
+# those stay fp32; scGPT stays fp32 on a CPU (no pretrained weights offline to check its bf16 agreement; a random
+# 12-layer checkpoint agreed at cosine 0.95 only). ``dtype='bfloat16'`` runs any of them in bf16 on request.
+CPU_BF16_PAYS = {"encode": True, "train": True, "score": True, "generate": False, "scgpt": False}
 
 
 def resolve_device(device: Any = None):
@@ -90,8 +98,11 @@ def precision_name(dtype: Any) -> str:
     return _ALIASES[text]
 
 
-def autocast_dtype(device, dtype: Any = None):
+def autocast_dtype(device, dtype: Any = None, *, work: str = "encode"):
     """The compute dtype on ``device`` for ``dtype`` (see the module docstring); ``None`` means fp32.
+
+    ``work`` (a key of ``CPU_BF16_PAYS``: ``'encode'``, ``'train'``, ``'score'``, ``'generate'``, ``'scgpt'``) is
+    what the model does: with ``dtype=None`` a CPU computes in bf16 only where that work gains from it.
 
     An explicit reduced precision the device cannot run is refused with a warning and fp32 is used (and
     recorded), so what is recorded is what was computed: fp16 off CUDA, any reduced precision on MPS. bf16 on
@@ -105,7 +116,11 @@ def autocast_dtype(device, dtype: Any = None):
     if name == "auto":
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.bfloat16 if device.type == "cpu" and cpu_native_bf16() else None
+        if work not in CPU_BF16_PAYS:
+            msg = f"`work` must be one of {sorted(CPU_BF16_PAYS)}, got {work!r}."
+            raise ValueError(msg)
+        cpu_bf16 = device.type == "cpu" and CPU_BF16_PAYS[work] and cpu_native_bf16()
+        return torch.bfloat16 if cpu_bf16 else None
     if device.type == "cuda" or (device.type == "cpu" and name == "bfloat16"):
         if device.type == "cpu" and not cpu_native_bf16():
             warnings.warn(

@@ -303,7 +303,7 @@ def generate_sentences(
     genes: list[list[str]] = [[] for _ in prompts]
     n_words = np.zeros(len(prompts), dtype=np.int64)
     n_tokens, start = 0, time.perf_counter()
-    amp_dtype = compute_dtype(model) if dtype is None else autocast_dtype(device, dtype)
+    amp_dtype = compute_dtype(model) if dtype is None else autocast_dtype(device, dtype, work="generate")
     amp = autocast(device, amp_dtype)
     with torch.inference_mode(), amp:
         for idx in tqdm(_batches(prompts, batch_size), disable=not progress, desc="generating", unit="batch"):

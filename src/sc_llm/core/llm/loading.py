@@ -96,6 +96,7 @@ def load_causal_lm(
     trust_remote_code: bool = False,
     device: Any = None,
     dtype: Any = None,
+    work: str = "generate",
 ) -> tuple[Any, Any]:
     """Load ``(model, tokenizer)`` of a causal LM, in eval mode, on ``device``, in the compute dtype.
 
@@ -116,6 +117,9 @@ def load_causal_lm(
         ``None`` / ``'auto'``: bf16 on CUDA (fp16 without bf16 support) and on CPUs with native bf16, fp32
         elsewhere (:func:`~sc_llm.core.base.device.autocast_dtype`); or ``'float32'``, ``'bfloat16'``,
         ``'float16'``. On CUDA the weights are cast to it; on a CPU they stay fp32 and bf16 runs under autocast.
+    work
+        What the model will do, ``'generate'`` or ``'score'`` (candidate log-likelihoods): on a CPU the default
+        precision depends on it (``CPU_BF16_PAYS`` in :mod:`sc_llm.core.base.device`).
 
     Returns
     -------
@@ -131,7 +135,7 @@ def load_causal_lm(
         model = str(Path(model).expanduser())
         check_local_folder(Path(model), gguf_file)
     device = resolve_device(device)
-    compute = autocast_dtype(device, dtype)
+    compute = autocast_dtype(device, dtype, work=work)
     # on CUDA the weights are cast to the compute dtype; on a CPU they stay fp32 and bf16 runs under autocast
     torch_dtype = (compute or torch.float32) if device.type == "cuda" else torch.float32
     kwargs: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code}

@@ -56,7 +56,7 @@ class ScGPTEncoder:
         self.config = read_config(self.folder)
         self.vocab = read_vocab(self.folder, self.config.pad_token)
         self.device = resolve_device(device)
-        self.compute_dtype = autocast_dtype(self.device, dtype)
+        self.compute_dtype = autocast_dtype(self.device, dtype, work="scgpt")
         self._module = None
 
     @property

@@ -40,7 +40,7 @@ def _free_text(be: Backend, chats, template) -> tuple[list[str | None], dict]:
     from ...core.llm.choice import free_text_labels, generate_answers
 
     if be.name == "local":
-        model, tokenizer = be.load()
+        model, tokenizer = be.load(work="generate")
         texts = generate_answers(
             model,
             tokenizer,

@@ -53,8 +53,8 @@ class Backend:
             msg = "`base_url`, `cache_dir` and `endpoint_kwargs` apply to backend='openai' only."
             raise ValueError(msg)
 
-    def load(self):
-        """``(model, tokenizer)`` of the local causal LM, in eval mode on its device."""
+    def load(self, work: str = "score"):
+        """``(model, tokenizer)`` of the local causal LM, in eval mode on its device, set up for ``work``."""
         from ...core.llm.loading import load_causal_lm
 
         return load_causal_lm(
@@ -64,6 +64,7 @@ class Backend:
             trust_remote_code=self.trust_remote_code,
             device=self.device,
             dtype=self.dtype,
+            work=work,
         )
 
     def endpoint(self):
