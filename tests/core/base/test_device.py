@@ -88,8 +88,8 @@ def test_auto_on_a_bf16_cpu_follows_where_bf16_pays(monkeypatch):
     monkeypatch.setattr(D, "cpu_native_bf16", lambda: True)
     cpu = torch.device("cpu")
     paying = {work: D.autocast_dtype(cpu, None, work=work) for work in D.CPU_BF16_PAYS}
-    assert paying == {"encode": torch.bfloat16, "train": torch.bfloat16, "score": torch.bfloat16}
-    | {"generate": None, "scgpt": None}
+    bf16 = torch.bfloat16
+    assert paying == {"encode": bf16, "train": bf16, "score": bf16, "generate": None, "scgpt": None}
     assert D.autocast_dtype(cpu, "bf16", work="generate") is torch.bfloat16  # asked for: computed
     with pytest.raises(ValueError, match="`work` must be one of"):
         D.autocast_dtype(cpu, None, work="dance")
