@@ -39,6 +39,11 @@ __all__ = [
 class ChatEndpoint(EndpointClient):
     """Send chat requests to an OpenAI-compatible server.
 
+    A request that still fails after its retries (or fails in a way no retry mends: a bad model name, a bad
+    key) raises one :class:`~sc_llm.core.llm.endpoint_errors.EndpointError` naming the URL, what happened (the
+    HTTP status, a timeout, a broken connection, a body that is not JSON), the attempts made, how many answers
+    are in the cache and ``on_error='skip'``; the other requests in flight stop without retrying.
+
     Parameters
     ----------
     model
@@ -64,11 +69,6 @@ class ChatEndpoint(EndpointClient):
         Sampling parameters sent with every request (default ``temperature=0``, ``max_tokens=512``); ``None``
         drops a default, e.g. ``{'temperature': None, 'max_tokens': None, 'max_completion_tokens': 4000}`` for
         OpenAI's o-series reasoning models, which reject both.
-
-    A request that still fails after its retries (or fails in a way no retry mends: a bad model name, a bad
-    key) raises one :class:`~sc_llm.core.llm.endpoint_errors.EndpointError` naming the URL, what happened (the
-    HTTP status, a timeout, a broken connection, a body that is not JSON), the attempts made, how many answers
-    are in the cache and ``on_error='skip'``; the other requests in flight stop without retrying.
     """
 
     def __init__(self, model: str, *, params: dict[str, Any] | None = None, **options: Any):

@@ -59,7 +59,7 @@ class EndpointStats:
     retries: int = 0
     failed: int = 0
     seconds: float = 0.0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     def add(self, **counts: int) -> None:
         """Thread-safe increments."""
@@ -124,8 +124,8 @@ class EndpointClient:
     """The shared part of the OpenAI-compatible clients: the key from the environment, retries, the pool, the cache.
 
     Subclasses (:class:`~sc_llm.core.llm.endpoint.ChatEndpoint`,
-    :class:`~sc_llm.core.llm.embeddings.EmbeddingsEndpoint`) send one kind of request through :meth:`_guarded`
-    (retries; ``on_error``) inside jobs run by :meth:`_run` (concurrency, fail-fast, the one error). Parameters:
+    :class:`~sc_llm.core.llm.embeddings.EmbeddingsEndpoint`) send one kind of request through ``_guarded``
+    (retries; ``on_error``) inside jobs run by ``_run`` (concurrency, fail-fast, the one error). Parameters:
     see :class:`~sc_llm.core.llm.endpoint.ChatEndpoint`.
     """
 
