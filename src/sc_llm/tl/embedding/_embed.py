@@ -12,7 +12,7 @@ from ..._utils._docs import doc_params
 from ..._utils._logging import logg
 from ..._utils._sentences import read_sentences
 from ..._utils._validation import check_embedding, check_writes
-from ._endpoint import embed_endpoint
+from ._endpoint import embed_endpoint, refuse_endpoint_options
 from ._write import write_embedding
 
 if TYPE_CHECKING:
@@ -187,9 +187,7 @@ def embed(
     encoder, backend = _encoder_and_backend(encoder, backend)
     if backend == "openai":
         return embed_endpoint(**call | {"encoder": encoder, "key_added": key_added or default_key(model)})
-    if base_url is not None or endpoint_kwargs is not None:
-        msg = "`base_url` and `endpoint_kwargs` apply to backend='openai' only."
-        raise ValueError(msg)
+    refuse_endpoint_options(base_url, endpoint_kwargs)
     if _is_scgpt(model, encoder, batch_size, token_budget):
         if cache_dir is not None:
             encoder_kwargs.update(cache_dir=cache_dir, shard_size=shard_size)

@@ -25,6 +25,13 @@ _LOCAL_ONLY = {
 }
 
 
+def refuse_endpoint_options(base_url: str | None, endpoint_kwargs: dict | None) -> None:
+    """The local backend takes neither ``base_url`` nor ``endpoint_kwargs``."""
+    if base_url is not None or endpoint_kwargs is not None:
+        msg = "`base_url` and `endpoint_kwargs` apply to backend='openai' only."
+        raise ValueError(msg)
+
+
 def _endpoint_options(encoder: str, endpoint_kwargs: dict | None, local: dict[str, Any]) -> dict:
     """Refuse the local backend's options; the endpoint's options (``on_error`` included), validated."""
     if encoder == "scgpt":
