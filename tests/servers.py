@@ -73,10 +73,16 @@ def offline_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+if sys.platform == "linux":  # resolved here, not in the forked child (no import or dlopen between fork and exec)
     import ctypes
 
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+else:  # pragma: no cover
+    _PRCTL = None
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: SIGTERM when pytest dies, even by SIGKILL
 
 
 class ServerStartError(RuntimeError):
@@ -135,7 +141,7 @@ class ServerProcess:
                 stderr=subprocess.STDOUT,
                 env=self.env,
                 start_new_session=True,  # a process group of its own: stop() ends its children too
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                preexec_fn=_die_with_parent if _PRCTL is not None else None,
             )
         try:
             self._wait_healthy(t0, timeout)
