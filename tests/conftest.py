@@ -12,6 +12,22 @@ import pytest
 from scipy import sparse
 
 
+def pytest_configure(config):
+    """Register tests/servers.py (real OpenAI-compatible servers as fixtures); ``--import-mode=importlib`` puts no
+    test folder on ``sys.path``, so it is loaded from its file."""
+    import importlib.util
+    import sys
+
+    name = "sc_llm_test_servers"
+    if config.pluginmanager.has_plugin(name):
+        return
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("servers.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    config.pluginmanager.register(module, name)
+
+
 def pytest_collection_modifyitems(config, items):
     import torch
 

@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ...core.llm.endpoint_client import ENDPOINT_OPTIONS
+
 if TYPE_CHECKING:
     pass
 
 BACKENDS = ("local", "openai")
-_ENDPOINT_OPTIONS = {"max_concurrency", "timeout", "max_retries", "backoff", "params", "on_error", "api_key_env"}
 
 
 @dataclass
@@ -45,9 +46,9 @@ class Backend:
         if self.batch_size < 1:
             msg = f"`batch_size` must be positive, got {self.batch_size}."
             raise ValueError(msg)
-        unknown = set(self.endpoint_kwargs) - _ENDPOINT_OPTIONS
+        unknown = set(self.endpoint_kwargs) - ENDPOINT_OPTIONS
         if unknown:
-            msg = f"Unknown `endpoint_kwargs` {sorted(unknown)}; allowed: {sorted(_ENDPOINT_OPTIONS)}."
+            msg = f"Unknown `endpoint_kwargs` {sorted(unknown)}; allowed: {sorted(ENDPOINT_OPTIONS)}."
             raise ValueError(msg)
         if self.name == "local" and (self.base_url or self.endpoint_kwargs or self.cache_dir):
             msg = "`base_url`, `cache_dir` and `endpoint_kwargs` apply to backend='openai' only."
