@@ -314,7 +314,7 @@ def section_attributions(args) -> dict:
     print(
         f"attributions (IG, MiniLM at 64 tokens): {speed} ({seconds['float32'] / seconds['bfloat16']:.2f}x); "
         f"top-10 genes per group shared: {overlap:.0%}"
-    )  # noqa: E501
+    )
     return {"speedup": seconds["float32"] / seconds["bfloat16"], "overlap": overlap}
 
 

@@ -256,7 +256,7 @@ def generate_sentences(
     Parameters
     ----------
     model, tokenizer
-        From :func:`~sc_llm.core.llm.loading.load_causal_lm` (or any causal LM and its tokenizer).
+        From ``sc_llm.core.llm.loading.load_causal_lm`` (or any causal LM and its tokenizer).
     prompts
         Prompt token ids, one list per sentence to generate.
     vocab
@@ -281,8 +281,8 @@ def generate_sentences(
     generate_kwargs
         Further arguments of ``model.generate`` (e.g. ``min_new_tokens`` for fixed-length benchmarks).
     dtype
-        Compute precision (:func:`~sc_llm.core.base.device.autocast_dtype`); ``None``: the one the model was loaded
-        to compute in (:func:`~sc_llm.core.llm.loading.compute_dtype`). The result's ``dtype`` says which ran.
+        Compute precision (``sc_llm.core.base.device.autocast_dtype``); ``None``: the one the model was loaded
+        to compute in (``sc_llm.core.llm.loading.compute_dtype``). The result's ``dtype`` says which ran.
     """
     import torch
     from tqdm.auto import tqdm

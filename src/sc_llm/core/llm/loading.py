@@ -115,15 +115,15 @@ def load_causal_lm(
         ``None`` picks CUDA, then MPS, then CPU.
     dtype
         ``None`` / ``'auto'``: bf16 on CUDA (fp16 without bf16 support) and on CPUs with native bf16, fp32
-        elsewhere (:func:`~sc_llm.core.base.device.autocast_dtype`); or ``'float32'``, ``'bfloat16'``,
+        elsewhere (``sc_llm.core.base.device.autocast_dtype``); or ``'float32'``, ``'bfloat16'``,
         ``'float16'``. On CUDA the weights are cast to it; on a CPU they stay fp32 and bf16 runs under autocast.
     work
         What the model will do, ``'generate'`` or ``'score'`` (candidate log-likelihoods): on a CPU the default
-        precision depends on it (``CPU_BF16_PAYS`` in :mod:`sc_llm.core.base.device`).
+        precision depends on it (``CPU_BF16_PAYS`` in ``sc_llm.core.base.device``).
 
     Returns
     -------
-    The model (:func:`compute_dtype` tells the dtype it computes in) and its tokenizer (left padding, a pad
+    The model (``compute_dtype()`` tells the dtype it computes in) and its tokenizer (left padding, a pad
     token).
     """
     import torch
@@ -156,7 +156,7 @@ def load_causal_lm(
 
 
 def set_compute_dtype(model, dtype):
-    """Record on ``model`` the dtype it computes in (``None``: fp32), read back by :func:`compute_dtype`."""
+    """Record on ``model`` the dtype it computes in (``None``: fp32), read back by ``compute_dtype()``."""
     model.sc_llm_compute_dtype = dtype
     return model
 

@@ -148,7 +148,7 @@ def score_candidates(
         Any valid token id; padded positions are masked.
     dtype
         Autocast dtype (e.g. ``torch.bfloat16``); ``None``: the dtype the model was loaded to compute in
-        (:func:`~sc_llm.core.llm.loading.compute_dtype`), fp32 for a model loaded elsewhere.
+        (``sc_llm.core.llm.loading.compute_dtype``), fp32 for a model loaded elsewhere.
     progress
         Show a progress bar.
 
