@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _machine import machine_line
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -118,6 +119,7 @@ def bench_infinity(sets: dict, servers, exe: str, work: Path) -> None:
 
 
 def main() -> None:
+    print(machine_line())
     parser = argparse.ArgumentParser()
     parser.add_argument("--n-cells", type=int, default=100)
     parser.add_argument("--n-genes", type=int, default=32)
@@ -128,7 +130,7 @@ def main() -> None:
     import sc_llm as sl
 
     torch.set_num_threads(1)  # as the servers
-    print(f"CPU: {os.cpu_count()} logical CPUs, load average {os.getloadavg()[0]:.1f}; 1 thread everywhere")
+    print("1 thread everywhere")
     base = sl.datasets.pbmc68k_reduced()[: args.n_cells].copy()
     sets = {}
     for label, n in ((f"{args.n_genes} genes", args.n_genes), ("all genes", None)):

