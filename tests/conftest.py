@@ -44,11 +44,13 @@ def _cpu_without_native_bf16():
 
     CPUs differ: on one with AVX-512 BF16 or AMX the default would be bf16 autocast. Tests of that path
     (``tests/core/base/test_device.py``, the ``precision`` tests) turn the capability on themselves.
+    Subprocesses, notebook kernels and Ray workers get the same through ``SC_LLM_CPU_BF16=0``.
     """
     from sc_llm.core.base import device
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(device, "cpu_native_bf16", lambda: False)
+        patch.setenv(device.ENV_CPU_BF16, "0")
         yield
 
 

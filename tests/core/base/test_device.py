@@ -18,6 +18,25 @@ def test_native_bf16_rule_reads_capabilities_then_cpuinfo():
     assert D.native_bf16(None, ["fpu", "avx512_bf16"]) and not D.native_bf16(None, ["avx2", "fma"])
 
 
+def test_sc_llm_cpu_bf16_overrides_what_the_cpu_is_read_to_have():
+    """The real reader (the tests patch it in-process), in a fresh interpreter as a subprocess or Ray worker runs it."""
+    import subprocess
+    import sys
+
+    script = (
+        "import os; from sc_llm.core.base.device import cpu_native_bf16 as f, ENV_CPU_BF16 as E\n"
+        "out = []\n"
+        "for v in ('0', '1', ' 1 ', 'yes'):\n"
+        "    os.environ[E] = v\n"
+        "    try: out.append(f.__wrapped__())\n"
+        "    except ValueError as e: out.append(str(e))\n"
+        "print(out)"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    expected = [False, True, True, "SC_LLM_CPU_BF16='yes': set it to 0 (no native bf16: fp32 defaults) or 1, or unset it."]
+    assert done.stdout.strip() == repr(expected)
+
+
 @pytest.mark.parametrize("native", [True, False])
 def test_auto_follows_the_cpu_and_aliases_name_the_same_dtypes(monkeypatch, native):
     monkeypatch.setattr(D, "cpu_native_bf16", lambda: native)

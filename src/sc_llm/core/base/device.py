@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ _ALIASES = {
     "fp16": "float16",
 }
 DTYPES = tuple(_ALIASES)
+ENV_CPU_BF16 = "SC_LLM_CPU_BF16"  # 0 or 1: overrides what the CPU is read to have
 
 # Where bf16 autocast pays on a CPU with native bf16, measured by benchmarks/bench_precision.py (2-core AMD EPYC,
 # AVX-512 BF16): a transformer encoding batches ~2.5x (MiniLM, cosine ≥ 0.9999) and fine-tuning 1.3-1.6x per
@@ -66,7 +68,16 @@ def cpu_native_bf16() -> bool:
     """Whether this CPU multiplies bf16 matrices natively (AVX-512 BF16, AMX-BF16, Arm BF16); ``False`` if unsure.
 
     Asked of PyTorch (``torch.cpu.get_capabilities()``, PyTorch ≥ 2.7), else of ``/proc/cpuinfo``'s flags.
+    The environment variable ``SC_LLM_CPU_BF16`` overrides the answer (``0``: treat the CPU as having no
+    native bf16, so the default is fp32 everywhere; ``1``: as having it); it reaches subprocesses and Ray
+    workers, so machines with different CPUs can be made to compute alike.
     """
+    override = os.environ.get(ENV_CPU_BF16, "").strip()
+    if override:
+        if override not in ("0", "1"):
+            msg = f"{ENV_CPU_BF16}={override!r}: set it to 0 (no native bf16: fp32 defaults) or 1, or unset it."
+            raise ValueError(msg)
+        return override == "1"
     try:
         import torch
 
