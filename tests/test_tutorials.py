@@ -19,7 +19,8 @@ def _parameters_cell(nb):
 SECOND = TUTORIALS / "02_perturbation_yardstick.ipynb"
 # Tutorials committed with their executed outputs and figures (run on the full data), so readers see the results;
 # all others are stored without outputs.
-STORED_EXECUTED = {SECOND.name}
+GENE_KNOWLEDGE = TUTORIALS / "06_gene_knowledge.ipynb"
+STORED_EXECUTED = {SECOND.name, GENE_KNOWLEDGE.name}
 
 
 @pytest.mark.parametrize("path", sorted(TUTORIALS.glob("*.ipynb")), ids=lambda p: p.name)
@@ -190,3 +191,39 @@ def test_tutorial_05_atlas_scale_runs_top_to_bottom(tmp_path, monkeypatch):
     assert diff < 1e-4  # the cached in-memory path gives the file job's numbers (same sentences, same shards)
     assert text[7].startswith("3 shard(s) computed, 0 already done, 40 cells")
     assert "same sentences as sl.tl.generate_cells: True" in text[8]
+
+
+@pytest.mark.slow
+def test_tutorial_06_gene_knowledge_runs_top_to_bottom(tmp_path, monkeypatch):
+    """The real MiniLM on the 765 gene texts of pbmc68k_reduced and a stratified 200-cell subset."""
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    nb = nbformat.read(GENE_KNOWLEDGE, as_version=4)
+    for cell in nb.cells:  # run from a clean state, as a reader would
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    params = _parameters_cell(nb)
+    params.source, n = re.subn(r"^n_cells = None\b", "n_cells = 200", params.source, flags=re.M)
+    assert n == 1, "the parameters cell should set `n_cells = None`"
+    nb.cells.append(
+        nbformat.v4.new_code_cell("import matplotlib.pyplot as plt\nprint('open figures:', len(plt.get_fignums()))")
+    )
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert not [o for c in code for o in c.outputs if o.output_type == "error"]
+    text = "".join(o.get("text", "") for c in code for o in c.outputs if o.output_type == "stream")
+    assert "751 of 765 genes have a text" in text
+    assert "texts embedded on the rerun: 0" in text  # the cache
+    check = "".join(o.get("text", "") for o in code[-1].outputs if o.output_type == "stream")
+    assert int(re.search(r"open figures: (\d+)", check).group(1)) >= 2  # the GO-term UMAP and the marker PCA
+    summary = "".join(o.get("text", "") for o in code[-2].outputs if o.output_type == "stream")
+    assert "40 held-out cells" in summary
+    for method in ("PCA 10-NN", "GenePT-w 10-NN"):
+        line = next(ln for ln in summary.splitlines() if ln.startswith(method))
+        accuracy, f1 = (float(v) for v in line[len(method) :].split())
+        assert 0.1 < accuracy <= 1.0 and 0.0 < f1 <= 1.0, line
+    assert (tmp_path / "gene_text_cache").is_dir()

@@ -75,6 +75,8 @@ def test_rerun_reads_everything_from_the_cache(small, tiny_st_dir, tmp_path):
     assert other.uns["gene_text"]["params"]["n_embedded"] == 751
     sub = sl.tl.gene_embeddings(small[:, :100].copy(), use_raw=False, **kw)  # another dataset's genes: from the cache
     assert sub.uns["gene_text"]["params"]["n_embedded"] == 0
+    with pytest.warns(UserWarning, match=r"Replacing the existing `adata\.raw\.varm\['X_gene_text'\]` and"):
+        sl.tl.gene_embeddings(first, **kw)
 
 
 def test_copy_leaves_the_input_unchanged(small, tiny_st_dir):

@@ -80,6 +80,16 @@ def test_weights_from_raw_use_the_raw_gene_embeddings(with_gene_vectors, random_
         sl.tl.gene_text_embed(adata, use_raw=False)
 
 
+def test_same_genes_in_raw_and_var_share_their_gene_embeddings(with_gene_vectors, random_expression):
+    X = random_expression(seed=6)
+    adata, G, has_text = with_gene_vectors(X)
+    adata.raw = adata  # the same 30 genes: the vectors of .varm serve the weights read from .raw
+    with pytest.warns(UserWarning, match="express no gene"):
+        sl.tl.gene_text_embed(adata)
+    np.testing.assert_allclose(adata.obsm["X_genept_w"], reference(X, G, has_text), atol=1e-5)
+    assert adata.uns["genept_w"]["params"]["matrix"] == "raw.X"
+
+
 def test_layer_and_copy(with_gene_vectors, random_expression):
     X = random_expression(seed=3)
     adata, G, has_text = with_gene_vectors(X)

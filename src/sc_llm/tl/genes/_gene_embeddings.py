@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -80,6 +81,18 @@ def _check_coverage(texts: np.ndarray, where: str, source: str, gene_symbols: st
     return has_text
 
 
+def _warn_replacing(table: Any, where: str, key: str) -> None:
+    """Warn before replacing gene embeddings, naming where they are (``adata.raw.varm`` or ``adata.varm``)."""
+    present = [f"`{where}.varm[{key!r}]`"] if key in table.varm else []
+    present += [f"`{where}.var[{mask_key(key)!r}]`"] if mask_key(key) in table.var else []
+    if present:
+        warnings.warn(
+            f"Replacing the existing {' and '.join(present)}; pass another `key_added` to keep them.",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
 @doc_params()
 def gene_embeddings(
     adata: AnnData,
@@ -103,7 +116,7 @@ def gene_embeddings(
     """Embed every gene's description with a frozen text encoder, as GenePT does (Chen & Zou 2024).
 
     Each gene of the dataset is matched to a row of a gene table (by symbol, then case-insensitive symbol,
-    alias, Ensembl id: :func:`~sc_llm.datasets._gene_descriptions.match_genes`), its text is built from
+    alias, Ensembl id: ``match_genes`` of ``sc_llm.datasets._gene_descriptions``), its text is built from
     ``template`` (empty fields dropped cleanly) and embedded whole, as sentence-transformers does, pooled and
     normalised by the model's own configuration. Genes without a match (or with an empty text) get a **zero
     row** and ``False`` in the mask, never a made-up vector. Each distinct text is embedded once; with
@@ -126,7 +139,7 @@ def gene_embeddings(
         ``'human'`` or ``'mouse'``: the shipped table used when ``descriptions`` is ``None``.
     template
         The text of a gene, with ``{column}`` fields of the table (``{symbol}``, ``{name}``, ``{aliases}``,
-        ``{go_terms}``, ``{summary}``, …); see :func:`~sc_llm.datasets._gene_descriptions.gene_text`. The
+        ``{go_terms}``, ``{summary}``, …); see ``gene_text`` of ``sc_llm.datasets._gene_descriptions``. The
         default gives ``"CD14: CD14 molecule. GO: …"`` from the shipped table and adds the summary of a
         source that has one (``"CD14. <summary>"`` from a dict).
     gene_symbols
@@ -164,7 +177,7 @@ def gene_embeddings(
     ``adata.var[f'{key_added}_has_text']`` (or ``adata.raw.var``) : :class:`pandas.Series` of bool
         Which genes have a text.
     ``adata.uns[key_added without 'X_']['params']`` : :class:`dict`
-        ``model``, ``revision``, ``fingerprint`` (:func:`~sc_llm.core.base.identity.model_identity`),
+        ``model``, ``revision``, ``fingerprint`` (``core.base.identity.model_identity``),
         ``pooling``, ``normalize``, ``max_length``, ``dtype``, ``device``; ``template``, ``organism``,
         ``descriptions`` (the source), ``gene_symbols``, ``genes`` (``'var'`` or ``'raw.var'``); coverage:
         ``n_genes``, ``n_with_text``, ``coverage`` (their fraction), ``match`` (genes per kind of match:
@@ -183,7 +196,7 @@ def gene_embeddings(
     genes, source = _descriptions(descriptions, organism)
     texts, match = gene_texts(names, genes, template, ensembl_ids)
     has_text = _check_coverage(texts, where, source, gene_symbols)
-    check_writes(table, {"varm": [key_added], "var": [mask_key(key_added)]}, {})
+    _warn_replacing(table, where, key_added)
     check_writes(target, {"uns": [uns_key(key_added)]}, {})
 
     start = logg.info(

@@ -71,8 +71,14 @@ def _missing(adata: Any, key: str, table: Any, name: str) -> str:
 
 
 def read_gene_embeddings(adata: Any, key: str, *, raw: bool) -> GeneEmbeddings:
-    """Gene embeddings of ``adata.raw`` (``raw=True``) or of ``adata``, checked, with their parameters."""
+    """Gene embeddings of ``adata.raw`` (``raw=True``) or of ``adata``, checked, with their parameters.
+
+    Where ``.raw`` and ``.var`` hold the same genes in the same order, the embeddings of either serve both.
+    """
     table, name = (adata.raw, "adata.raw") if raw else (adata, "adata")
+    other = adata if raw else adata.raw
+    if key not in table.varm and other is not None and key in other.varm and other.var_names.equals(table.var_names):
+        table, name = other, "adata" if raw else "adata.raw"  # the same genes in the same order: the same vectors
     if key not in table.varm:
         raise KeyError(_missing(adata, key, table, name))
     where = f"{name}.varm[{key!r}]"
