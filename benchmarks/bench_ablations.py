@@ -19,11 +19,13 @@ import time
 
 import pandas as pd
 import scanpy as sc
+from _machine import machine_line
 
 import sc_llm as sl
 
 
 def main() -> int:
+    print(machine_line())
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cache", default="/tmp/sc_llm_bench_cache", help="embedding cache folder")
     parser.add_argument("--batch-size", type=int, default=32)

@@ -31,6 +31,7 @@ matplotlib.use("Agg")
 import numpy as np
 import pandas as pd
 import scanpy as sc
+from _machine import machine_line
 
 import sc_llm as sl
 
@@ -58,6 +59,7 @@ def embed_cached(adata, model: str, cache: Path) -> None:
 
 
 def main() -> int:
+    print(machine_line())
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cache", default="/tmp/sc_llm_bench_cache")
     parser.add_argument("--n-steps", type=int, default=16, help="integrated-gradients path steps")

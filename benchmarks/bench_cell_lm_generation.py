@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _machine import machine_line
 
 import sc_llm as sl
 from sc_llm.core.cell_lm.gene_vocab import GeneVocab, add_gene_tokens
@@ -89,6 +90,7 @@ def loop(net, tok, prompts, vocab, end_ids, n_tokens):
 
 
 def main() -> None:
+    print(machine_line())
     ap = argparse.ArgumentParser()
     ap.add_argument("--n-cells", type=int, default=32)
     ap.add_argument("--n-genes", type=int, default=30)

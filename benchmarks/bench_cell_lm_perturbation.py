@@ -30,11 +30,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from _machine import machine_line
 
 import sc_llm as sl
 
 
 def main() -> None:
+    print(machine_line())
     ap = argparse.ArgumentParser()
     ap.add_argument("--n-genes", type=int, default=50)
     ap.add_argument("--max-steps", type=int, default=500)

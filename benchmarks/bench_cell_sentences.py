@@ -25,6 +25,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # the peer draws a progress bar per 
 import anndata as ad
 import numpy as np
 import pandas as pd
+from _machine import machine_line
 from scipy import sparse
 
 
@@ -67,6 +68,7 @@ def same_order_up_to_ties(X: sparse.csr_matrix, names: np.ndarray, ours: list[st
 
 
 def main() -> None:
+    print(machine_line())
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", type=int, default=20_000)
     parser.add_argument("--genes", type=int, default=20_000)

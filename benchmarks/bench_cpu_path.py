@@ -27,6 +27,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import numpy as np
+from _machine import machine_line
 
 CONTEXTS = (128, 64, 32)
 
@@ -119,6 +120,7 @@ def token_budget_rows(adata, kw: dict, batch_size: int) -> None:
 
 
 def main() -> None:
+    print(machine_line())
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", type=int, default=None, help="random subset of cells (default: all 700)")
     parser.add_argument("--batch-size", type=int, default=32)

@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _machine import machine_line
+
 
 def smollm2_folder(layers: int, out: Path) -> Path:
     """SmolLM2-135M's config (``layers`` decoder layers) and tokenizer from the GGUF, random weights, saved."""
@@ -86,6 +88,7 @@ def run_mode(args) -> dict:
 
 
 def main() -> None:
+    print(machine_line())
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layers", type=int, default=6)
     parser.add_argument("--n-genes", type=int, default=100)

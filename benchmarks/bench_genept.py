@@ -1,6 +1,6 @@
 """Gene knowledge as text (issue 23): GenePT gene embeddings, GenePT-w cells, and the scMPT fusion with them.
 
-Subcommands (each prints the CPU model and whether it has ``avx512_bf16``):
+Subcommands (each prints ``benchmarks/_machine.py``'s line first: CPU model, ``avx512_bf16`` and other flags, load):
 
 - ``timing``: embed all 65,087 human gene descriptions of ``sl.datasets.gene_descriptions`` with
   ``sl.tl.gene_embeddings`` into an empty cache (time, peak RSS), rerun it (the cache hit: time, texts
@@ -40,6 +40,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import scanpy as sc
+from _machine import machine_line
 
 import sc_llm as sl
 
@@ -62,13 +63,6 @@ VARIANTS = {
     "gw_mpnet": {"model": "mpnet"},  # gene texts embedded with all-mpnet-base-v2 (--mpnet)
 }
 GAIN = 0.01
-
-
-def cpu_line() -> str:
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    model = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), "unknown")
-    n = sum(1 for ln in info.splitlines() if ln.startswith("processor"))
-    return f"CPU: {model}, {n} logical cores, avx512_bf16: {'yes' if 'avx512_bf16' in info else 'no'}"
 
 
 def default_model() -> str:
@@ -343,7 +337,7 @@ def main() -> None:
     args = parser.parse_args()
     args.model = args.model or default_model()
     args.cache = Path(args.cache)
-    print(cpu_line())
+    print(machine_line())
     print(f"model: {args.model}")
     if args.command == "timing":
         timing(args.model, args.cache, args.peer_n, args.batch_size)

@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import scanpy as sc
-from bench_genept import DEFAULT_CACHE, cpu_line, default_model
+from _machine import machine_line
+from bench_genept import DEFAULT_CACHE, default_model
 from scipy import sparse
 
 import sc_llm as sl
@@ -154,7 +155,7 @@ def main() -> None:
     parser.add_argument("--cache", default=DEFAULT_CACHE)
     args = parser.parse_args()
     model = args.model or default_model()
-    print(cpu_line())
+    print(machine_line())
     warnings.filterwarnings("ignore", category=FutureWarning)
     data = {}
     if "kang_ct" in args.tasks:

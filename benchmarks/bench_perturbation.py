@@ -21,6 +21,7 @@ from pathlib import Path
 import anndata as ad
 import numpy as np
 import pandas as pd
+from _machine import machine_line
 
 import sc_llm as sl
 
@@ -95,6 +96,7 @@ def summary(per: pd.DataFrame) -> pd.DataFrame:
 
 
 def main() -> None:
+    print(machine_line())
     parser = argparse.ArgumentParser()
     parser.add_argument("--scgen-python", help="interpreter of an environment with pertpy (scGen); omit to skip")
     parser.add_argument("--scgen-epochs", type=int, default=100)

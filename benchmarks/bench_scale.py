@@ -30,6 +30,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import numpy as np
+from _machine import machine_line
 
 CLI = "import sys; from sc_llm.cli import main; sys.exit(main(sys.argv[1:]))"
 
@@ -336,6 +337,7 @@ def cmd_project(args, measured: dict) -> None:
 
 
 def main() -> None:
+    print(machine_line())
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("what", choices=["kill", "engines", "project", "gpu"])
     p.add_argument("--batch-size", type=int, default=256)

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _machine import machine_line
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -172,6 +173,7 @@ def memory(work: Path, n_cells: int, n_genes: int, nnz_per_cell: int, in_memory:
 
 
 def main() -> None:
+    print(machine_line())
     if len(sys.argv) > 1 and sys.argv[1] == "--_write":
         path, genes, n_cells, n_genes, nnz = sys.argv[2:]
         _write_atlas(Path(path), json.loads(genes), int(n_cells), int(n_genes), int(nnz))

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import scanpy as sc
+from _machine import machine_line
 
 import sc_llm as sl
 
@@ -136,6 +137,7 @@ def _ok(flag: bool) -> str:
 
 
 def main() -> None:
+    print(machine_line())
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kang", default=None, help="Kang 2018 h5ad (default: the copy shipped with sc_llm)")
     parser.add_argument("--seeds", type=int, default=5, help="number of seeds (splits and training runs)")

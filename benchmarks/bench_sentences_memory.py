@@ -25,6 +25,8 @@ import threading
 import time
 from pathlib import Path
 
+from _machine import machine_line
+
 GB = 1024**3
 
 
@@ -139,6 +141,7 @@ def child(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
+    print(machine_line())
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", type=int, default=1_000_000)
     parser.add_argument("--genes", type=int, default=20_000)

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from _machine import machine_line
+
 
 def _import_pertpy_scgen():
     # pertpy 1.0.3 imports `multipletests` from a statsmodels module that newer statsmodels no longer re-exports
@@ -22,6 +24,7 @@ def _import_pertpy_scgen():
 
 
 def main() -> None:
+    print(machine_line())
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", required=True)
     parser.add_argument("--out", required=True)

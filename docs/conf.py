@@ -60,7 +60,7 @@ nitpicky = True
 # myst / myst-nb
 myst_enable_extensions = ["colon_fence", "dollarmath", "deflist"]
 myst_heading_anchors = 3
-nb_execution_mode = "off"
+nb_execution_mode = "off"  # the tutorials are stored executed (scripts/execute_tutorials.py): pages show their outputs
 nb_output_stderr = "remove"
 
 # Links into other projects' docs need their inventories from the network: on for Read the Docs or when

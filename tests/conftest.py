@@ -12,6 +12,22 @@ import pytest
 from scipy import sparse
 
 
+def pytest_configure(config):
+    """Register tests/servers.py (real OpenAI-compatible servers as fixtures); ``--import-mode=importlib`` puts no
+    test folder on ``sys.path``, so it is loaded from its file."""
+    import importlib.util
+    import sys
+
+    name = "sc_llm_test_servers"
+    if config.pluginmanager.has_plugin(name):
+        return
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("servers.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    config.pluginmanager.register(module, name)
+
+
 def pytest_collection_modifyitems(config, items):
     import torch
 
@@ -20,6 +36,20 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "gpu" in item.keywords:
                 item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cpu_without_native_bf16():
+    """Tests run the CPU default of a CPU without native bf16 (fp32), whatever machine runs them.
+
+    CPUs differ: on one with AVX-512 BF16 or AMX the default would be bf16 autocast. Tests of that path
+    (``tests/core/base/test_device.py``, the ``precision`` tests) turn the capability on themselves.
+    """
+    from sc_llm.core.base import device
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(device, "cpu_native_bf16", lambda: False)
+        yield
 
 
 @pytest.fixture(autouse=True)

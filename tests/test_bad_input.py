@@ -161,7 +161,7 @@ def test_case8_all_zero_embedding_rows_are_refused_by_knn(pbmc):
 
 # ------------------------------------------------------------------------------------------------------- case 9
 def test_case9_dtype_is_checked_and_recorded_as_computed(sentences_adata, tiny_bert_dir):
-    with pytest.warns(UserWarning, match="CUDA autocast only; computing in float32"):
+    with pytest.warns(UserWarning, match="'float16' is not computed on cpu; computing in float32"):
         sl.tl.embed(sentences_adata, model=str(tiny_bert_dir), key_added="X_h", dtype="float16", progress=False)
     assert sentences_adata.uns["h"]["params"]["dtype"] == "float32"
     with pytest.raises(ValueError, match="`dtype` must be one of"):

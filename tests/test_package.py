@@ -182,6 +182,24 @@ def test_no_format_skip_markers():
     assert not found, "remove these and run `ruff format`:\n" + "\n".join(found)
 
 
+def test_every_benchmark_says_which_machine_it_ran_on():
+    """Each script's ``main`` prints ``benchmarks/_machine.py``'s line (CPU model, ISA flags, load) first."""
+    silent = []
+    for path in sorted((ROOT / "benchmarks").glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        tree = ast.parse(path.read_text())
+        main = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "main"), None)
+        calls = (
+            {n.func.id for n in ast.walk(main) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+            if main
+            else set()
+        )
+        if not calls & {"machine_line", "cpu_line"}:
+            silent.append(path.name)
+    assert not silent, f"print(machine_line()) in main() of: {silent}"
+
+
 PACKAGE = ROOT / "src" / "sc_llm"
 MAX_MODULES_PER_FOLDER = 12
 

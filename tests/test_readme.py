@@ -14,6 +14,24 @@ def python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
 
 
+def test_readme_figures_exist_and_come_from_tagged_tutorial_cells():
+    """The README shows stored figures (``scripts/readme_figures.py``), each from a tagged tutorial cell."""
+    import nbformat
+
+    shown = re.findall(r"!\[[^\]]*\]\((docs/_static/readme/([\w-]+)\.png)\)", README.read_text())
+    assert len(shown) >= 3
+    tags = {
+        tag.split(":", 1)[1]
+        for path in (README.parent / "tutorials").glob("*.ipynb")
+        for cell in nbformat.read(path, as_version=4).cells
+        for tag in cell.metadata.get("tags", [])
+        if tag.startswith("readme-figure:")
+    }
+    for path, name in shown:
+        assert (README.parent / path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
+        assert name in tags, f"no tutorial cell tagged readme-figure:{name}"
+
+
 def test_readme_has_python_blocks_and_one_scgpt_placeholder():
     blocks = python_blocks()
     assert len(blocks) >= 4

@@ -95,6 +95,9 @@ def check_batching(batch_size: int, token_budget: int | None, *, scgpt: bool) ->
 
 
 # ---------------------------------------------------------------------------------------------- gene names
+_NOT_PRINTABLE_ASCII = re.compile(r"[^!-~\n]|\n\n|^\n|\n$")  # a space, a non-ASCII character, or an empty name
+
+
 def _invisible(name: str) -> bool:
     return any(c.isspace() or unicodedata.category(c) in {"Cf", "Cc", "Zs", "Zl", "Zp"} for c in name)
 
@@ -109,7 +112,9 @@ def check_gene_names(names: np.ndarray, where: str) -> np.ndarray:
     """
     names = np.asarray(names, dtype=object)
     text = pd.Index([str(n) for n in names])
-    bad = [n for n in text if not n or _invisible(n)]
+    # fast path: visible ASCII only (one regex over all names joined); else each non-ASCII name char by char
+    suspects = text if _NOT_PRINTABLE_ASCII.search("\n".join(text)) else [n for n in text if not n]
+    bad = [n for n in suspects if not n or _invisible(n)]
     if bad:
         msg = (
             f"{len(bad)} gene name(s) of {where} are empty or contain whitespace or invisible characters, which "

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
 
 _DATA_DIR = Path(__file__).with_name("data")
 KANG2018_FILE = _DATA_DIR / "kang2018_ifnb_pbmc.h5ad"
-"""scGen's preprocessed Kang et al. (2018) IFN-β PBMC data, shipped with the package (2.8 MB; rewritten with anndata 0.12, so it reads without format warnings)."""
+"""scGen's preprocessed Kang et al. (2018) IFN-β PBMC data, shipped with the package (2.8 MB, anndata 0.12)."""
 
 
 def pbmc68k_reduced() -> AnnData:

@@ -63,6 +63,7 @@ def run_text_job(
     kw = {"revision": None, "device": None, "max_length": None, "dtype": None, "prefix": None}
     kw |= {"trust_remote_code": False, **(encoder_kwargs or {})}
     kw["device"] = options.device(kw["device"])
+    kw["dtype"] = options.dtype(kw["device"], kw["dtype"])
     model_ident, dim = text_model_identity(model, kw["revision"], kw["trust_remote_code"])
     params = {"batch_size": batch_size, **{k: kw[k] for k in ("max_length", "device", "dtype", "prefix")}}
     params["trust_remote_code"] = kw["trust_remote_code"]
@@ -116,7 +117,8 @@ def run_scgpt_job(
         msg = f"Need batch_size >= 1, max_length >= 2 and seed >= 0; got {batch_size}, {max_length}, {seed}."
         raise ValueError(msg)
     dev = options.device(device)
-    enc = ScGPTEncoder(model, device="cpu", dtype=dtype)  # reads args.json and vocab.json only
+    dtype = options.dtype(dev, dtype)
+    enc = ScGPTEncoder(model, device="cpu", dtype="float32")  # reads args.json and vocab.json only
     genes = enc.match_genes(list(gene_names))
     n_bins = enc.config.n_bins if n_bins is None else n_bins
     params = {"batch_size": batch_size, "max_length": max_length, "n_bins": n_bins, "seed": seed}

@@ -46,6 +46,7 @@ def generate_cells(
     seed: int = 0,
     batch_size: int = 16,
     device: str | None = None,
+    dtype: str | None = None,
     shard_size: int = DEFAULT_SHARD_SIZE,
     engine: Literal["local", "ray"] = "local",
     num_workers: int = 2,
@@ -70,6 +71,9 @@ def generate_cells(
         As in :func:`sc_llm.tl.generate_cells`.
     device
         Device of each worker's model (``None``: CUDA, then MPS, then CPU locally; CUDA on Ray GPU workers).
+    dtype
+        Compute precision of each worker's model (``None``: the device's, see :func:`sc_llm.tl.embed`); resolved
+        once and recorded, so a resumed job computes as it started.
     shard_size, engine, num_workers, num_gpus_per_worker, max_retries, overwrite, progress
         As in :func:`sc_llm.jobs.embed`.
 
@@ -89,10 +93,18 @@ def generate_cells(
     folder, model_ident = cell_lm_identity(model, "conditional_generation", list(names))
     sampling = sampling_options(n_genes, do_sample, temperature, top_k, top_p, seed, batch_size)
     inputs = {"n_cells": len(types), "cell_types": list(names), "codes_sha256": codes_hash(codes)}
-    identity = job_identity("generate/cells", model_ident, {**sampling, "device": device}, inputs)
+    dtype = options.dtype(options.device(device), dtype)
+    identity = job_identity("generate/cells", model_ident, {**sampling, "device": device, "dtype": dtype}, inputs)
     keys = np.arange(len(types), dtype=np.uint64)
     task = SentenceGenerationTask(
-        folder, "conditional_generation", codes.astype(np.int32), list(names), keys, device=device, **sampling
+        folder,
+        "conditional_generation",
+        codes.astype(np.int32),
+        list(names),
+        keys,
+        device=device,
+        dtype=dtype,
+        **sampling,
     )
     outputs = generation_outputs(sampling["n_genes"])
     what = f"generating with the cell LM {folder!r}"

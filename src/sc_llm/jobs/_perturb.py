@@ -36,6 +36,7 @@ def predict_perturbation(
     seed: int = 0,
     batch_size: int = 16,
     device: str | None = None,
+    dtype: str | None = None,
     shard_size: int = DEFAULT_SHARD_SIZE,
     engine: Literal["local", "ray"] = "local",
     num_workers: int = 2,
@@ -71,6 +72,9 @@ def predict_perturbation(
         Genes per sentence (prompt and answer) and generation settings (greedy by default).
     device
         Device of each worker's model (``None``: CUDA, then MPS, then CPU locally; CUDA on Ray GPU workers).
+    dtype
+        Compute precision of each worker's model (``None``: the device's, see :func:`sc_llm.tl.embed`); resolved
+        once and recorded, so a resumed job computes as it started.
     shard_size, engine, num_workers, num_gpus_per_worker, max_retries, overwrite, progress
         As in :func:`sc_llm.jobs.embed`.
 
@@ -103,7 +107,8 @@ def predict_perturbation(
     inputs = {"name": Path(input).name, "n_obs": len(obs_names), "obs_names_sha256": hash_strings(obs_names)}
     inputs |= {"cell_type_key": cell_type_key, "cell_types": list(names), "codes_sha256": codes_hash(codes)}
     inputs |= {"genes_sha256": None if reader.from_obs else hash_strings(cells.gene_names(gene_symbols))}
-    params = {**sampling, "perturbation": perturbation, "device": device}
+    dtype = options.dtype(options.device(device), dtype)
+    params = {**sampling, "perturbation": perturbation, "device": device, "dtype": dtype}
     identity = job_identity("generate/perturbation", model_ident, params, {**inputs, **reader.params()})
     task = SentenceGenerationTask(
         folder,
@@ -114,6 +119,7 @@ def predict_perturbation(
         sentences=reader,
         perturbation=perturbation,
         device=device,
+        dtype=dtype,
         **sampling,
     )
     outputs = generation_outputs(sampling["n_genes"])

@@ -64,6 +64,17 @@ class EngineOptions:
 
         return resolve_device(device).type
 
+    def dtype(self, device: str, dtype: Any) -> str:
+        """The compute dtype the workers run in, resolved here and recorded: a job never resumes in another."""
+        import torch
+
+        from ..core.base.device import autocast_dtype, dtype_name, precision_name
+
+        dev = torch.device(device)
+        if dev.type == "cuda" and not torch.cuda.is_available():  # Ray GPU workers, decided on their machine
+            return precision_name(dtype)
+        return dtype_name(autocast_dtype(dev, dtype))
+
     def as_dict(self) -> dict[str, Any]:
         """The options as keyword arguments (e.g. for another job)."""
         return asdict(self)

@@ -50,7 +50,7 @@ def _named_predictions(predictions: Any) -> dict[str, AnnData]:
 
 
 def _real_cells(adata, *, condition_key, control, perturbation, cell_type_key, cell_type):
-    from ..tl.perturbation._perturb import condition_masks
+    from ..tl.perturbation._inputs import condition_masks
 
     is_ctrl, is_pert = condition_masks(adata, condition_key, control, perturbation)
     if cell_type is not None:

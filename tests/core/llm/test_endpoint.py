@@ -2,12 +2,13 @@
 
 import importlib.util
 import json
+import time
 from pathlib import Path
 
 import pytest
 
 from sc_llm.core.llm.choice import generate_answers
-from sc_llm.core.llm.endpoint import ChatEndpoint, ResponseCache
+from sc_llm.core.llm.endpoint import ChatEndpoint, EndpointError, ResponseCache
 from sc_llm.core.llm.loading import load_causal_lm
 from sc_llm.core.llm.rerank_prompts import RERANK
 
@@ -89,8 +90,9 @@ def test_retries_are_bounded_then_raise_or_skip(server, tmp_path):
     import openai
 
     server.faults.extend(["500"] * 3)
-    with pytest.raises(openai.InternalServerError):
+    with pytest.raises(EndpointError) as info:
         _endpoint(server, tmp_path).complete(CHATS[:1])
+    assert isinstance(info.value.cause, openai.InternalServerError) and info.value.__cause__ is info.value.cause
     assert len(server.requests) == 3  # one attempt + max_retries=2
     server.faults.extend(["timeout"] * 3)
     texts, stats = _endpoint(server, tmp_path, max_concurrency=1).complete(CHATS, on_error="skip")
@@ -141,3 +143,61 @@ def test_none_drops_a_default_parameter(server):
     endpoint.complete(CHATS[:1])
     body = server.requests[-1]["body"]
     assert "temperature" not in body and "max_tokens" not in body and body["max_completion_tokens"] == 4
+
+
+# what the server did, what the error must say about it, and the client's exception kept as the cause
+FAILURES = {
+    "500": ("HTTP 500 (server error)", "InternalServerError"),
+    "bad_json": ("HTTP 200 with a body that is not valid JSON", "JSONDecodeError"),
+    "html": ("HTTP 200 but with a body that is not JSON: '<html><body><h1>502 Bad Gateway", "BadResponseError"),
+    "timeout": ("no answer within the 0.5 s timeout", "APITimeoutError"),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(FAILURES))
+def test_a_failing_server_ends_in_one_clear_error(server, tmp_path, fault):
+    """Non-JSON, a 500 or a hang: one EndpointError naming the URL, the status, the retries, the cache, 'skip'."""
+    server.faults.extend([None, fault, fault, fault])  # the first request is answered, the second never
+    with pytest.raises(EndpointError) as info:
+        _endpoint(server, tmp_path, max_concurrency=1).complete(CHATS)
+    error, (what, cause) = info.value, FAILURES[fault]
+    message = str(error)
+    assert not isinstance(error, json.JSONDecodeError) and type(error.cause).__name__ == cause
+    assert f"The endpoint {server.base_url} (model 'tiny') failed: {what}" in message
+    assert "after 3 attempt(s) (2 retries; max_retries=2)" in message
+    assert f"1 of 2 requests of this call have their answer in the cache {tmp_path}; rerun the same call" in message
+    assert "on_error='skip'" in message and SECRET not in message
+    assert error.url == server.base_url and error.attempts == 3
+    assert error.status == {"500": 500, "timeout": None}.get(fault, 200)
+    # the answered request is in the cache: a rerun asks only for the other one
+    texts, stats = _endpoint(server, tmp_path).complete(CHATS)
+    assert stats.cache_hits == 1 and stats.requests == 1 and all(t is not None for t in texts)
+
+
+def test_without_a_cache_the_error_says_how_to_keep_answers(server):
+    server.faults.extend(["500"] * 3)
+    with pytest.raises(EndpointError, match=r"no cache_dir was set, so they are not kept: pass cache_dir="):
+        _endpoint(server).complete(CHATS[:1])
+
+
+def test_the_first_failure_stops_the_other_requests(server, tmp_path):
+    """With 2 in flight and a long backoff, the call ends at the first failure instead of waiting out retries."""
+    server.faults.extend(["500"] * 40)
+    chats = [RERANK.messages(f"GENE{i} CD3D", candidates=["CD4 T cells", "B cells"]) for i in range(8)]
+    endpoint = _endpoint(server, tmp_path, max_concurrency=2, max_retries=3, backoff=0.2)
+    start = time.perf_counter()
+    with pytest.raises(EndpointError, match="failed: HTTP 500") as info:
+        endpoint.complete(chats)
+    # one request waited 0.2 + 0.4 + 0.8 s (± 25 %) before giving up; the other stopped with it, the rest never left
+    assert time.perf_counter() - start < 3.5
+    assert info.value.attempts == 4 and len(server.requests) <= 2 * 4
+    time.sleep(0.1)
+    assert len(server.requests) <= 2 * 4  # and nothing was sent after the error
+
+
+def test_a_rejected_model_is_not_retried_and_not_skippable(server, tmp_path):
+    server.faults.append("404")
+    with pytest.raises(EndpointError, match=r"failed: HTTP 404 \(The model `nope` does not exist.\)") as info:
+        _endpoint(server, tmp_path).complete(CHATS[:1], on_error="skip")
+    assert info.value.attempts == 1 and not info.value.skippable and len(server.requests) == 1
+    assert "neither retried nor skipped: check the model name" in str(info.value)

@@ -22,11 +22,17 @@ def test_load_local_folder(request, fixture):
     assert logits.shape[:2] == batch["input_ids"].shape and logits.shape[2] >= len(tok)
 
 
-def test_reduced_precision_off_cuda_is_refused_and_fp32_used(tiny_causal_lm):
-    with pytest.warns(UserWarning, match="CUDA autocast only"):
+def test_on_a_cpu_weights_stay_fp32_and_the_compute_dtype_is_recorded(tiny_causal_lm):
+    from sc_llm.core.llm.loading import compute_dtype
+
+    with pytest.warns(UserWarning, match="'float16' is not computed on cpu"):
+        net, _ = load_causal_lm(tiny_causal_lm, device="cpu", dtype="float16")
+    assert compute_dtype(net) is None and all(p.dtype == torch.float32 for p in net.parameters())
+    with pytest.warns(UserWarning, match="without native bf16 instructions is emulated"):  # conftest: no native bf16
         net, _ = load_causal_lm(tiny_causal_lm, device="cpu", dtype="bfloat16")
-    assert net.dtype == torch.float32  # the package's device policy: what is reported is what is computed
-    assert all(p.dtype == torch.float32 for p in net.parameters())
+    assert compute_dtype(net) == torch.bfloat16 and all(p.dtype == torch.float32 for p in net.parameters())
+    net, _ = load_causal_lm(tiny_causal_lm, device="cpu")
+    assert compute_dtype(net) is None  # the default on a CPU without native bf16: fp32
 
 
 def test_keeps_an_existing_pad_token(tiny_causal_lm, tmp_path):

@@ -170,6 +170,7 @@ class GenerationResult:
     n_valid: np.ndarray
     n_new_tokens: int
     seconds: float
+    dtype: str = "float32"  # the precision the sentences were computed in
 
     @property
     def valid_share(self) -> float:
@@ -248,13 +249,14 @@ def generate_sentences(
     progress: bool = False,
     max_new_tokens: int | None = None,
     generate_kwargs: dict[str, Any] | None = None,
+    dtype: Any = None,
 ) -> GenerationResult:
     """Generate one cell sentence per prompt (token ids), batched with left padding and a KV cache.
 
     Parameters
     ----------
     model, tokenizer
-        From :func:`~sc_llm.core.llm.loading.load_causal_lm` (or any causal LM and its tokenizer).
+        From ``sc_llm.core.llm.loading.load_causal_lm`` (or any causal LM and its tokenizer).
     prompts
         Prompt token ids, one list per sentence to generate.
     vocab
@@ -278,11 +280,16 @@ def generate_sentences(
         Token limit per sentence (default: enough for ``max_genes`` of the longest genes and the end token).
     generate_kwargs
         Further arguments of ``model.generate`` (e.g. ``min_new_tokens`` for fixed-length benchmarks).
+    dtype
+        Compute precision (``sc_llm.core.base.device.autocast_dtype``); ``None``: the one the model was loaded
+        to compute in (``sc_llm.core.llm.loading.compute_dtype``). The result's ``dtype`` says which ran.
     """
     import torch
     from tqdm.auto import tqdm
     from transformers import LogitsProcessorList
 
+    from ..base.device import autocast, autocast_dtype, dtype_name
+    from ..llm.loading import compute_dtype
     from .sampling import CellSampler
 
     trie = GeneTrie(vocab)
@@ -296,7 +303,9 @@ def generate_sentences(
     genes: list[list[str]] = [[] for _ in prompts]
     n_words = np.zeros(len(prompts), dtype=np.int64)
     n_tokens, start = 0, time.perf_counter()
-    with torch.inference_mode():
+    amp_dtype = compute_dtype(model) if dtype is None else autocast_dtype(device, dtype, work="generate")
+    amp = autocast(device, amp_dtype)
+    with torch.inference_mode(), amp:
         for idx in tqdm(_batches(prompts, batch_size), disable=not progress, desc="generating", unit="batch"):
             ids, mask = _left_pad([prompts[i] for i in idx], tokenizer.pad_token_id, device)
             processors = LogitsProcessorList()
@@ -324,7 +333,8 @@ def generate_sentences(
                 genes[i], n_words[i] = parse_sentence(row, vocab, tokenizer, end_ids)
                 n_tokens += _n_generated(row, stop if constrained else end_ids)
     n_valid = np.array([len(g) for g in genes], dtype=np.int64)
-    return GenerationResult(genes, n_words, n_valid, n_tokens, time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    return GenerationResult(genes, n_words, n_valid, n_tokens, seconds, dtype=dtype_name(amp_dtype))
 
 
 def _n_generated(row: Sequence[int], end_ids: Sequence[int]) -> int:

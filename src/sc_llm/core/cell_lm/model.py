@@ -1,7 +1,7 @@
 """A cell language model: a causal LM, its gene vocabulary, prompt templates and sentence decoder together.
 
 :class:`CellLanguageModel` turns cell sentences (lists of gene names) and metadata into prompt/answer token
-ids, generates constrained sentences, fine-tunes through :func:`~sc_llm.core.finetune.engine.finetune_causal_lm`,
+ids, generates constrained sentences, fine-tunes through ``sc_llm.core.finetune.engine.finetune_causal_lm``,
 and saves/loads itself: ``cell_lm.json`` (base model reference, gene mode and genes, prompt templates, the
 fitted sentence decoder, training history) plus either a peft adapter (``adapter/``; the base is re-loaded
 from its reference) or full weights and tokenizer (``model/``; models built from scratch or fully fine-tuned).
@@ -77,9 +77,15 @@ class CellLanguageModel:
         max_length: int = 1024,
         seed: int = 0,
         device: Any = None,
+        dtype: Any = None,
     ) -> CellLanguageModel:
-        """A small random Llama with one token per gene, its text tokenizer trained on the filled prompts."""
-        from ..base.device import resolve_device
+        """A small random Llama with one token per gene, its text tokenizer trained on the filled prompts.
+
+        Weights are fp32; ``dtype`` (default: the device's, ``sc_llm.core.base.device.autocast_dtype``) is
+        the precision it generates in.
+        """
+        from ..base.device import autocast_dtype, resolve_device
+        from ..llm.loading import set_compute_dtype
 
         templates = templates or PromptTemplates()
         texts = _template_texts(templates, cell_types, perturbations)
@@ -92,7 +98,9 @@ class CellLanguageModel:
             max_length=max_length,
             seed=seed,
         )
-        return cls(net.to(resolve_device(device)).eval(), tok, vocab, templates=templates)
+        dev = resolve_device(device)
+        net = set_compute_dtype(net.to(dev).eval(), autocast_dtype(dev, dtype))
+        return cls(net, tok, vocab, templates=templates)
 
     # ----------------------------------------------------------------------------------------- tokens
     def _text_ids(self, text: str, *, first: bool) -> list[int]:
@@ -126,7 +134,7 @@ class CellLanguageModel:
 
     # ----------------------------------------------------------------------------------------- generation
     def generate(self, prompts: Sequence[Sequence[int]], *, max_genes: int, **kwargs) -> GenerationResult:
-        """:func:`~sc_llm.core.cell_lm.generation.generate_sentences` with this model's vocabulary and end tokens."""
+        """``sc_llm.core.cell_lm.generation.generate_sentences`` with this model's vocabulary and end tokens."""
         return generate_sentences(
             self.model, self.tokenizer, prompts, self.vocab, end_ids=self.end_ids, max_genes=max_genes, **kwargs
         )
@@ -147,11 +155,11 @@ class CellLanguageModel:
         """Prompt/answer token ids from cells given as gene lists.
 
         ``task='perturbation'`` pairs every non-``control`` cell (seeded) with a control cell of its type
-        (:func:`~sc_llm.core.cell_lm.pairs.pair_with_controls`; types without controls are dropped):
+        (``sc_llm.core.cell_lm.pairs.pair_with_controls``; types without controls are dropped):
         prompt = control sentence, cell type and the cell's condition as perturbation name; answer = its
         sentence. ``control_pairs=True`` adds identity examples: every control cell's sentence as the answer
         to another control cell of its type with ``control`` as the perturbation name
-        (:func:`~sc_llm.core.cell_lm.pairs.pair_within_controls`), so the model also learns the control cells of
+        (``sc_llm.core.cell_lm.pairs.pair_within_controls``), so the model also learns the control cells of
         types without perturbed cells. ``'conditional_generation'``: prompt = cell type, answer = the cell's
         sentence. Records what the model learns from (``self.labels``: the task, every cell type given, the
         perturbation names of the examples, the control), which generation checks its requests against.

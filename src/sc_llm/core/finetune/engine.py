@@ -106,7 +106,7 @@ def finetune_causal_lm(
     from ..base.device import autocast_dtype, dtype_name, resolve_device
 
     device = resolve_device(config.device)
-    amp_dtype = autocast_dtype(device, config.dtype)
+    amp_dtype = autocast_dtype(device, config.dtype, work="train")
     # adapter initialisation and dropout are seeded; the caller's RNG is restored after
     with torch_seeded(config.seed, device), cpu_threads(config.cpu_threads, device=device):
         model = _prepare_model(model, config, device, amp_dtype)

@@ -107,13 +107,16 @@ def generate_answers(
     import torch
     from tqdm.auto import tqdm
 
+    from ..base.device import autocast
+    from .loading import compute_dtype
+
     chat = uses_chat_template(tokenizer, chat_template)
     end = end_token_id(tokenizer, model)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else end
     device = next(model.parameters()).device
     prompts = [encode_prompt(tokenizer, m, chat=chat, cue=cue) for m in chats]
     texts: list[str] = []
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(device, compute_dtype(model)):
         for lo in tqdm(range(0, len(prompts), batch_size), desc="generating", disable=not progress):
             batch = prompts[lo : lo + batch_size]
             width = max(len(p) for p in batch)

@@ -1,97 +1,48 @@
-"""Chat completions from an OpenAI-compatible endpoint: concurrency limit, retries with backoff, a disk cache.
+"""Chat completions from an OpenAI-compatible endpoint (:class:`ChatEndpoint`), on the shared client core.
 
-Works with OpenAI, DeepSeek and any server speaking the same protocol (vLLM, llama.cpp's server, …). The API key
-is read from the environment when the client is built and handed to the ``openai`` client only: it is never an
-attribute of :class:`ChatEndpoint`, never in its ``repr``, logs or cache files. The cache keys on a hash of the
-messages, the model name, the base URL and the sampling parameters, and holds one JSON file per request,
-written atomically, so an interrupted or repeated run pays only for what it has not asked yet.
+Works with OpenAI, DeepSeek and any server speaking the same protocol (vLLM, llama.cpp's server,
+``transformers serve``, …). Concurrency, retries, the answer cache, the API key rules and the one error of a
+failed run are those of :mod:`sc_llm.core.llm.endpoint_client`; embeddings: :mod:`sc_llm.core.llm.embeddings`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import random
-import threading
-import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from ..base.atomic import write_json
-from ..base.deps import import_optional
+from .endpoint_client import (
+    API_KEY_ENV,
+    BASE_URL_ENV,
+    EndpointClient,
+    EndpointStats,
+    ResponseCache,
+    RunState,
+    resolve_base_url,
+)
+from .endpoint_errors import BadResponseError, EmptyResponseError, EndpointError, RefusedAnswerError
 
-BASE_URL_ENV = ("SC_LLM_OPENAI_BASE_URL", "OPENAI_BASE_URL")
-API_KEY_ENV = ("SC_LLM_OPENAI_API_KEY", "OPENAI_API_KEY")
-_NO_KEY = "no-key"  # local servers (vLLM, llama.cpp) accept any key; the client refuses an empty one
-
-
-def _first_env(names: Sequence[str]) -> str | None:
-    return next((os.environ[n] for n in names if os.environ.get(n)), None)
-
-
-def resolve_base_url(base_url: str | None) -> str | None:
-    """``base_url``, else ``$SC_LLM_OPENAI_BASE_URL``, else ``$OPENAI_BASE_URL``, else ``None`` (OpenAI's own)."""
-    return base_url or _first_env(BASE_URL_ENV)
-
-
-class EmptyResponseError(RuntimeError):
-    """The server answered, but with no choice to read (retried like a 5xx)."""
-
-
-@dataclass
-class EndpointStats:
-    """What a batch of requests cost: requests sent, cache hits, retries, failures, seconds."""
-
-    requests: int = 0
-    cache_hits: int = 0
-    retries: int = 0
-    failed: int = 0
-    seconds: float = 0.0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def add(self, **counts: int) -> None:
-        """Thread-safe increments."""
-        with self._lock:
-            for name, n in counts.items():
-                setattr(self, name, getattr(self, name) + n)
-
-    def to_dict(self) -> dict:
-        """Plain numbers for ``.uns``."""
-        return {k: getattr(self, k) for k in ("requests", "cache_hits", "retries", "failed", "seconds")}
+__all__ = [
+    "API_KEY_ENV",
+    "BASE_URL_ENV",
+    "BadResponseError",
+    "ChatEndpoint",
+    "EmptyResponseError",
+    "EndpointClient",
+    "EndpointError",
+    "EndpointStats",
+    "RefusedAnswerError",
+    "ResponseCache",
+    "resolve_base_url",
+]
 
 
-class ResponseCache:
-    """One JSON file per request under ``folder``, named by the request's SHA-256, written atomically."""
-
-    def __init__(self, folder: str | os.PathLike):
-        self.folder = Path(folder).expanduser()
-        self.folder.mkdir(parents=True, exist_ok=True)
-
-    @staticmethod
-    def key(request: dict) -> str:
-        """SHA-256 of the request's canonical JSON (messages, model, base URL, sampling parameters)."""
-        return hashlib.sha256(json.dumps(request, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-
-    def get(self, key: str) -> str | None:
-        """The cached answer text, or ``None`` (also for an unreadable file, which is then re-requested)."""
-        path = self.folder / f"{key}.json"
-        try:
-            return json.loads(path.read_text())["content"]
-        except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError):
-            return None
-
-    def put(self, key: str, request: dict, content: str) -> None:
-        """Write the answer (and the request, which holds no secret) to a temporary file, then rename it."""
-        data = {"request": request, "content": content}
-        write_json(self.folder / f"{key}.json", data, indent=None, sort_keys=False, ensure_ascii=False)
-
-
-class ChatEndpoint:
+class ChatEndpoint(EndpointClient):
     """Send chat requests to an OpenAI-compatible server.
+
+    A request that still fails after its retries (or fails in a way no retry mends: a bad model name, a bad
+    key) raises one :class:`~sc_llm.core.llm.endpoint_errors.EndpointError` naming the URL, what happened (the
+    HTTP status, a timeout, a broken connection, a body that is not JSON), the attempts made, how many answers
+    are in the cache and ``on_error='skip'``; the other requests in flight stop without retrying.
 
     Parameters
     ----------
@@ -120,104 +71,39 @@ class ChatEndpoint:
         OpenAI's o-series reasoning models, which reject both.
     """
 
-    def __init__(
-        self,
-        model: str,
-        *,
-        base_url: str | None = None,
-        api_key_env: Sequence[str] = API_KEY_ENV,
-        max_concurrency: int = 4,
-        timeout: float = 60.0,
-        max_retries: int = 4,
-        backoff: float = 1.0,
-        cache_dir: str | os.PathLike | None = None,
-        params: dict[str, Any] | None = None,
-    ):
-        openai = import_optional("openai", "llm", package="openai")
-        if max_concurrency < 1 or max_retries < 0 or timeout <= 0 or backoff < 0:
-            msg = "Need max_concurrency ≥ 1, max_retries ≥ 0, timeout > 0 and backoff ≥ 0."
-            raise ValueError(msg)
-        self.model, self.base_url = model, resolve_base_url(base_url)
-        self.max_concurrency, self.timeout = max_concurrency, timeout
-        self.max_retries, self.backoff = max_retries, backoff
+    def __init__(self, model: str, *, params: dict[str, Any] | None = None, **options: Any):
+        super().__init__(model, **options)
         merged = {"temperature": 0.0, "max_tokens": 512, **(params or {})}
         self.params = {k: v for k, v in merged.items() if v is not None}  # None drops a default
-        self.cache = ResponseCache(cache_dir) if cache_dir is not None else None
-        key = _first_env(api_key_env)
-        if key is None and self.base_url is None:
-            msg = (
-                f"No API key for OpenAI's API: set one of the environment variables {list(api_key_env)} "
-                "(it is read from there only), or pass `base_url=` for a server that needs none."
-            )
-            raise ValueError(msg)
-        self._openai = openai
-        self._client = openai.OpenAI(api_key=key or _NO_KEY, base_url=self.base_url, timeout=timeout, max_retries=0)
-        self._retryable = (
-            openai.RateLimitError,
-            openai.APITimeoutError,
-            openai.APIConnectionError,
-            openai.InternalServerError,
-            openai.APIResponseValidationError,
-            json.JSONDecodeError,
-            EmptyResponseError,
-        )
-        # a request the server rejects (too long, unprocessable) can be skipped; a bad key or model name cannot
-        self._skippable = (*self._retryable, openai.BadRequestError, openai.UnprocessableEntityError)
-        self.stats = EndpointStats()
 
     def __repr__(self) -> str:
         return f"ChatEndpoint(model={self.model!r}, base_url={self.base_url!r}, params={self.params!r})"
 
     def describe(self) -> dict:
         """What to record in ``.uns`` (no key, no client)."""
-        return {
-            "model": self.model,
-            "base_url": self.base_url or "https://api.openai.com/v1",
-            "params": dict(self.params),
-            "max_concurrency": self.max_concurrency,
-            "timeout": self.timeout,
-            "max_retries": self.max_retries,
-        }
-
-    def _wait(self, attempt: int, error: Exception) -> float:
-        response = getattr(error, "response", None)
-        retry_after = getattr(response, "headers", {}).get("retry-after") if response is not None else None
-        try:
-            if retry_after is not None:
-                return min(float(retry_after), 60.0)
-        except ValueError:
-            pass
-        return min(self.backoff * 2**attempt * random.uniform(0.75, 1.25), 60.0)
+        return super().describe() | {"params": dict(self.params)}
 
     def _ask(self, messages: list[dict]) -> str:
-        for attempt in range(self.max_retries + 1):
-            try:
-                response = self._client.chat.completions.create(model=self.model, messages=messages, **self.params)
-                if not getattr(response, "choices", None):
-                    msg = f"{self.model!r} answered without any choice"
-                    raise EmptyResponseError(msg)
-                return response.choices[0].message.content or ""
-            except self._retryable as e:
-                if attempt == self.max_retries:
-                    raise
-                self.stats.add(retries=1)
-                time.sleep(self._wait(attempt, e))
-        raise AssertionError  # unreachable: the loop returns or raises  # pragma: no cover
+        response = self._client.chat.completions.create(model=self.model, messages=messages, **self.params)
+        if isinstance(response, str):  # the client hands back a body that is not JSON (an HTML page) as text
+            msg = f"with a body that is not JSON: {' '.join(response.split())[:120]!r}"
+            raise BadResponseError(msg)
+        if not getattr(response, "choices", None):
+            msg = f"{self.model!r} answered without any choice"
+            raise EmptyResponseError(msg)
+        return response.choices[0].message.content or ""
 
-    def _one(self, messages: list[dict], on_error: str) -> str | None:
+    def _one(self, messages: list[dict], on_error: str, state: RunState) -> str | None:
         request = {"messages": messages, "model": self.model, "base_url": self.base_url, "params": self.params}
         key = ResponseCache.key(request) if self.cache else None
         if self.cache and (hit := self.cache.get(key)) is not None:
-            self.stats.add(cache_hits=1)
+            state.stats.add(cache_hits=1)
             return hit
-        self.stats.add(requests=1)
-        try:
-            content = self._ask(messages)
-        except Exception as e:
-            if on_error == "raise" or not isinstance(e, self._skippable):
-                raise
-            self.stats.add(failed=1)
+        state.stats.add(requests=1)
+        content = self._guarded(lambda: self._ask(messages), on_error, state)
+        if content is None:
             return None
+        state.stats.add(answered=1)
         if self.cache:
             self.cache.put(key, request, content)
         return content
@@ -227,29 +113,16 @@ class ChatEndpoint:
     ) -> tuple[list[str | None], EndpointStats]:
         """Answer texts in the order of ``conversations``; ``None`` for a failed request when ``on_error='skip'``.
 
-        With ``on_error='raise'`` the first request that still fails after its retries raises; answers received
-        before are in the cache, so the next run resumes there.
+        With ``on_error='raise'`` the first request that still fails after its retries raises an
+        :class:`~sc_llm.core.llm.endpoint_errors.EndpointError`; answers received before are in the cache, so
+        the next run resumes there.
         """
-        from tqdm.auto import tqdm
-
-        if on_error not in ("raise", "skip"):
-            msg = f"`on_error` must be 'raise' or 'skip', got {on_error!r}."
-            raise ValueError(msg)
-        self.stats = EndpointStats()
-        start = time.perf_counter()
-        answers: list[str | None] = [None] * len(conversations)
-        with (
-            ThreadPoolExecutor(max_workers=self.max_concurrency) as pool,
-            tqdm(total=len(conversations), desc=f"asking {self.model}", unit="request", disable=not progress) as bar,
-        ):
-            futures = {pool.submit(self._one, list(m), on_error): i for i, m in enumerate(conversations)}
-            try:
-                for future in as_completed(futures):
-                    answers[futures[future]] = future.result()
-                    bar.update(1)
-            except BaseException:
-                for f in futures:
-                    f.cancel()
-                raise
-        self.stats.seconds = time.perf_counter() - start
+        answers = self._run(
+            [list(m) for m in conversations],
+            self._one,
+            on_error=on_error,
+            progress=progress,
+            unit="request",
+            done=lambda stats: (stats.cache_hits + stats.answered, len(conversations), "requests"),
+        )
         return answers, self.stats

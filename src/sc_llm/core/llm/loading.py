@@ -96,6 +96,7 @@ def load_causal_lm(
     trust_remote_code: bool = False,
     device: Any = None,
     dtype: Any = None,
+    work: str = "generate",
 ) -> tuple[Any, Any]:
     """Load ``(model, tokenizer)`` of a causal LM, in eval mode, on ``device``, in the compute dtype.
 
@@ -113,11 +114,17 @@ def load_causal_lm(
     device
         ``None`` picks CUDA, then MPS, then CPU.
     dtype
-        ``None`` → bfloat16 on CUDA (float16 without bf16 support), float32 elsewhere; or a ``torch.dtype``/name.
+        ``None`` / ``'auto'``: bf16 on CUDA (fp16 without bf16 support) and on CPUs with native bf16, fp32
+        elsewhere (``sc_llm.core.base.device.autocast_dtype``); or ``'float32'``, ``'bfloat16'``,
+        ``'float16'``. On CUDA the weights are cast to it; on a CPU they stay fp32 and bf16 runs under autocast.
+    work
+        What the model will do, ``'generate'`` or ``'score'`` (candidate log-likelihoods): on a CPU the default
+        precision depends on it (``CPU_BF16_PAYS`` in ``sc_llm.core.base.device``).
 
     Returns
     -------
-    The model (``model.dtype`` is the dtype it computes in) and its tokenizer (left padding, a pad token).
+    The model (``compute_dtype()`` tells the dtype it computes in) and its tokenizer (left padding, a pad
+    token).
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -128,7 +135,9 @@ def load_causal_lm(
         model = str(Path(model).expanduser())
         check_local_folder(Path(model), gguf_file)
     device = resolve_device(device)
-    torch_dtype = autocast_dtype(device, dtype) or torch.float32
+    compute = autocast_dtype(device, dtype, work=work)
+    # on CUDA the weights are cast to the compute dtype; on a CPU they stay fp32 and bf16 runs under autocast
+    torch_dtype = (compute or torch.float32) if device.type == "cuda" else torch.float32
     kwargs: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code}
     if gguf_file is not None:
         kwargs["gguf_file"] = gguf_file
@@ -140,10 +149,21 @@ def load_causal_lm(
         if local:
             raise
         raise OSError(hub_offline_message(model)) from e
-    net = net.to(device=device, dtype=torch_dtype).eval()
+    net = set_compute_dtype(net.to(device=device, dtype=torch_dtype).eval(), compute)
     tokenizer = prepare_tokenizer(tokenizer)
     net.generation_config.pad_token_id = tokenizer.pad_token_id
     return net, tokenizer
+
+
+def set_compute_dtype(model, dtype):
+    """Record on ``model`` the dtype it computes in (``None``: fp32), read back by ``compute_dtype()``."""
+    model.sc_llm_compute_dtype = dtype
+    return model
+
+
+def compute_dtype(model):
+    """The dtype a causal LM loaded here computes in (``None``: fp32, or a model not loaded by sc_llm)."""
+    return getattr(model, "sc_llm_compute_dtype", None)
 
 
 def model_reference(model: str | os.PathLike, gguf_file: str | None = None, revision: str | None = None) -> dict:

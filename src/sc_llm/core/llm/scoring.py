@@ -147,7 +147,8 @@ def score_candidates(
     pad_id
         Any valid token id; padded positions are masked.
     dtype
-        Autocast dtype on CUDA (e.g. ``torch.bfloat16``); ``None`` computes in the model's dtype.
+        Autocast dtype (e.g. ``torch.bfloat16``); ``None``: the dtype the model was loaded to compute in
+        (``sc_llm.core.llm.loading.compute_dtype``), fp32 for a model loaded elsewhere.
     progress
         Show a progress bar.
 
@@ -167,6 +168,9 @@ def score_candidates(
     if any(len(p) == 0 for p in prompts) or any(len(c) == 0 for c in answers):
         msg = "Every prompt needs at least one token and at least one candidate."
         raise ValueError(msg)
+    from .loading import compute_dtype
+
+    dtype = compute_dtype(model) if dtype is None else dtype
     width = max((len(c) for c in answers), default=0)
     out = np.full((len(prompts), width), np.nan)
     order = np.argsort([len(p) for p in prompts], kind="stable")  # similar lengths together: less padding

@@ -56,7 +56,7 @@ class ScGPTEncoder:
         self.config = read_config(self.folder)
         self.vocab = read_vocab(self.folder, self.config.pad_token)
         self.device = resolve_device(device)
-        self.compute_dtype = autocast_dtype(self.device, dtype)
+        self.compute_dtype = autocast_dtype(self.device, dtype, work="scgpt")
         self._module = None
 
     @property
@@ -141,6 +141,6 @@ class ScGPTEncoder:
             "fingerprint": fingerprint_folder(self.folder),
             "input_emb_style": self.config.input_emb_style,
             "d_model": self.config.d_model,
-            "dtype": dtype_name(self.compute_dtype) if self.device.type == "cuda" else "float32",
+            "dtype": dtype_name(self.compute_dtype),
             "device": self.device.type,
         }

@@ -43,6 +43,7 @@ class SentenceGenerationTask:
     seed: int = 0
     batch_size: int = 16
     device: Any = None
+    dtype: Any = None
 
     def __post_init__(self):
         if self.task not in GENERATION_TASKS:
@@ -57,7 +58,7 @@ class SentenceGenerationTask:
         from ..cell_lm.model import CellLanguageModel
         from ..cell_lm.predict import generated_sentences, perturbed_sentences
 
-        lm = CellLanguageModel.load(self.model, device=self.device)
+        lm = CellLanguageModel.load(self.model, device=self.device, dtype=self.dtype)
         sampling = {"do_sample": self.do_sample, "temperature": self.temperature, "top_k": self.top_k}
         sampling |= {"top_p": self.top_p, "seed": self.seed, "batch_size": self.batch_size}
 

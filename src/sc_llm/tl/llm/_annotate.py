@@ -40,7 +40,7 @@ def _free_text(be: Backend, chats, template) -> tuple[list[str | None], dict]:
     from ...core.llm.choice import free_text_labels, generate_answers
 
     if be.name == "local":
-        model, tokenizer = be.load()
+        model, tokenizer = be.load(work="generate")
         texts = generate_answers(
             model,
             tokenizer,
@@ -164,6 +164,7 @@ def llm_annotate(
         index = result["index"]
         if backend == "local":
             scores, params["chat_template"] = result["scores"], result["chat_template"]
+            params["dtype"] = result["dtype"]
             values = pd.Categorical.from_codes(index, categories=cats)
         else:
             params["endpoint"] = result["endpoint"]

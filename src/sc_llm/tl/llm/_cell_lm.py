@@ -154,6 +154,7 @@ class CellLM(CellLanguageModel):
         temperature: float = 1.0,
         seed: int = 0,
         batch_size: int = 16,
+        dtype: Any = None,
         progress: bool = True,
     ) -> AnnData:
         """Predict every cell of ``adata`` (controls) after ``perturbation``: a new AnnData of predicted cells.
@@ -169,6 +170,9 @@ class CellLM(CellLanguageModel):
         do_sample, temperature, seed, batch_size, progress
             Generation settings (greedy by default). Sampled sentences derive from ``seed`` and each cell's
             ``obs`` name, so a cell gets the same sentence in any subset, order or batch.
+        dtype
+            Compute precision of generation (``None``: the model's, by default bf16 on CUDA and on CPUs with
+            native bf16, else fp32; see :func:`sc_llm.tl.embed`). Recorded in ``.uns['cell_lm']['params']``.
 
         Returns
         -------
@@ -190,6 +194,7 @@ class CellLM(CellLanguageModel):
             n_genes=n_genes,
             batch_size=batch_size,
             progress=progress,
+            dtype=dtype,
             **sampling,
         )
         obs = pd.DataFrame(
@@ -228,7 +233,7 @@ def cells_anndata(model: CellLanguageModel, res, obs: pd.DataFrame, params: dict
         logg.warning("the model has no fitted sentence decoder: `.X` is all zeros; call `fit` or set `.decoder`.")
         X = sparse.csr_matrix((len(sentences), len(model.vocab.genes)), dtype=np.float32)
     uns = {
-        "params": {**params, "base": _plain(model.base), "gene_mode": model.vocab.mode},
+        "params": {**params, "base": _plain(model.base), "gene_mode": model.vocab.mode, "dtype": res.dtype},
         "valid_gene_share": res.valid_share,
         "tokens_per_second": res.tokens_per_second,
     }

@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ...core.llm.endpoint_client import ENDPOINT_OPTIONS
+
 if TYPE_CHECKING:
     pass
 
 BACKENDS = ("local", "openai")
-_ENDPOINT_OPTIONS = {"max_concurrency", "timeout", "max_retries", "backoff", "params", "on_error", "api_key_env"}
 
 
 @dataclass
@@ -45,16 +46,16 @@ class Backend:
         if self.batch_size < 1:
             msg = f"`batch_size` must be positive, got {self.batch_size}."
             raise ValueError(msg)
-        unknown = set(self.endpoint_kwargs) - _ENDPOINT_OPTIONS
+        unknown = set(self.endpoint_kwargs) - ENDPOINT_OPTIONS
         if unknown:
-            msg = f"Unknown `endpoint_kwargs` {sorted(unknown)}; allowed: {sorted(_ENDPOINT_OPTIONS)}."
+            msg = f"Unknown `endpoint_kwargs` {sorted(unknown)}; allowed: {sorted(ENDPOINT_OPTIONS)}."
             raise ValueError(msg)
         if self.name == "local" and (self.base_url or self.endpoint_kwargs or self.cache_dir):
             msg = "`base_url`, `cache_dir` and `endpoint_kwargs` apply to backend='openai' only."
             raise ValueError(msg)
 
-    def load(self):
-        """``(model, tokenizer)`` of the local causal LM, in eval mode on its device."""
+    def load(self, work: str = "score"):
+        """``(model, tokenizer)`` of the local causal LM, in eval mode on its device, set up for ``work``."""
         from ...core.llm.loading import load_causal_lm
 
         return load_causal_lm(
@@ -64,6 +65,7 @@ class Backend:
             trust_remote_code=self.trust_remote_code,
             device=self.device,
             dtype=self.dtype,
+            work=work,
         )
 
     def endpoint(self):
@@ -105,9 +107,13 @@ def run_local_scores(backend: Backend, chats, candidates: Sequence[Sequence[str]
         length_normalize=backend.length_normalize,
         progress=True,
     )
+    from ...core.base.device import dtype_name
+    from ...core.llm.loading import compute_dtype
+
     index, probs = choose_by_score(scores)
     seconds = {"load": loaded - start, "score": time.perf_counter() - loaded}
-    return {"scores": scores, "probs": probs, "index": index, "chat_template": chat, "seconds": seconds}
+    out = {"scores": scores, "probs": probs, "index": index, "chat_template": chat, "seconds": seconds}
+    return out | {"dtype": dtype_name(compute_dtype(model))}
 
 
 def run_endpoint_choice(backend: Backend, chats, candidates: Sequence[Sequence[str]], *, template=None) -> dict:

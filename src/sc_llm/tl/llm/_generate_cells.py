@@ -30,6 +30,7 @@ def generate_cells(
     seed: int = 0,
     batch_size: int = 16,
     device: Any = None,
+    dtype: Any = None,
     progress: bool = True,
     key_added: str = "cell_lm",
 ) -> AnnData:
@@ -57,6 +58,9 @@ def generate_cells(
         Sentences generated together.
     device
         Device for a model loaded from a folder (``None``: CUDA, then MPS, then CPU).
+    dtype
+        Compute precision of generation (``None``: the model's, by default bf16 on CUDA and on CPUs with native
+        bf16, else fp32; see :func:`sc_llm.tl.embed`). Recorded in ``.uns[key_added]['params']``.
     progress
         Show a progress bar.
     key_added
@@ -92,6 +96,7 @@ def generate_cells(
         seed=seed,
         batch_size=batch_size,
         progress=progress,
+        dtype=dtype,
     )
     obs = pd.DataFrame({"cell_type": pd.Categorical(types)}, index=[f"gen_{i}" for i in range(len(types))])
     params = {

@@ -216,7 +216,7 @@ def _summary(be: Backend, backend: str, result: dict, keys: dict, changed: np.nd
     params = be.params() | keys
     uns: dict[str, Any] = {"params": params, "n_changed": int(changed.sum())}
     if backend == "local":
-        params["chat_template"] = result["chat_template"]
+        params["chat_template"], params["dtype"] = result["chat_template"], result["dtype"]
         uns["seconds"] = result["seconds"]
         return uns
     params["endpoint"] = result["endpoint"]

@@ -19,9 +19,10 @@ from ..._utils._validation import check_count, check_seed, check_writes
 from ...core.distances import top_de_genes
 from ...metrics._generative import MIN_DE_CELLS
 from ...metrics._perturbation_scores import SCORE_NAMES, pca_space, score_arrays
+from ._inputs import cell_types, condition_masks, dense
 from ._methods import PerturbationTask, get_method
 from ._options import check_options
-from ._perturb import cell_types, condition_masks, dense, run_method
+from ._perturb import run_method
 
 if TYPE_CHECKING:
     from anndata import AnnData
