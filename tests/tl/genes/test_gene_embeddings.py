@@ -75,8 +75,11 @@ def test_rerun_reads_everything_from_the_cache(small, tiny_st_dir, tmp_path):
     assert other.uns["gene_text"]["params"]["n_embedded"] == 751
     sub = sl.tl.gene_embeddings(small[:, :100].copy(), use_raw=False, **kw)  # another dataset's genes: from the cache
     assert sub.uns["gene_text"]["params"]["n_embedded"] == 0
-    with pytest.warns(UserWarning, match=r"Replacing the existing `adata\.raw\.varm\['X_gene_text'\]` and"):
+    with pytest.warns(UserWarning, match="Replacing the existing") as record:
         sl.tl.gene_embeddings(first, **kw)
+    messages = " ".join(str(w.message) for w in record)
+    assert "`adata.raw.varm['X_gene_text']` and `adata.raw.var['X_gene_text_has_text']`" in messages
+    assert "`adata.uns['gene_text']`" in messages
 
 
 def test_copy_leaves_the_input_unchanged(small, tiny_st_dir):

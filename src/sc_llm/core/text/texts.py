@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+TOKENIZE_CHUNK = 4096
+"""Texts tokenised at a time."""
 IDENTITY_FIELDS = ("model", "revision", "fingerprint", "pooling", "normalize", "max_length", "dtype")
 """The settings of :meth:`TextEncoder.params` that change a text's vector (the device does not, beyond rounding)."""
 
@@ -28,16 +30,18 @@ def tokenize_texts(encoder: Any, texts: Sequence[str]) -> tuple[list[list[int]],
     """
     tok, limit = encoder.tokenizer, int(encoder.max_length)
     texts = [str(t) for t in texts]
-    if not texts:
-        return [], np.zeros(0, dtype=bool)
-    ids = tok(texts, truncation=True, max_length=limit)["input_ids"]
+    ids: list[list[int]] = []
+    for start in range(0, len(texts), TOKENIZE_CHUNK):  # chunks: a tokenizer's batch output is many times the ids
+        ids += [
+            list(x) for x in tok(texts[start : start + TOKENIZE_CHUNK], truncation=True, max_length=limit)["input_ids"]
+        ]
     full = [i for i, x in enumerate(ids) if len(x) >= limit]
     truncated = np.zeros(len(texts), dtype=bool)
     if full:
         room = limit - tok.num_special_tokens_to_add(pair=False)
         bare = tok([texts[i] for i in full], add_special_tokens=False, verbose=False)["input_ids"]
         truncated[full] = [len(x) > room for x in bare]
-    return [list(x) for x in ids], truncated
+    return ids, truncated
 
 
 def encode_texts(
