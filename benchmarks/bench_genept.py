@@ -14,7 +14,7 @@ Subcommands (each prints ``benchmarks/_machine.py``'s line first: CPU model, ``a
   combinations of PCA, GenePT-w variants and the cell-sentence MiniLM embedding; prints each table and the
   fusion's margin over the same-budget PCA-only ensemble (target ≥ +0.01 on 2 of 3 tasks).
 
-    python benchmarks/bench_genept.py timing [--model PATH] [--cache DIR] [--peer-n 2000]
+    python benchmarks/bench_genept.py timing [--model PATH] [--cache DIR] [--peer-n 2000] [--dtype auto]
     python benchmarks/bench_genept.py sanity [--model PATH] [--cache DIR]
     python benchmarks/bench_genept.py annotate [--tasks pbmc,kang_ct,kang_cond] [--configs pca+gw,...]
         [--seeds 5] [--test-size 0.2] [--model PATH] [--cache DIR]
@@ -63,6 +63,7 @@ VARIANTS = {
     "gw_mpnet": {"model": "mpnet"},  # gene texts embedded with all-mpnet-base-v2 (--mpnet)
 }
 GAIN = 0.01
+DTYPE: dict[str, str | None] = {"dtype": "float32"}  # the compute dtype of every encoder call (--dtype)
 
 
 def default_model() -> str:
@@ -87,7 +88,8 @@ def timing(model: str, cache: Path, peer_n: int, batch_size: int) -> None:
     from sc_llm.core.text.texts import encode_texts, text_identity
 
     genes = all_human_genes()
-    enc = TextEncoder(model, device="cpu")
+    enc = TextEncoder(model, device="cpu", **DTYPE)
+    print(f"  compute dtype: {enc.params()['dtype']}")
     folder = cache_folder(cache, text_identity(enc))
     if folder.exists():
         print(f"  note: {folder} exists; remove it for a cold run (embedding what is not cached)")
@@ -135,7 +137,7 @@ def timing(model: str, cache: Path, peer_n: int, batch_size: int) -> None:
 # ---------------------------------------------------------------------------------------------- sanity
 def sanity(model: str, cache: Path, n_pairs: int = 200_000) -> None:
     genes = all_human_genes()
-    sl.tl.gene_embeddings(genes, model=model, cache_dir=cache, progress=True)
+    sl.tl.gene_embeddings(genes, model=model, cache_dir=cache, progress=True, **DTYPE)
     p = genes.uns["gene_text"]["params"]
     print(f"  {p['n_embedded']} texts embedded now, {p['n_cached']} from the cache")
     G, names = genes.varm["X_gene_text"], pd.Index(genes.var_names)
@@ -176,7 +178,7 @@ def cell_sentence_embedding(adata, name: str, model: str, cache: Path) -> np.nda
     work = adata.copy()
     sl.pp.cell_sentences(work)  # from .raw when present (pbmc68k), else .X (Kang: log-normalised)
     start = time.perf_counter()
-    sl.tl.embed(work, model=model, key_added="X_text", batch_size=64, progress=True)
+    sl.tl.embed(work, model=model, key_added="X_text", batch_size=64, progress=True, **DTYPE)
     print(f"  {name}: cell sentences embedded in {time.perf_counter() - start:.0f} s")
     file.parent.mkdir(parents=True, exist_ok=True)
     np.save(file, work.obsm["X_text"])
@@ -198,7 +200,7 @@ def gene_key(adata, variant: str, model: str, cache: Path, mpnet: str | None) ->
     if key not in table.varm:
         kw = {} if template is None else {"template": template}
         start = time.perf_counter()
-        sl.tl.gene_embeddings(adata, model=model, cache_dir=cache, key_added=key, progress=False, **kw)
+        sl.tl.gene_embeddings(adata, model=model, cache_dir=cache, key_added=key, progress=False, **kw, **DTYPE)
         p = adata.uns[key[2:]]["params"]
         print(
             f"  gene texts ({variant}): {p['n_with_text']}/{p['n_genes']} genes, {p['n_embedded']} embedded now "
@@ -329,6 +331,11 @@ def main() -> None:
     parser.add_argument("--cache", default=DEFAULT_CACHE, help="gene-text vector and cell-sentence cache folder")
     parser.add_argument("--peer-n", type=int, default=2000, help="timing: texts embedded by both ours and the peer")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--dtype",
+        default="float32",
+        help="compute dtype ('auto': the package default)",
+    )
     parser.add_argument("--tasks", default="pbmc,kang_ct,kang_cond")
     parser.add_argument("--configs", default="pca+gw,pca+gw+text")
     parser.add_argument("--seeds", type=int, default=5)
@@ -337,6 +344,7 @@ def main() -> None:
     args = parser.parse_args()
     args.model = args.model or default_model()
     args.cache = Path(args.cache)
+    DTYPE["dtype"] = None if args.dtype == "auto" else args.dtype
     print(machine_line())
     print(f"model: {args.model}")
     if args.command == "timing":

@@ -163,7 +163,7 @@ def main() -> None:
     if "pbmc" in args.tasks:
         data["pbmc68k"] = (sc.datasets.pbmc68k_reduced(), "bulk_labels")
     for name, (adata, label_key) in data.items():
-        sl.tl.gene_embeddings(adata, model=model, cache_dir=Path(args.cache), progress=False)
+        sl.tl.gene_embeddings(adata, model=model, cache_dir=Path(args.cache), progress=False, dtype="float32")
         table = adata.raw if adata.raw is not None else adata
         G, has = table.varm["X_gene_text"], table.var["X_gene_text_has_text"].to_numpy()
         run(name, adata, label_key, G, has, list(range(args.seeds)), args.panel)

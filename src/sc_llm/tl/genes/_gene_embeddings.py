@@ -81,6 +81,13 @@ def _check_coverage(texts: np.ndarray, where: str, source: str, gene_symbols: st
     return has_text
 
 
+def _short_name(model: Any) -> str:
+    """A model for log lines: a hub id as it is, a local folder by its last two path parts."""
+    name = str(getattr(model, "model_id", model))
+    path = Path(name).expanduser()
+    return "/".join(path.parts[-2:]) if path.exists() else name
+
+
 def _warn_replacing(table: Any, where: str, key: str) -> None:
     """Warn before replacing gene embeddings, naming where they are (``adata.raw.varm`` or ``adata.varm``)."""
     present = [f"`{where}.varm[{key!r}]`"] if key in table.varm else []
@@ -200,8 +207,8 @@ def gene_embeddings(
     check_writes(target, {"uns": [uns_key(key_added)]}, {})
 
     start = logg.info(
-        f"embedding the texts of {int(has_text.sum())} of {len(texts)} genes with {getattr(model, 'model_id', model)!r}"
-        f" into {where}.varm[{key_added!r}]"
+        f"embedding the texts of {int(has_text.sum())} of {len(texts)} genes with {_short_name(model)!r} into "
+        f"{where}.varm[{key_added!r}]"
     )
     enc = as_text_encoder(model, device=device, max_length=max_length, dtype=dtype)
     vectors, truncated, stats = cached_encode(
