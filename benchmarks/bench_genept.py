@@ -319,6 +319,10 @@ def annotate(args) -> None:
             else:
                 per_seed = pd.concat([per_seed, known])
             margins[task, config] = verdict(per_seed, f"scMPT ({' + '.join(keys)})", "ensemble (X_pca)")
+            if args.weights:
+                model = sl.tl.ScMPT.fit(adata, label_key=label_key, use_reps=keys, progress=False)
+                weights = ", ".join(f"{k} {w:.2f}" for k, w in zip(keys, model.history["weights"], strict=True))
+                print(f"  stacked fusion's expert weights, trained on all labelled cells: {weights}")
     print("\n== fusion - same-budget PCA ensemble, macro-F1 (target >= +0.01 on 2 of 3 tasks)")
     for (task, config), m in margins.items():
         print(f"  {task:22s} {config:28s} {m:+.3f}")
@@ -340,6 +344,7 @@ def main() -> None:
     parser.add_argument("--configs", default="pca+gw,pca+gw+text")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--mpnet", default=None, help="annotate: an all-mpnet-base-v2 folder, for gw_mpnet")
+    parser.add_argument("--weights", action="store_true", help="annotate: print the stacked fusion's weights")
     parser.add_argument("--test-size", type=float, default=0.2, help="annotate: held-out share (0.9: few labels)")
     args = parser.parse_args()
     args.model = args.model or default_model()

@@ -160,3 +160,15 @@ def test_minilm_puts_marker_genes_of_one_cell_type_closer_than_random_pairs(mini
         idx = [genes.index(g) for g in names]
         within = np.mean([S[i, j] for i, j in itertools.combinations(idx, 2)])
         assert within > random_pairs.mean() + 0.05, (group, within, random_pairs.mean())
+
+
+def test_h5ad_round_trip_keeps_everything_gene_text_embed_needs(small, tiny_st_dir, tmp_path):
+    sl.tl.gene_embeddings(small, model=str(tiny_st_dir), progress=False)
+    small.write_h5ad(tmp_path / "a.h5ad")
+    back = ad.read_h5ad(tmp_path / "a.h5ad")
+    np.testing.assert_array_equal(back.raw.varm["X_gene_text"], small.raw.varm["X_gene_text"])
+    assert back.raw.var["X_gene_text_has_text"].dtype == bool
+    p = back.uns["gene_text"]["params"]
+    assert p["gene_symbols"] == "none" and p["match"]["alias"] == 51  # None survives as 'none'; nested counts too
+    sl.tl.gene_text_embed(back)
+    assert back.obsm["X_genept_w"].shape == (60, 32)
