@@ -57,6 +57,9 @@ def test_no_torchtext_or_flash_attn_anywhere():
 # Functions that take no input AnnData and return a NEW one (like sc.datasets): one positional parameter (the
 # model), no `copy` and no `mod`; they still take keyword-only options and have numpydoc sections.
 GENERATORS = {"sc_llm.tl.generate_cells"}
+# Functions that read `adata` and return a table, writing nothing into it (like `sc.get.rank_genes_groups_df`): the
+# genes they ask about second positional, `mod`, no `copy` and no `key_added`.
+QUERIES = {"sc_llm.tl.nearest_genes"}
 
 
 def public_functions():
@@ -74,6 +77,8 @@ def test_signature_convention(name, func):
     positional = [p.name for p in params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
     if name in GENERATORS:
         assert len(positional) == 1, f"{name}: one positional parameter (the model), the rest keyword-only"
+    elif name in QUERIES:
+        assert positional == ["adata", "genes"], f"{name}: adata and what is asked about positional"
     else:
         assert params[0].name == "adata", f"{name}: first parameter must be `adata`"
         assert positional in (["adata"], ["adata", "reference"]), f"{name}: only adata (and reference) positional"
@@ -90,6 +95,9 @@ def test_signature_convention(name, func):
         assert "copy" not in names and "mod" not in names, f"{name}: builds cells from a model, no copy/mod"
         return
     assert "mod" in names, f"{name}: MuData is handled by `mod=` on every public function"
+    if name in QUERIES:
+        assert "copy" not in names and "key_added" not in names, f"{name}: returns a table, writes nothing"
+        return
     if inspect.signature(func).return_annotation in ("AnnData", "MuData"):
         # a function returning a NEW AnnData (predicted or decoded cells) writes nothing into `adata`
         assert "copy" not in names and "key_added" not in names, f"{name}: returns a new AnnData, no copy/key_added"

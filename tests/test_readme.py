@@ -58,6 +58,7 @@ def test_readme_python_blocks_run_as_written(tmp_path, monkeypatch, make_scgpt):
     adata, query = namespace["adata"], namespace["query"]
     assert adata.obsm["X_text"].shape == (700, 384)  # all-MiniLM-L6-v2
     assert adata.obsm["X_scgpt"].shape == (700, 32)  # the tiny checkpoint
+    assert adata.obsm["X_genept_w"].shape == (700, 384) and adata.raw.varm["X_gene_text"].shape == (765, 384)
     assert query.n_obs == 140 and "scmpt" in query.obs.columns  # the query split again after scGPT embedding
     assert namespace["pred"].obs["method"].iloc[0] == "llm"  # the cell-LM block
     assert {"knn_label", "llm_rerank", "llm_annotate"} <= set(namespace["few"].obs.columns)  # LLM rerank

@@ -174,3 +174,21 @@ def test_tutorial_05_atlas_scale_runs_top_to_bottom(tmp_path, notebook_env):
     assert diff < 1e-4  # the cached in-memory path gives the file job's numbers (same sentences, same shards)
     assert text[7].startswith("3 shard(s) computed, 0 already done, 40 cells")
     assert "same sentences as sl.tl.generate_cells: True" in text[8]
+
+
+@pytest.mark.slow
+def test_tutorial_06_gene_knowledge_runs_top_to_bottom(tmp_path, notebook_env):
+    """The real MiniLM on the 765 gene texts of pbmc68k_reduced and a stratified 200-cell subset."""
+    code = run_like_the_stored(TUTORIALS / "06_gene_knowledge.ipynb", tmp_path, {"n_cells = None": "n_cells = 200"})
+    text = "".join(o.get("text", "") for c in code for o in c.outputs if o.output_type == "stream")
+    assert "751 of 765 genes have a text" in text
+    assert "texts embedded on the rerun: 0" in text  # the cache
+    images = sum(1 for c in code for o in c.outputs if "image/png" in o.get("data", {}))
+    assert images >= 2  # the GO-term UMAP and the marker PCA
+    summary = "".join(o.get("text", "") for o in code[-1].outputs if o.output_type == "stream")
+    assert "40 held-out cells" in summary
+    for method in ("PCA 10-NN", "GenePT-w 10-NN"):
+        line = next(ln for ln in summary.splitlines() if ln.startswith(method))
+        accuracy, f1 = (float(v) for v in line[len(method) :].split())
+        assert 0.1 < accuracy <= 1.0 and 0.0 < f1 <= 1.0, line
+    assert (tmp_path / "gene_text_cache").is_dir()

@@ -6,6 +6,7 @@ from ._cells import cells_with_real
 from ._classification import confusion_matrix, reliability
 from ._comparison import compare_annotators
 from ._fusion import fusion_weights
+from ._genes import gene_embedding
 from ._perturbation import perturbation, perturbation_comparison
 from ._rerank import rerank_changes
 
@@ -16,6 +17,7 @@ __all__ = [
     "compare_annotators",
     "confusion_matrix",
     "fusion_weights",
+    "gene_embedding",
     "perturbation",
     "perturbation_comparison",
     "reliability",

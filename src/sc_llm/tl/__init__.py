@@ -1,6 +1,7 @@
 """Tools, one sub-package per capability.
 
 - ``embedding``: :func:`embed`;
+- ``genes``: :func:`gene_embeddings`, :func:`gene_text_embed`, :func:`nearest_genes`;
 - ``annotation``: :func:`knn_annotate`, :func:`scmpt_annotate`, :class:`ScMPT`, :func:`compare_annotators`;
 - ``explain``: :func:`attributions`, :func:`ablation_study`;
 - ``decoding``: :func:`fit_sentence_decoder`, :func:`decode_sentences`;
@@ -13,6 +14,7 @@ from .annotation import ScMPT, compare_annotators, knn_annotate, scmpt_annotate
 from .decoding import decode_sentences, fit_sentence_decoder
 from .embedding import embed
 from .explain import ablation_study, attributions
+from .genes import gene_embeddings, gene_text_embed, nearest_genes
 from .llm import CellLM, generate_cells, llm_annotate, llm_rerank
 from .perturbation import compare_perturbation, perturb
 
@@ -27,10 +29,13 @@ __all__ = [
     "decode_sentences",
     "embed",
     "fit_sentence_decoder",
+    "gene_embeddings",
+    "gene_text_embed",
     "generate_cells",
     "knn_annotate",
     "llm_annotate",
     "llm_rerank",
+    "nearest_genes",
     "perturb",
     "scmpt_annotate",
 ]
