@@ -60,7 +60,9 @@ def test_perturbation_scores_has_every_score(trio):
     assert s["space"] == "pca5" and s["n_de"] == 5 and s["wasserstein_method"] == "exact"
     assert s["r2_mean_de"] > 0.9 and s["pearson_delta_de"] > 0.9
     same = sl.metrics.perturbation_scores(r, r, c, n_de=5, n_comps=None)
-    assert same["space"] == "genes" and same["energy_distance"] == pytest.approx(0.0, abs=1e-9)
+    R = r.layers["dense"].astype(float)
+    assert same["space"] == "genes" and same["energy_distance"] <= 0  # the U-statistic of a set against itself
+    assert same["energy_distance"] == pytest.approx(D.energy_distance(R, R, unbiased=True))
     assert same["wasserstein"] == pytest.approx(0.0, abs=1e-6) and same["r2_mean_all"] == pytest.approx(1.0)
     emb = sl.metrics.perturbation_scores(p, r, c, use_rep="X_emb", de_genes=["G0", "G1"])
     assert emb["space"] == "X_emb" and emb["n_de"] == 2
@@ -81,3 +83,42 @@ def test_bad_input(trio):
         sl.metrics.r2_mean(p, r, genes=["G0", "NOPE"])
     with pytest.raises(TypeError, match="integer column indices"):
         sl.metrics.r2_mean(p.X, r.X, genes=["G0"])
+
+
+def test_perturbation_scores_calibrated_and_rank_scores(trio):
+    p, r, c = trio
+    C = c.layers["dense"]
+    s = sl.metrics.perturbation_scores(p, r, c, n_de=5, n_comps=5)
+    for key in ("wmse", "r2w_delta", "de_overlap", "spearman_delta_de"):
+        assert np.isfinite(s[key])
+    assert s["de_overlap"] == 1.0  # the 5 genes it changes are the 5 DEGs
+    assert np.isnan(s["pearson_delta_centroid_de"]) and np.isnan(s["discrimination"])  # no centroid, no groups
+    perfect = sl.metrics.perturbation_scores(r, r, c, n_de=5, n_comps=5)
+    assert perfect["wmse"] == 0.0 and perfect["r2w_delta"] == pytest.approx(1.0)
+    # Systema: against the centroid, the part of the response beyond the average perturbed state
+    s = sl.metrics.perturbation_scores(p, r, c, n_de=5, n_comps=5, centroid=C.mean(0))
+    assert s["pearson_delta_centroid_de"] == pytest.approx(s["pearson_delta_de"])  # the control as centroid
+    s = sl.metrics.perturbation_scores(p, r, c, n_de=5, n_comps=5, centroid=r)
+    assert np.isnan(s["pearson_delta_centroid_de"])  # cells: their mean; the real cells leave no real delta
+    # discrimination: the predicted response is closer to this group's than to a group without a response
+    s = sl.metrics.perturbation_scores(p, r, c, n_de=5, n_comps=5, others={"flat": (c, c)})
+    assert s["discrimination"] == 1.0
+    ctrl = sl.metrics.perturbation_scores(c, r, c, n_de=5, n_comps=5, others={"flat": (c, c)})
+    assert ctrl["discrimination"] == 0.5 and ctrl["de_overlap"] == 0.0
+    with pytest.raises(ValueError, match="per-gene values"):
+        sl.metrics.perturbation_scores(p, r, c, centroid=np.zeros(3))
+    with pytest.raises(TypeError, match="pair"):
+        sl.metrics.perturbation_scores(p, r, c, others={"x": c})
+    with pytest.raises(ValueError, match="wasserstein_method"):
+        sl.metrics.perturbation_scores(p, r, c, wasserstein_method="fast")
+
+
+def test_energy_distance_unbiased_is_comparable_across_sizes():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 3))
+    small, big = X[:20], X[20:]
+    assert sl.metrics.energy_distance(small, big) > 0.05  # the V-statistic's bias at 20 cells
+    assert abs(sl.metrics.energy_distance(small, big, unbiased=True)) < 0.05
+    Y = X + 1.0
+    v, u = sl.metrics.energy_distance(X, Y), sl.metrics.energy_distance(X, Y, unbiased=True)
+    assert 0 < u < v and u == pytest.approx(v, rel=0.05)

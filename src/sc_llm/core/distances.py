@@ -35,24 +35,33 @@ def _check_pair(X: np.ndarray, Y: np.ndarray, min_cells: int = 1) -> tuple[np.nd
     return X, Y
 
 
-def energy_distance(X: np.ndarray, Y: np.ndarray) -> float:
+def energy_distance(X: np.ndarray, Y: np.ndarray, *, unbiased: bool = False) -> float:
     r"""Energy distance between the samples ``X`` and ``Y`` (Székely & Rizzo).
 
     .. math::
         E(X, Y) = 2\,\overline{\lVert x - y\rVert} - \overline{\lVert x - x'\rVert}
         - \overline{\lVert y - y'\rVert}
 
-    with Euclidean norms and averages over all pairs (V-statistics, so :math:`E(X, X) = 0`). It is the square
-    of :func:`scipy.stats.energy_distance` in one dimension, non-negative and symmetric.
+    with Euclidean norms. ``unbiased=False`` averages over all pairs (V-statistics, so :math:`E(X, X) = 0`; the
+    square of :func:`scipy.stats.energy_distance` in one dimension, non-negative). Its within-set means count
+    each cell's zero distance to itself, so for two samples of one distribution it is about
+    :math:`\overline{\lVert x - x'\rVert} / m + \overline{\lVert y - y'\rVert} / n` rather than 0: a bias that
+    grows as the samples shrink. ``unbiased=True`` leaves the self-pairs out of the within-set means
+    (U-statistics): an unbiased estimate of the population energy distance, comparable between samples of
+    different sizes (it can be slightly negative), which is what comparisons of predicted populations of
+    different sizes need (e.g. with a split-half positive control).
 
     Reference: Székely, G. J. & Rizzo, M. L. "Energy statistics: a class of statistics based on distances",
     J. Stat. Plan. Inference 143, 1249–1272 (2013). (pertpy's E-distance uses squared norms instead.)
     """
-    X, Y = _check_pair(X, Y)
+    X, Y = _check_pair(X, Y, min_cells=2 if unbiased else 1)
     xy = cdist(X, Y).mean()
-    xx = cdist(X, X).mean()
-    yy = cdist(Y, Y).mean()
-    return float(max(2.0 * xy - xx - yy, 0.0))
+    if not unbiased:
+        return float(max(2.0 * xy - cdist(X, X).mean() - cdist(Y, Y).mean(), 0.0))
+    m, n = len(X), len(Y)
+    xx = cdist(X, X).sum() / (m * (m - 1))
+    yy = cdist(Y, Y).sum() / (n * (n - 1))
+    return float(2.0 * xy - xx - yy)
 
 
 def median_bandwidth(X: np.ndarray, Y: np.ndarray) -> float:

@@ -2,12 +2,14 @@
 
 One private module per kind: ``_classification`` (accuracy, macro precision/recall/F1), ``_clustering``
 (k-means ARI), ``_calibration`` (expected calibration error) and, for generated cells, ``_generative``
-(distances, mean-expression agreement) with ``_perturbation_scores`` bundling them.
+(distances, mean-expression agreement) with ``_perturbation_scores`` bundling them, and ``_diagnostics`` (where a
+predicted population differs from the real one).
 """
 
 from ._calibration import expected_calibration_error
 from ._classification import classification_scores
 from ._clustering import kmeans_ari
+from ._diagnostics import population_diagnostics
 from ._generative import (
     de_genes,
     energy_distance,
@@ -31,6 +33,7 @@ __all__ = [
     "mmd",
     "pearson_delta",
     "perturbation_scores",
+    "population_diagnostics",
     "r2_mean",
     "wasserstein",
 ]

@@ -201,14 +201,21 @@ def _pair(x, y, *, use_rep, layer, use_raw) -> list[np.ndarray]:
 
 
 def energy_distance(
-    x: Any, y: Any, *, use_rep: str | None = None, layer: str | None = None, use_raw: bool | None = None
+    x: Any,
+    y: Any,
+    *,
+    use_rep: str | None = None,
+    layer: str | None = None,
+    use_raw: bool | None = None,
+    unbiased: bool = False,
 ) -> float:
     """Energy distance between two sets of cells (Székely & Rizzo 2013).
 
     On ``.obsm[use_rep]``, or on expression (inputs as in :func:`r2_mean`; AnnData inputs must share their
-    genes). See :func:`sc_llm.core.distances.energy_distance`.
+    genes). ``unbiased=True`` gives the U-statistic (what :func:`perturbation_scores` reports), comparable
+    between sets of different sizes. See :func:`sc_llm.core.distances.energy_distance`.
     """
-    return D.energy_distance(*_pair(x, y, use_rep=use_rep, layer=layer, use_raw=use_raw))
+    return D.energy_distance(*_pair(x, y, use_rep=use_rep, layer=layer, use_raw=use_raw), unbiased=unbiased)
 
 
 def mmd(

@@ -43,3 +43,35 @@ def test_build_gene_lm_from_scratch(tmp_path):
     _, tok2 = load_causal_lm(tmp_path, device="cpu")
     assert GeneVocab.from_gene_tokens(tok2, GENES).ids == vocab.ids
     assert tok2.padding_side == "left"
+
+
+def test_gene_embeddings_set_the_gene_rows_at_the_scale_of_the_old_ones():
+    import numpy as np
+
+    from sc_llm.core.cell_lm.gene_vocab import init_gene_embeddings
+
+    net, _tok, vocab = build_gene_lm(GENES, ["a prompt"], hidden_size=8, num_layers=1)
+    emb = net.get_input_embeddings().weight
+    rows = torch.tensor([i for (i,) in vocab.ids])
+    before = emb.detach().clone()
+    vectors = np.random.default_rng(0).normal(size=(len(GENES), 20))
+    vectors[1] = np.nan  # LYZ has no vector: keeps its row
+    assert init_gene_embeddings(net, vocab, vectors) == len(GENES) - 1
+    after = emb.detach()
+    assert torch.equal(after[rows[1]], before[rows[1]]) and not torch.equal(after[rows[0]], before[rows[0]])
+    kept = rows[[0, 2, 3, 4, 5]]
+    assert after[kept].norm(dim=1).mean() == pytest.approx(before[kept].norm(dim=1).mean().item(), rel=1e-4)
+    other = torch.tensor(sorted(set(range(emb.shape[0])) - set(rows.tolist())))
+    assert torch.equal(after[other], before[other])  # text tokens untouched
+    # nearby vectors give nearby rows: the projection keeps the geometry of the table
+    close = vectors.copy()
+    close[2] = close[0] + 1e-3
+    init_gene_embeddings(net, vocab, close)
+    assert torch.dist(emb[rows[0]], emb[rows[2]]) < 0.05 * emb[rows[0]].norm()
+    with pytest.raises(ValueError, match="one row per gene"):
+        init_gene_embeddings(net, vocab, vectors[:3])
+    with pytest.raises(ValueError, match="fewer than 2 genes"):
+        init_gene_embeddings(net, vocab, np.full((len(GENES), 3), np.nan))
+    text_vocab = GeneVocab(vocab.genes, [(1, 2)] * len(GENES), mode="text")
+    with pytest.raises(ValueError, match="one token per gene"):
+        init_gene_embeddings(net, text_vocab, vectors)

@@ -16,7 +16,7 @@ def kang_small():
 
 
 def test_perturb_llm_from_scratch_then_from_the_saved_model(kang_small, tmp_path):
-    out = sl.tl.perturb(kang_small, method="llm", save_model=str(tmp_path / "lm"), **KW, **SMALL)
+    out = sl.tl.perturb(kang_small, method="llm", save_model=str(tmp_path / "lm"), decode="absolute", **KW, **SMALL)
     query = kang_small[(kang_small.obs["cell_type"] == "B") & (kang_small.obs["condition"] == "control")]
     assert out.n_obs == query.n_obs and list(out.var_names) == list(kang_small.var_names)
     assert (out.obs["cell_type"] == "B").all() and (out.obs["method"] == "llm").all()
@@ -27,7 +27,7 @@ def test_perturb_llm_from_scratch_then_from_the_saved_model(kang_small, tmp_path
         words = s.split()
         assert 1 <= len(words) <= 8 and len(set(words)) == len(words)
     assert np.isfinite(out.X).all() and (np.asarray(out.X) > 0).sum(1).max() <= 8
-    again = sl.tl.perturb(kang_small, method="llm", model=str(tmp_path / "lm"), **KW, n_genes=8)
+    again = sl.tl.perturb(kang_small, method="llm", model=str(tmp_path / "lm"), **KW, n_genes=8, decode="absolute")
     assert not again.uns["perturb"]["info"]["trained_here"]
     # sampled by default, seeded: the same model, cells and seed write the same sentences
     assert list(again.obs["cell_sentence"]) == list(out.obs["cell_sentence"])
@@ -39,7 +39,13 @@ def test_perturb_llm_from_scratch_then_from_the_saved_model(kang_small, tmp_path
     assert list(other_seed.obs["cell_sentence"]) != list(out.obs["cell_sentence"])
     # genes left out of the 8-gene sentences decode to their expected value instead of 0; named genes keep theirs
     filled = sl.tl.perturb(
-        kang_small, method="llm", model=str(tmp_path / "lm"), **KW, n_genes=8, decoder_absent="expected"
+        kang_small,
+        method="llm",
+        model=str(tmp_path / "lm"),
+        **KW,
+        n_genes=8,
+        decoder_absent="expected",
+        decode="absolute",
     )
     assert list(filled.obs["cell_sentence"]) == list(out.obs["cell_sentence"])
     assert (np.asarray(filled.X) > 0).sum(1).min() > 8 and filled.uns["perturb"]["params"][
@@ -54,15 +60,18 @@ def test_control_pairs_add_the_control_cells_as_identity_examples(kang_small):
     n_ctrl = int((obs["condition"] == "control").sum())
     stim_types = set(obs.loc[obs["condition"] == "stimulated", "cell_type"])
     ctrl_types = set(obs.loc[obs["condition"] == "control", "cell_type"])
-    n_pert = int(((obs["condition"] == "stimulated") & obs["cell_type"].isin(stim_types & ctrl_types)).sum())
+    per_type = obs.loc[(obs["condition"] == "stimulated") & obs["cell_type"].isin(stim_types & ctrl_types), "cell_type"]
+    # 10 % of every type's perturbed cells are held out as validation pairs, never trained on
+    n_pert = sum(n - round(0.1 * n) for n in per_type.value_counts() if n)
     fast = {**SMALL, "max_steps": 1, "test_size": 0.1}
     del fast["epochs"]
-    n_train = {}
+    n_train, n_val = {}, {}
     for flag in (True, False):
         out = sl.tl.perturb(kang_small, method="llm", control_pairs=flag, **KW, **fast)
         n_train[flag] = out.uns["perturb"]["info"]["n_train_examples"]
-    for flag, n_examples in ((True, n_pert + n_ctrl), (False, n_pert)):
-        assert n_train[flag] == n_examples - round(0.1 * n_examples)
+        n_val[flag] = out.uns["perturb"]["info"]["n_validation_pairs"]
+    assert n_train == {True: n_pert + n_ctrl, False: n_pert}
+    assert n_val[True] == n_val[False] == sum(round(0.1 * n) for n in per_type.value_counts() if n)
 
 
 def test_perturb_llm_lora_on_a_pretrained_checkpoint(kang_small, tiny_causal_lm):

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from ..base.seeding import torch_seeded
 
 _PROBE = "cell"
@@ -178,3 +180,41 @@ def build_gene_lm(
     tokenizer.padding_side = "left"
     tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer, GeneVocab.from_gene_tokens(tokenizer, genes)
+
+
+def init_gene_embeddings(model: Any, vocab: GeneVocab, vectors: Any) -> int:
+    """Set the gene tokens' embedding rows from a genes × dimensions table (e.g. gene-description embeddings).
+
+    ``vectors`` has one row per gene of ``vocab`` (in its order; a row of NaN keeps that gene's current
+    embedding). The rows are centred and projected onto their first principal components, as many as the
+    model's hidden size (padded with zeros when there are fewer dimensions), then scaled so that their mean
+    norm equals the current gene rows' (random initialisation, or the mean of subword embeddings), so the
+    change keeps the scale training expects. Tied output rows change with them; untied ones are left alone.
+    Token mode only. Returns the number of genes set.
+    """
+    import torch
+
+    if vocab.mode != "token":
+        msg = "Gene embeddings initialise gene tokens: build the model with one token per gene (gene_tokens=True)."
+        raise ValueError(msg)
+    V = np.asarray(vectors, dtype=np.float64)
+    if V.ndim != 2 or V.shape[0] != len(vocab.genes):
+        msg = f"`gene_embeddings` must have one row per gene ({len(vocab.genes)}); got shape {V.shape}."
+        raise ValueError(msg)
+    ok = np.isfinite(V).all(1)
+    if ok.sum() < 2:
+        msg = "`gene_embeddings` has fewer than 2 genes with finite values: nothing to initialise from."
+        raise ValueError(msg)
+    table = model.get_input_embeddings().weight
+    hidden = table.shape[1]
+    A = V[ok] - V[ok].mean(0)
+    _, _, vt = np.linalg.svd(A, full_matrices=False)  # principal axes, deterministic up to sign
+    k = min(hidden, vt.shape[0])
+    proj = np.zeros((len(A), hidden))
+    proj[:, :k] = A @ vt[:k].T
+    rows = torch.tensor([s[0] for s, keep in zip(vocab.ids, ok, strict=True) if keep])
+    with torch.no_grad():
+        target = table[rows].float().norm(dim=1).mean().item()
+        scale = target / max(float(np.linalg.norm(proj, axis=1).mean()), 1e-12)
+        table[rows] = torch.as_tensor(proj * scale, dtype=table.dtype)
+    return int(ok.sum())

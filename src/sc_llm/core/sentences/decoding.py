@@ -201,6 +201,19 @@ class SentenceDecoder:
             out = self.intercept + self.slope * x
         return np.maximum(out, self.floor)
 
+    def predict_columns(self, ranks: np.ndarray, columns: np.ndarray, var_names: Sequence[str]) -> np.ndarray:
+        """Expression at 1-based ``ranks`` of the genes ``var_names[columns]``.
+
+        Genes outside a ``'per_gene'`` decoder's vocabulary use the global line.
+        """
+        ranks = np.asarray(ranks, dtype=np.float64)
+        if self.kind != "per_gene":
+            return self.predict(ranks)
+        names = np.asarray(var_names, dtype=object)[np.asarray(columns, dtype=np.int64)]
+        to_fit = pd.Index(self.genes).get_indexer(names)
+        line = np.maximum(self.intercept + self.slope * np.log10(np.maximum(ranks, 1.0)), self.floor)
+        return np.where(to_fit >= 0, self.predict(ranks, np.maximum(to_fit, 0)), line)
+
     def decode(self, sentences: Sequence[str], var_names: Sequence[str] | None = None) -> tuple[Any, ParsedSentences]:
         """Decode ``sentences`` into a cells × ``var_names`` CSR matrix (default ``genes``) and the parse.
 
@@ -213,15 +226,7 @@ class SentenceDecoder:
 
         var_names = self.genes if var_names is None else np.asarray(var_names, dtype=object)
         parsed = parse_sentences(sentences, var_names)
-        if self.kind == "per_gene":
-            to_fit = pd.Index(self.genes).get_indexer(np.asarray(var_names, dtype=object)[parsed.genes])
-            values = np.where(
-                to_fit >= 0,
-                self.predict(parsed.ranks, np.maximum(to_fit, 0)),
-                np.maximum(self.intercept + self.slope * np.log10(parsed.ranks), self.floor),
-            )
-        else:
-            values = self.predict(parsed.ranks)
+        values = self.predict_columns(parsed.ranks, parsed.genes, var_names)
         X = sparse.csr_matrix(
             (values.astype(np.float32), parsed.genes, parsed.indptr), shape=(len(parsed.indptr) - 1, len(var_names))
         )

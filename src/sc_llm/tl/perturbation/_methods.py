@@ -137,13 +137,15 @@ def _llm(task: PerturbationTask) -> PerturbationResult:
 LLM_OPTIONS = {
     **dict.fromkeys(("hidden_size", "num_layers", "epochs", "max_steps", "batch_size", "patience"), "count"),
     **dict.fromkeys(("cpu_threads", "gradient_accumulation_steps", "eval_every", "gen_batch_size"), "count"),
-    **dict.fromkeys(("gene_tokens", "control_pairs", "do_sample", "progress"), "bool"),
+    **dict.fromkeys(("n_models", "min_genes", "top_k"), "count"),
+    **dict.fromkeys(("gene_tokens", "control_pairs", "do_sample", "progress", "tune_sampling"), "bool"),
     "warmup_steps": "count0",
     "lr": "positive",
     "temperature": "positive",
     "weight_decay": "nonnegative",
     "test_size": "fraction",
-    "lr_schedule": "text",
+    **dict.fromkeys(("lr_schedule", "decode", "ensemble"), "text"),
+    "gene_embeddings": "array",
     "save_model": "path",
 }
 register_perturbation_method(

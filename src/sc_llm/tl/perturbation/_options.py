@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-KINDS = ("count", "count0", "positive", "nonnegative", "fraction", "bool", "text", "path")
+KINDS = ("count", "count0", "positive", "nonnegative", "fraction", "bool", "text", "path", "array")
 SENTENCE_OPTIONS = {"n_genes": "count"}  # every method that uses sentences: genes per sentence
 
 
@@ -43,6 +43,8 @@ def _check(name: str, value: Any, kind: str) -> Any:
             msg = f"Option `{name}` must be True or False, got {value!r}."
             raise TypeError(msg)
         return value
+    if kind == "array":
+        return _check_array(name, value)
     if kind == "path":
         if not isinstance(value, str | os.PathLike):
             msg = f"Option `{name}` must be a folder path, got {value!r}."
@@ -52,6 +54,32 @@ def _check(name: str, value: Any, kind: str) -> Any:
         msg = f"Option `{name}` must be a string, got {value!r}."
         raise TypeError(msg)
     return value
+
+
+def _check_array(name: str, value: Any) -> Any:
+    """A 2-D numeric table (``numpy`` array, or a DataFrame indexed by gene names); NaN marks a missing row."""
+    import numpy as np
+    import pandas as pd
+
+    table = value.to_numpy() if isinstance(value, pd.DataFrame) else value
+    try:
+        table = np.asarray(table, dtype=np.float64)
+    except (TypeError, ValueError):
+        table = None
+    if table is None or table.ndim != 2 or table.shape[1] == 0 or np.isinf(table).any():
+        what = type(value).__name__
+        msg = f"Option `{name}` must be a 2-D numeric array or DataFrame (genes × dimensions), got {what}."
+        raise ValueError(msg)
+    return value if isinstance(value, pd.DataFrame) else table
+
+
+def recordable(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options as ``.uns`` records them: tables (kind ``'array'``) by their shape, not their values."""
+    out = {}
+    for name, value in options.items():
+        shape = getattr(value, "shape", None)
+        out[name] = f"array {tuple(int(n) for n in shape)}" if shape is not None and len(shape) == 2 else value
+    return out
 
 
 def check_options(options: Mapping[str, Any], declared: Mapping[str, str], methods: Iterable[str]) -> dict[str, Any]:

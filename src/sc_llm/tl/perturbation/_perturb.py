@@ -17,7 +17,7 @@ from ...core.sentences.absent import check_absent
 from ..decoding._fit import fit_decoder_arrays, resolve_decoder
 from ._inputs import cell_types, condition_masks, dense, query_matrix
 from ._methods import PerturbationMethod, PerturbationResult, PerturbationTask, get_method
-from ._options import check_options
+from ._options import check_options, recordable
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -204,7 +204,9 @@ def perturb(
                 "decoder_kind": None if task.decoder is None else task.decoder.kind,
                 "decoder_absent": None if task.decoder is None else task.decoder.absent,
                 # the values used: as checked, and as the method reports them (e.g. `n_comps` a PCA could hold)
-                "options": {**method_kwargs, **{k: v for k, v in result.info.items() if k in method_kwargs}},
+                "options": recordable(
+                    {**method_kwargs, **{k: v for k, v in result.info.items() if k in method_kwargs}}
+                ),
                 "n_train_cells": len(task.train_X),
                 "n_query_cells": len(task.query_X),
             }
