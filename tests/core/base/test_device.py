@@ -33,7 +33,12 @@ def test_sc_llm_cpu_bf16_overrides_what_the_cpu_is_read_to_have():
         "print(out)"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    expected = [False, True, True, "SC_LLM_CPU_BF16='yes': set it to 0 (no native bf16: fp32 defaults) or 1, or unset it."]
+    expected = [
+        False,
+        True,
+        True,
+        "SC_LLM_CPU_BF16='yes': set it to 0 (no native bf16: fp32 defaults) or 1, or unset it.",
+    ]
     assert done.stdout.strip() == repr(expected)
 
 
