@@ -63,7 +63,7 @@ def test_control_pairs_add_the_control_cells_as_identity_examples(kang_small):
     per_type = obs.loc[(obs["condition"] == "stimulated") & obs["cell_type"].isin(stim_types & ctrl_types), "cell_type"]
     # 10 % of every type's perturbed cells are held out as validation pairs, never trained on
     n_pert = sum(n - round(0.1 * n) for n in per_type.value_counts() if n)
-    fast = {**SMALL, "max_steps": 1, "test_size": 0.1}
+    fast = {**SMALL, "max_steps": 1, "validation_fraction": 0.1}
     del fast["epochs"]
     n_train, n_val = {}, {}
     for flag in (True, False):

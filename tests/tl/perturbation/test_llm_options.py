@@ -100,7 +100,7 @@ def test_sampling_chosen_on_validation_and_length_control(train, tmp_path):
     assert all(len(s.split()) == 8 for s in exact.obs["cell_sentence"])
     assert exact.uns["perturb"]["params"]["options"]["top_k"] == 5
     with pytest.raises(ValueError, match="validation pairs"):
-        sl.tl.perturb(train, **KW, method="llm", model=str(tmp_path / "m"), tune_sampling=True, test_size=0.0)
+        sl.tl.perturb(train, **KW, method="llm", model=str(tmp_path / "m"), tune_sampling=True, validation_fraction=0.0)
     with pytest.raises(ValueError, match="`decode` must be one of"):
         sl.tl.perturb(train, **KW, method="llm", model=str(tmp_path / "m"), decode="sideways")
 

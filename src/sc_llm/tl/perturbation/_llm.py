@@ -20,7 +20,7 @@ Options (keyword arguments of ``sl.tl.perturb``):
   tokens, e.g. embeddings of gene descriptions: rows in the genes' order, or a DataFrame indexed by gene name);
 - training: ``epochs``, ``max_steps``, ``lr``, ``batch_size``, ``warmup_steps``, ``lr_schedule``,
   ``weight_decay``, ``patience`` / ``eval_every`` (validation every this many steps, early stopping; the best
-  weights are kept), ``test_size`` (share of each cell type's training perturbed cells held out as validation
+  weights are kept), ``validation_fraction`` (share of each cell type's training perturbed cells held out as validation
   pairs, default 0.1), ``cpu_threads``, ``gradient_accumulation_steps``, ``control_pairs`` (default True: also
   train on identity examples of the control cells, so the model learns the held-out types' control cells);
 - ensembles: ``n_models`` (seed ensemble, default 1; member ``i`` is seeded ``seed + 1000 i``) and
@@ -141,7 +141,7 @@ def choose_sampling(members, task: PerturbationTask, split: Split, decoder: _Dec
     from ...metrics._perturbation_scores import pca_space
 
     if len(split.val_perturbed) < 3:
-        msg = "`tune_sampling=True` needs at least 3 validation pairs: raise `test_size` or give more perturbed cells."
+        msg = "`tune_sampling=True` needs at least 3 validation pairs: raise `validation_fraction` or give more perturbed cells."
         raise ValueError(msg)
     n_genes = int(opts.get("n_genes", 50))
     words = [s.split()[:n_genes] for s in task.sentences("train")]
@@ -205,7 +205,7 @@ def predict_llm(task: PerturbationTask) -> PerturbationResult:
     opts = task.options
     n_genes, decode = int(opts.get("n_genes", 50)), _choice(opts, "decode", DECODES)
     _choice(opts, "ensemble", ENSEMBLES)
-    split = validation_pairs(task, float(opts.get("test_size", 0.1)), task.seed)
+    split = validation_pairs(task, float(opts.get("validation_fraction", 0.1)), task.seed)
     fitted = _members(task, opts, n_genes, split)
     members = [lm for lm, _ in fitted]
     _save([lm for lm, trained in fitted if trained], opts)

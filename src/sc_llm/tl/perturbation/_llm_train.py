@@ -51,13 +51,13 @@ def _types(task: PerturbationTask) -> np.ndarray:
     return task.train_cell_types if task.train_cell_types is not None else np.full(n, "cell", dtype=object)
 
 
-def validation_pairs(task: PerturbationTask, test_size: float, seed: int) -> Split:
-    """Hold out ``test_size`` of every cell type's training perturbed cells, each paired with a control cell."""
+def validation_pairs(task: PerturbationTask, validation_fraction: float, seed: int) -> Split:
+    """Hold out ``validation_fraction`` of every cell type's training perturbed cells, each paired with a control cell."""
     types, pert = _types(task).astype(str), task.train_perturbed
     held = []
     for t in np.unique(types[pert]):
         rows = np.flatnonzero(pert & (types == t))
-        _, val = validation_split(len(rows), test_size, seed)
+        _, val = validation_split(len(rows), validation_fraction, seed)
         held.append(rows[val])
     val = np.sort(np.concatenate(held)) if held else np.zeros(0, dtype=np.int64)
     train = np.setdiff1d(np.arange(len(types)), val)

@@ -143,7 +143,7 @@ LLM_OPTIONS = {
     "lr": "positive",
     "temperature": "positive",
     "weight_decay": "nonnegative",
-    "test_size": "fraction",
+    "validation_fraction": "fraction",
     **dict.fromkeys(("lr_schedule", "decode", "ensemble"), "text"),
     "gene_embeddings": "array",
     "save_model": "path",
