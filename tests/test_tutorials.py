@@ -156,7 +156,9 @@ def test_tutorial_03_cell_language_models_runs(tmp_path, notebook_env):
     table = text[4]
     for method in ("control", "mean_shift", "llm"):
         assert re.search(rf"^{method}\s+-?\d", table, re.M), table
-    assert re.search(r"20 generated CD14\+Mono cells, valid genes 1\.000", text[5])
+    images = [o for o in code[5].outputs if "image/png" in o.get("data", {})]
+    assert images, "the regression plot of the three methods"
+    assert re.search(r"20 generated CD14\+Mono cells, valid genes 1\.000", text[6])
     assert (tmp_path / "kang_cell_lm" / "cell_lm.json").is_file()
 
 

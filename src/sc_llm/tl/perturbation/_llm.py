@@ -141,7 +141,8 @@ def choose_sampling(members, task: PerturbationTask, split: Split, decoder: _Dec
     from ...metrics._perturbation_scores import pca_space
 
     if len(split.val_perturbed) < 3:
-        msg = "`tune_sampling=True` needs at least 3 validation pairs: raise `validation_fraction` or give more perturbed cells."
+        msg = "`tune_sampling=True` needs at least 3 validation pairs: raise `validation_fraction` or give more "
+        msg += "perturbed cells."
         raise ValueError(msg)
     n_genes = int(opts.get("n_genes", 50))
     words = [s.split()[:n_genes] for s in task.sentences("train")]

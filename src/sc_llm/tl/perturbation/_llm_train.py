@@ -52,7 +52,7 @@ def _types(task: PerturbationTask) -> np.ndarray:
 
 
 def validation_pairs(task: PerturbationTask, validation_fraction: float, seed: int) -> Split:
-    """Hold out ``validation_fraction`` of every cell type's training perturbed cells, each paired with a control cell."""
+    """Hold out ``validation_fraction`` of each cell type's training perturbed cells, each paired with a control."""
     types, pert = _types(task).astype(str), task.train_perturbed
     held = []
     for t in np.unique(types[pert]):
