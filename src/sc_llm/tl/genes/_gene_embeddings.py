@@ -236,8 +236,9 @@ def gene_embeddings(
     G = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
     G[has_text] = vectors
     keep = ("model", "revision", "fingerprint", "pooling", "normalize", "max_length", "dtype", "device")
-    params = {k: enc.params().get(k) for k in keep} | {"backend": backend}
-    params |= {k: enc.params()[k] for k in ("base_url", "request_params") if backend == "openai"}
+    described = enc.params()  # once: a local encoder's fingerprint reads the checkpoint's files
+    params = {k: described.get(k) for k in keep} | {"backend": backend}
+    params |= {k: described[k] for k in ("base_url", "request_params") if backend == "openai"}
     params.update(template=template, organism=organism if descriptions is None else None, descriptions=source)
     params.update(gene_symbols=gene_symbols, genes="raw.var" if where == "adata.raw" else "var")
     params.update(n_genes=len(texts), n_with_text=int(has_text.sum()), coverage=float(has_text.mean()), match=match)
