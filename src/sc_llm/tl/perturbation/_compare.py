@@ -179,7 +179,7 @@ def compare_perturbation(
     n_comps
         Principal components in which distribution distances are measured (``None``: all genes).
     calibrate
-        Add the controls and the calibrated scores (see :mod:`sc_llm.tl.perturbation._calibrate`): the
+        Add the controls and the calibrated scores (kernels in :mod:`sc_llm.core.response_scores`): the
         negative controls ``'control'`` and ``'mean_shift'`` (run when not in ``methods``), the positive control
         ``'positive_control'`` (half of the real perturbed cells predicting the other half), and every score
         normalised per fold to 0 at the negative and 1 at the positive control.
