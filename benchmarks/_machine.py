@@ -1,4 +1,5 @@
-"""The one line every benchmark prints first: which CPU (and GPU) it ran on, how loaded, with which libraries.
+"""The one line every benchmark prints first: which CPU (and GPU) it ran on, how loaded, with which libraries;
+and the one timer they share (:func:`best_of`).
 
 Imported by the scripts next to it (``python benchmarks/bench_x.py`` puts this folder on ``sys.path``). It reads
 ``/proc/cpuinfo`` and imports nothing heavy: torch is described only when the benchmark has imported it, so a
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
+import time
 from pathlib import Path
 
 #: instruction-set flags that decide the fast paths (bf16 autocast, vectorised kernels)
@@ -41,3 +43,15 @@ def machine_line() -> str:
         if torch.cuda.is_available():
             parts.append(f"GPU: {torch.cuda.get_device_name(0)}")
     return "; ".join(parts)
+
+
+def best_of(fn, rounds: int, *, warmup: bool = True) -> float:
+    """Best wall time of ``rounds`` calls of ``fn`` (after one untimed call when ``warmup``)."""
+    if warmup:
+        fn()
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)

@@ -21,7 +21,6 @@ import cProfile
 import os
 import pstats
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -30,7 +29,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # the peer draws a progress bar per 
 import anndata as ad
 import numpy as np
 import pandas as pd
-from _machine import machine_line
+from _machine import best_of, machine_line
 from scipy import sparse
 
 
@@ -70,16 +69,6 @@ def same_order_up_to_ties(X: sparse.csr_matrix, names: np.ndarray, ours: list[st
         )
         bad += not ok
     return bad
-
-
-def best_of(fn, rounds: int) -> float:
-    """Best wall time of ``rounds`` calls of ``fn``."""
-    times = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def where_time_goes(adata) -> str:
@@ -131,10 +120,14 @@ def main() -> None:
     sl.pp.cell_sentences(adata[:50].copy())
     generate_sentences(adata[:50].copy(), vocab)
 
-    t_ours = best_of(lambda: sl.pp.cell_sentences(adata), args.rounds)
+    t_ours = best_of(lambda: sl.pp.cell_sentences(adata), args.rounds, warmup=False)
     ours = adata.obs["cell_sentence"].tolist()
     theirs = []
-    t_peer = best_of(lambda: theirs.__setitem__(slice(None), generate_sentences(peer_adata, vocab)), args.rounds)
+
+    def peer() -> None:
+        theirs[:] = generate_sentences(peer_adata, vocab)
+
+    t_peer = best_of(peer, args.rounds, warmup=False)
 
     rate_ours, rate_peer = args.cells / t_ours, n_peer / t_peer
     subset = "" if n_peer == args.cells else f" (timed on the first {n_peer:,} cells)"

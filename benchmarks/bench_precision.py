@@ -35,7 +35,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import numpy as np
-from _machine import machine_line
+from _machine import best_of, machine_line
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ("matmul", "text", "scgpt", "cell_lm", "smollm2", "fusion", "attributions")
@@ -49,17 +49,6 @@ def cpu_line() -> str:
 
     capability = torch.backends.cpu.get_cpu_capability()
     return f"{machine_line()}; torch capability {capability}; native bf16: {cpu_native_bf16()}"
-
-
-def best_of(fn, rounds: int) -> float:
-    """Best wall time of ``rounds`` calls after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
